@@ -1,0 +1,52 @@
+"""A family as a table of points (one row per evaluated policy), with the front and hypervolume.
+
+The CLI's `front` and the dashboard both read families through this module.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .family import Family
+from .pareto import default_reference_point, hypervolume, pareto_mask
+
+
+def front_table(family: Family) -> pd.DataFrame:
+    """Columns: id, kind, w_<obj> per objective, <obj> and <obj>_stderr per objective, kl, steps,
+    wall_time_s, evaluated, on_front. Points without eval.json have NaN scores and are never on the front."""
+    names = family.spec.objective_names
+    rows = []
+    for p in family.points:
+        row = {"id": p.id, "kind": p.kind}
+        for o in names:
+            row[f"w_{o}"] = (p.weights or {}).get(o, np.nan)
+        for o in names:
+            s = (p.eval or {}).get("objectives", {}).get(o, {})
+            row[o], row[f"{o}_stderr"] = s.get("mean", np.nan), s.get("stderr", np.nan)
+        row["kl"] = (p.eval or {}).get("kl", {}).get("mean", np.nan)
+        row["steps"] = p.meta.get("steps")
+        row["wall_time_s"] = p.meta.get("wall_time_s")
+        row["evaluated"] = p.eval is not None
+        rows.append(row)
+    columns = ["id", "kind", *[f"w_{o}" for o in names], *[c for o in names for c in (o, f"{o}_stderr")],
+               "kl", "steps", "wall_time_s", "evaluated"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["on_front"] = False
+    evaluated = table["evaluated"].to_numpy(bool)
+    if evaluated.any():
+        maximize = [o.maximize for o in family.spec.objectives]
+        table.loc[evaluated, "on_front"] = pareto_mask(table.loc[evaluated, names].to_numpy(float), maximize)
+    return table
+
+
+def table_hypervolume(family: Family, table: pd.DataFrame, reference_point=None,
+                      objectives: list[str] | None = None) -> tuple[float, np.ndarray]:
+    """(hypervolume, reference point) of the evaluated points over the chosen objectives."""
+    objectives = objectives or family.spec.objective_names
+    by_name = {o.name: o for o in family.spec.objectives}
+    maximize = [by_name[o].maximize for o in objectives]
+    pts = table.loc[table["evaluated"].astype(bool), objectives].to_numpy(float)
+    if len(pts) == 0:
+        return 0.0, np.full(len(objectives), np.nan)
+    ref = default_reference_point(pts, maximize) if reference_point is None else np.asarray(reference_point, float)
+    return hypervolume(pts, ref, maximize), ref

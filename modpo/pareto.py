@@ -1,0 +1,88 @@
+"""Pareto fronts, hypervolume and weight grids, as pure functions over arrays.
+
+Objectives each have a direction (maximize or minimize). Non-dominance and hypervolume are
+computed by moocore, which handles any number of objectives.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Sequence
+
+import moocore
+import numpy as np
+
+
+def _check_points(points, maximize: Sequence[bool]) -> np.ndarray:
+    pts = np.asarray(points, dtype=float)
+    if pts.ndim != 2:
+        raise ValueError(f"points must be a 2-D array (N points, n objectives), got shape {pts.shape}")
+    if len(maximize) != pts.shape[1]:
+        raise ValueError(f"maximize has {len(maximize)} entries but points have {pts.shape[1]} objectives")
+    if not np.isfinite(pts).all():
+        raise ValueError("points contain NaN or inf; drop unevaluated adapters before computing the front")
+    return pts
+
+
+def pareto_mask(points, maximize: Sequence[bool]) -> np.ndarray:
+    """Non-dominated mask. points: (N, n); maximize: n directions. Returns bool (N,).
+
+    A point is on the front when no other point is at least as good on every objective and
+    strictly better on one. Duplicates of a front point are all on the front (neither dominates).
+    """
+    pts = _check_points(points, maximize)
+    if len(pts) == 0:
+        return np.zeros(0, dtype=bool)
+    return np.asarray(moocore.is_nondominated(pts, maximise=list(maximize), keep_weakly=True), dtype=bool)
+
+
+def hypervolume(points, reference_point, maximize: Sequence[bool]) -> float:
+    """Volume of objective space dominated by points and bounded by reference_point.
+
+    points: (N, n); reference_point: (n,) a point worse than every point of interest on every
+    objective (points not strictly better than it contribute nothing). Returns a float >= 0.
+    """
+    pts = _check_points(points, maximize)
+    ref = np.asarray(reference_point, dtype=float)
+    if ref.shape != (pts.shape[1],) or not np.isfinite(ref).all():
+        raise ValueError(f"reference_point must be {pts.shape[1]} finite numbers, got {reference_point!r}")
+    if len(pts) == 0:
+        return 0.0
+    return float(moocore.hypervolume(pts, ref=ref, maximise=list(maximize)))
+
+
+def default_reference_point(points, maximize: Sequence[bool], pad: float = 0.1) -> np.ndarray:
+    """A reference point just worse than the worst point on each objective (pad * range beyond it)."""
+    pts = _check_points(points, maximize)
+    lo, hi = pts.min(0), pts.max(0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return np.where(np.asarray(maximize), lo - pad * span, hi + pad * span)
+
+
+def front_order(points, mask: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Indices of the front points sorted along one objective, for drawing the front as a line."""
+    pts = np.asarray(points, dtype=float)
+    idx = np.flatnonzero(mask)
+    return idx[np.argsort(pts[idx, axis], kind="stable")]
+
+
+def weight_grid(n_objectives: int, step: float = 0.1, interior: bool = True) -> list[tuple[float, ...]]:
+    """All weightings on the simplex with entries in multiples of step.
+
+    interior=True keeps only weightings with every entry > 0 (the MODPO points between the
+    single-objective ends). Weights are rounded to 10 decimals so they print and compare cleanly.
+    """
+    if n_objectives < 1:
+        raise ValueError(f"n_objectives must be >= 1, got {n_objectives}")
+    k = round(1 / step)
+    if not (0 < step <= 1) or abs(k * step - 1) > 1e-9:
+        raise ValueError(f"step must divide 1 into whole parts (e.g. 0.1, 0.25), got {step}")
+    grid = []
+    for parts in itertools.product(range(k + 1), repeat=n_objectives - 1):
+        last = k - sum(parts)
+        if last < 0:
+            continue
+        counts = (*parts, last)
+        if interior and min(counts) == 0:
+            continue
+        grid.append(tuple(round(c / k, 10) for c in counts))
+    return sorted(grid, reverse=True)

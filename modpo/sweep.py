@@ -1,0 +1,195 @@
+"""Training a family: margin models, the precompute, one adapter per weighting, evaluation.
+
+Each adapter is trained into jobs/<id>/adapter and renamed into adapters/<id> only when complete,
+so a killed run leaves nothing half-written in the family, and a re-run skips what is done.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+from . import family as fam
+from .data import PreferenceDataset, tokenize_pairs, write_jsonl
+from .evaluate import EvalSettings, evaluate_points
+from .generate import BASE
+from .loss import check_weights
+from .margins import MarginSpec, margin_summary, precompute_columns
+from .models import attach_adapters, peft_name
+from .train import TrainConfig, train_adapter
+
+
+def weights_id(weights) -> str:
+    """Adapter id of a weighting in family order, e.g. (0.7, 0.3) -> 'w-0.70-0.30'."""
+    return "w-" + "-".join(f"{float(w):.2f}" for w in weights)
+
+
+def margin_adapter_id(objective: str) -> str:
+    return f"dpo-{objective}"
+
+
+def versions() -> dict:
+    import peft
+    import torch
+    import transformers
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "peft": peft.__version__}
+
+
+def target_first(spec: fam.FamilySpec, weights) -> list[float]:
+    """Family-order weights -> the loss's order: target first, then the margin objectives in family order."""
+    w = [float(x) for x in weights]
+    if len(w) != len(spec.objectives):
+        raise ValueError(f"weights has {len(w)} entries but the family has {len(spec.objectives)} objectives "
+                         f"{spec.objective_names}; give one weight per objective in that order")
+    k = spec.target_index
+    ordered = [w[k]] + [x for i, x in enumerate(w) if i != k]
+    check_weights(ordered)
+    return ordered
+
+
+def margin_specs(spec: fam.FamilySpec) -> list[MarginSpec]:
+    out = []
+    for o in spec.objectives:
+        if o.name == spec.target:
+            continue
+        if o.name not in spec.margins:
+            raise ValueError(f"family {spec.name!r} has no margin for objective {o.name!r}; "
+                             "add {'kind': 'implicit'|'explicit', ...} under 'margins' in family.json")
+        out.append(MarginSpec.from_json(o.name, spec.margins[o.name], o.maximize))
+    return out
+
+
+def prepare_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset, objective: str,
+                  margins: list[MarginSpec], max_length: int, batch_size: int = 8, progress: bool = True) -> list[dict]:
+    """Tokenize D_objective and precompute its reference and margin columns, once; cached in data/.
+
+    Returns a datasets.Dataset of pairs with the stored columns (the same rows every weighting reads).
+    """
+    key = {"objective": objective, "max_length": max_length, "beta": spec.beta,
+           "margins": [vars(m) for m in margins], "n_rows": len(dataset.rows)}
+    cached = fam.read_pairs(root, objective)
+    if cached is not None and all(cached[0].get(k) == v for k, v in json.loads(json.dumps(key)).items()):
+        return cached[1]
+    pairs = dataset.pairs(objective)
+    examples, dropped = tokenize_pairs(pairs, tokenizer, max_length)
+    if not examples:
+        raise ValueError(f"all {len(pairs)} pairs for {objective!r} are longer than max_length={max_length} "
+                         "tokens (or none is labelled); raise --max-length")
+    texts = {p.row: p for p in pairs}
+    for ex in examples:
+        p = texts[ex["row"]]
+        ex.update(prompt=p.prompt, chosen=p.chosen, rejected=p.rejected)
+    examples = precompute_columns(model, examples, tokenizer.pad_token_id, margins, spec.beta, batch_size, progress)
+    fam.write_pairs(root, objective, {**key, "dropped": dropped, "kept": len(examples),
+                                      **margin_summary(examples)}, examples)
+    return fam.read_pairs(root, objective)[1]
+
+
+def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights, cfg: TrainConfig, point_id: str,
+                kind: str = "modpo", job_id: str | None = None, extra_meta: dict | None = None):
+    """Train one adapter through a job folder and publish it. Returns (meta, model)."""
+    job_id = job_id or point_id
+    fam.remove_partial(root, job_id)
+    status = fam.write_status(root, job_id, state="running", kind=kind, adapter=point_id, step=0,
+                              created=time.strftime("%Y-%m-%dT%H:%M:%S"), started=time.time())
+    out = fam.job_dir(root, job_id) / "adapter"
+
+    def report(step, total, curve):
+        fam.write_status(root, job_id, step=step, total_steps=total, loss_curve=curve)
+
+    try:
+        ordered = [1.0] if kind == "dpo-margin" else target_first(spec, weights)
+        record, model = train_adapter(model, train_examples, ordered, cfg, out, peft_name(point_id), report,
+                                      work_dir=fam.job_dir(root, job_id) / "trainer")
+        meta = {"id": point_id, "kind": kind, "base_model": spec.base_model,
+                "weights": None if kind == "dpo-margin" else dict(zip(spec.objective_names, map(float, weights))),
+                "objective": spec.target if kind != "dpo-margin" else extra_meta.get("objective"),
+                "seed": cfg.seed, **record, "versions": versions(), **(extra_meta or {})}
+        fam.write_meta(out, meta)
+        fam.publish_adapter(root, job_id, point_id)
+        fam.write_status(root, job_id, state="done", finished=time.time(), step=record["steps"])
+    except BaseException as e:
+        fam.remove_partial(root, job_id)
+        fam.write_status(root, job_id, state="failed", error=f"{type(e).__name__}: {e}", finished=time.time())
+        raise
+    return meta, model
+
+
+def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset,
+              grid: list[tuple[float, ...]], cfg: TrainConfig, eval_prompts: list[str] | None,
+              eval_settings: EvalSettings = EvalSettings(), margin_cfg: TrainConfig | None = None,
+              log=print) -> dict:
+    """Train (and evaluate) the whole family; finished adapters are skipped. Returns stage wall times."""
+    root = Path(root)
+    fam.write_family(root, spec)
+    if not (root / "data" / "preferences.jsonl").exists():
+        write_jsonl(dataset, root / "data" / "preferences.jsonl")
+    times = {}
+    # 1. Margin models: DPO on each implicit-margin objective.
+    for m in margin_specs(spec):
+        if m.kind != "implicit":
+            continue
+        point_id = m.adapter
+        if fam.adapter_dir(root, point_id).exists():
+            log(f"[skip] {point_id} exists")
+        else:
+            t = time.perf_counter()
+            pairs = prepare_pairs(root, spec, model, tokenizer, dataset, m.objective, [], cfg.max_length)
+            _, model = train_point(root, spec, model, pairs, None, margin_cfg or cfg, point_id, "dpo-margin",
+                                   extra_meta={"objective": m.objective})
+            model.delete_adapter(peft_name(point_id))
+            times[f"margin {m.objective}"] = time.perf_counter() - t
+            log(f"[done] {point_id} in {times[f'margin {m.objective}']:.0f}s")
+        model = attach_adapters(model, {peft_name(point_id): fam.adapter_dir(root, point_id)})
+    # 2. The precompute for the target objective's pairs, shared by every weighting.
+    t = time.perf_counter()
+    pairs = prepare_pairs(root, spec, model, tokenizer, dataset, spec.target, margin_specs(spec), cfg.max_length)
+    times["precompute"] = time.perf_counter() - t
+    # 3. The DPO endpoint on the target, then the interior weightings.
+    endpoint = tuple(1.0 if o.name == spec.target else 0.0 for o in spec.objectives)
+    for weights in [endpoint] + [tuple(w) for w in grid if tuple(w) != endpoint]:
+        point_id = weights_id(weights)
+        if fam.adapter_dir(root, point_id).exists():
+            log(f"[skip] {point_id} exists")
+            continue
+        t = time.perf_counter()
+        _, model = train_point(root, spec, model, pairs, weights, cfg, point_id)
+        model.delete_adapter(peft_name(point_id))
+        times[f"train {point_id}"] = time.perf_counter() - t
+        log(f"[done] {point_id} in {times[f'train {point_id}']:.0f}s")
+    fam.write_family(root, spec)
+    # 4. Evaluation of everything not yet evaluated.
+    if eval_prompts:
+        t = time.perf_counter()
+        evaluate_missing(root, model, tokenizer, eval_prompts, eval_settings, log)
+        times["evaluate"] = time.perf_counter() - t
+    return times
+
+
+def evaluate_missing(root: Path, model, tokenizer, prompts: list[str], settings: EvalSettings,
+                     log=print, force: bool = False) -> list[str]:
+    """Evaluate the base model and every adapter lacking eval.json (or all, with force)."""
+    family = fam.load_family(root)
+    spec = family.spec
+    if not (root / "base" / "meta.json").exists():
+        fam.write_meta(root / "base", {"id": "base", "kind": "base", "base_model": spec.base_model})
+        family = fam.load_family(root)
+    todo = [p for p in family.points if force or p.eval is None]
+    if not todo:
+        return []
+    adapters = {peft_name(p.id): p.path for p in todo if p.kind != "base"}
+    model = attach_adapters(model, adapters)
+    names = {p.id: (BASE if p.kind == "base" else peft_name(p.id)) for p in todo}
+    log(f"evaluating {len(todo)} policies on {len(prompts)} prompts")
+    results = evaluate_points(model, tokenizer, spec, prompts, names, settings)
+    for p in todo:
+        fam.write_eval(p.path, results[p.id])
+    fam.write_data_file(root, "eval_prompts.json", {"prompts": prompts})
+    return [p.id for p in todo]
+
+
+def read_eval_prompts(root: Path) -> list[str] | None:
+    path = Path(root) / "data" / "eval_prompts.json"
+    return fam.read_json(path, {"prompts": list})["prompts"] if path.exists() else None

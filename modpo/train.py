@@ -1,0 +1,174 @@
+"""DPO / MODPO training of one fresh LoRA adapter on transformers.Trainer.
+
+The Trainer owns the loop, so the same code runs on one CPU, one GPU, or under
+`accelerate launch` (DDP / FSDP / DeepSpeed). The reference and margin columns are precomputed
+(margins.py): a step is one policy forward over chosen + rejected and one backward.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from .data import PairCollator
+from .loss import check_weights, modpo_loss, sequence_logps
+
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass
+class TrainConfig:
+    beta: float = 0.1                      # KL strength; the paper's default
+    lora_r: int = 64                       # LoRA rank; the paper uses 64
+    lora_alpha: float = 1.0                # LoRA alpha; the paper uses 1 (scale alpha / r)
+    lora_dropout: float = 0.0              # dropout on the LoRA input
+    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES  # attention projections
+    learning_rate: float = 5e-4            # the paper's default
+    epochs: float = 3.0                    # passes over the pairs (ignored when max_steps > 0)
+    max_steps: int = -1                    # > 0: stop after this many optimizer steps
+    batch_size: int = 8                    # pairs per device per step
+    grad_accum: int = 1                    # steps of gradient accumulation
+    warmup_ratio: float = 0.1              # linear warm-up share of the steps
+    max_length: int = 512                  # pairs longer than this (tokens) are dropped, not truncated
+    seed: int = 0                          # seeds LoRA init, data order and dropout
+    logging_steps: int = 1                 # loss is logged every this many steps
+    bf16: bool = False                     # bf16 autocast (GPU)
+
+    def __post_init__(self):
+        self.target_modules = tuple(self.target_modules)
+        checks = [
+            (math.isfinite(self.beta) and self.beta > 0, f"beta must be > 0, got {self.beta}"),
+            (self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}"),
+            (self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}"),
+            (0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}"),
+            (0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), got {self.learning_rate}"),
+            (self.epochs > 0 or self.max_steps > 0, "give epochs > 0 or max_steps > 0"),
+            (self.max_steps == -1 or self.max_steps >= 1, f"max_steps must be >= 1 (or -1 for epochs), got {self.max_steps}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.grad_accum >= 1, f"grad_accum must be >= 1, got {self.grad_accum}"),
+            (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}"),
+            (self.max_length >= 8, f"max_length must be >= 8 tokens, got {self.max_length}"),
+            (bool(self.target_modules), "target_modules must name at least one module"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "target_modules": list(self.target_modules)}
+
+
+def lora_config(cfg: TrainConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
+
+
+class ModpoTrainer(Trainer):
+    """Trainer whose loss is MODPO Eq. 7 on precomputed reference and margin columns."""
+
+    def __init__(self, *args, weights, beta: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weights = check_weights(weights)  # target first
+        self.beta = beta
+        self._reward_stats: list[torch.Tensor] = []
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits  # (2B, T, V)
+        logps = sequence_logps(logits, inputs["labels"])  # (2B,)
+        n = logps.shape[0] // 2
+        policy_chosen_logps, policy_rejected_logps = logps[:n], logps[n:]
+        losses = modpo_loss(policy_chosen_logps, policy_rejected_logps,
+                            inputs["reference_chosen_logps"], inputs["reference_rejected_logps"],
+                            inputs["margin_chosen_rewards"], inputs["margin_rejected_rewards"],
+                            self.weights, self.beta)  # (B,)
+        with torch.no_grad():
+            chosen_rewards = self.beta * (policy_chosen_logps - inputs["reference_chosen_logps"])
+            rejected_rewards = self.beta * (policy_rejected_logps - inputs["reference_rejected_logps"])
+            self._reward_stats.append((chosen_rewards > rejected_rewards).float().mean().detach())
+        loss = losses.mean()
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+    def log(self, logs: dict, *args, **kwargs):
+        if self._reward_stats and "loss" in logs:
+            logs["reward_accuracy"] = round(float(torch.stack(self._reward_stats).mean()), 4)
+            self._reward_stats.clear()
+        super().log(logs, *args, **kwargs)
+
+
+class ProgressCallback(TrainerCallback):
+    """Calls report(step, total, loss_curve) after every logged step (job status files, progress bars)."""
+
+    def __init__(self, report):
+        self.report = report
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        curve = [[h["step"], h["loss"]] for h in state.log_history if "loss" in h]
+        self.report(state.global_step, state.max_steps, curve)
+
+
+def train_adapter(model, train_examples, weights, cfg: TrainConfig, output_dir: Path, adapter_name: str,
+                  report=None, work_dir: Path | None = None) -> tuple[dict, object]:
+    """Train a fresh LoRA adapter `adapter_name` on model and save it (peft format) to output_dir.
+
+    model: the base model, or a PeftModel already holding other adapters (they stay frozen).
+    train_examples: list or datasets.Dataset of pairs with precomputed columns (margins.py).
+    weights: target objective first, on the simplex; (1,) is plain DPO.
+    adapter_name: the name inside the PeftModel (no dots: torch module names cannot hold them).
+    Returns (record for meta.json: steps, loss curve, wall time, config; the PeftModel).
+    """
+    from peft import get_peft_model
+    from transformers import set_seed
+
+    w = check_weights(weights)
+    if len(train_examples) == 0:
+        raise ValueError("no training pairs left (all dropped as too long, or none labelled); "
+                         "raise max_length or check the data")
+    n_margins = len(train_examples[0]["margin_chosen_rewards"])
+    if n_margins != len(w) - 1:
+        raise ValueError(f"weights has {len(w)} entries but the data carries {n_margins} margin columns; "
+                         "recompute the margins for this family's objectives")
+    set_seed(cfg.seed)  # LoRA A is initialised from the global RNG
+    if hasattr(model, "peft_config"):
+        model.add_adapter(adapter_name, lora_config(cfg))
+        model.set_adapter(adapter_name)
+    else:
+        model = get_peft_model(model, lora_config(cfg), adapter_name=adapter_name)
+    for name, param in model.named_parameters():  # only this run's adapter trains
+        param.requires_grad = f".{adapter_name}." in name and "lora_" in name
+    args = TrainingArguments(
+        output_dir=str(work_dir or Path(output_dir).parent / "trainer"), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_ratio=cfg.warmup_ratio,
+        lr_scheduler_type="linear", logging_steps=cfg.logging_steps, save_strategy="no", report_to=[],
+        remove_unused_columns=False, seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16,
+        disable_tqdm=report is not None, dataloader_num_workers=0)
+    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    trainer = ModpoTrainer(model=model, args=args, train_dataset=train_examples, data_collator=PairCollator(pad_id),
+                           weights=w.tolist(), beta=cfg.beta,
+                           callbacks=[ProgressCallback(report)] if report else None)
+    start = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - start
+    if trainer.is_world_process_zero():
+        model.save_pretrained(str(output_dir), selected_adapters=[adapter_name], safe_serialization=True)
+        _flatten_adapter_dir(Path(output_dir), adapter_name)
+    history = trainer.state.log_history
+    return {"steps": trainer.state.global_step, "wall_time_s": round(wall, 2),
+            "loss_curve": [[h["step"], h["loss"]] for h in history if "loss" in h],
+            "reward_accuracy": [[h["step"], h["reward_accuracy"]] for h in history if "reward_accuracy" in h],
+            "train_pairs": len(train_examples), "config": cfg.to_json()}, model
+
+
+def _flatten_adapter_dir(output_dir: Path, adapter_name: str) -> None:
+    """peft saves a non-default adapter under <dir>/<name>/; move it up so the folder loads as is."""
+    nested = output_dir / adapter_name
+    if nested.is_dir() and not (output_dir / "adapter_config.json").exists():
+        for f in nested.iterdir():
+            f.replace(output_dir / f.name)
+        nested.rmdir()

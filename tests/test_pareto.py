@@ -1,0 +1,81 @@
+"""modpo/pareto.py: known fronts, ties and duplicates, mixed directions, 2 and 3 objectives."""
+import numpy as np
+import pytest
+
+from modpo.pareto import default_reference_point, front_order, hypervolume, pareto_mask, weight_grid
+
+
+def test_known_front_two_objectives_maximize():
+    pts = [[1, 5], [2, 4], [3, 3], [2, 2], [0, 0], [3, 1]]
+    assert pareto_mask(pts, [True, True]).tolist() == [True, True, True, False, False, False]
+
+
+def test_minimize_flips_the_front():
+    pts = [[1, 5], [2, 4], [3, 3], [2, 2], [0, 0]]
+    assert pareto_mask(pts, [False, False]).tolist() == [False, False, False, False, True]
+
+
+def test_mixed_directions():
+    # maximize quality, minimize length
+    pts = [[0.9, 100], [0.8, 50], [0.85, 120], [0.5, 10], [0.4, 20]]
+    assert pareto_mask(pts, [True, False]).tolist() == [True, True, False, True, False]
+
+
+def test_ties_and_duplicates():
+    pts = [[1, 2], [1, 2], [2, 1], [1, 1], [2, 1]]
+    # duplicates of a front point are both on the front; [1, 1] is weakly dominated by [1, 2]
+    assert pareto_mask(pts, [True, True]).tolist() == [True, True, True, False, True]
+    # equal on one objective, better on the other: dominated
+    assert pareto_mask([[1, 2], [1, 3]], [True, True]).tolist() == [False, True]
+
+
+def test_three_objectives():
+    pts = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.5, 0.5, 0.5], [0.4, 0.4, 0.4], [1, 1, 0]]
+    assert pareto_mask(pts, [True] * 3).tolist() == [False, False, True, True, False, True]
+
+
+def test_hypervolume_two_objectives_by_hand():
+    # staircase [1,3], [2,2], [3,1] vs ref (0,0): 1*3 + 1*2 + 1*1 = 6
+    assert hypervolume([[1, 3], [2, 2], [3, 1]], [0, 0], [True, True]) == pytest.approx(6.0)
+    # minimization with ref (4, 4): (4-1)*(4-3) + (4-2)*(3-2) + (4-3)*(2-1) = 3 + 2 + 1
+    assert hypervolume([[1, 3], [2, 2], [3, 1]], [4, 4], [False, False]) == pytest.approx(6.0)
+    # mixed: maximize x from ref 0, minimize y from ref 4
+    assert hypervolume([[1, 1], [2, 3]], [0, 4], [True, False]) == pytest.approx(1 * 3 + 1 * 1)
+
+
+def test_hypervolume_ignores_dominated_and_duplicates():
+    base = hypervolume([[1, 3], [3, 1]], [0, 0], [True, True])
+    assert base == pytest.approx(3 + 2 * 1)
+    assert hypervolume([[1, 3], [3, 1], [1, 1], [3, 1]], [0, 0], [True, True]) == pytest.approx(base)
+
+
+def test_hypervolume_three_objectives():
+    # two boxes [0,2]x[0,1]x[0,1] and [0,1]x[0,2]x[0,1] overlap in a unit cube: 2 + 2 - 1
+    assert hypervolume([[2, 1, 1], [1, 2, 1]], [0, 0, 0], [True] * 3) == pytest.approx(3.0)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="2-D"):
+        pareto_mask([1, 2, 3], [True])
+    with pytest.raises(ValueError, match="maximize has 1"):
+        pareto_mask([[1, 2]], [True])
+    with pytest.raises(ValueError, match="NaN"):
+        pareto_mask([[1, np.nan]], [True, True])
+    with pytest.raises(ValueError, match="reference_point"):
+        hypervolume([[1, 2]], [0], [True, True])
+
+
+def test_reference_point_and_order():
+    pts = np.array([[1.0, 3.0], [3.0, 1.0], [2.0, 2.0]])
+    ref = default_reference_point(pts, [True, False])
+    assert ref[0] < 1.0 and ref[1] > 3.0
+    assert front_order(pts, np.array([True, True, False])).tolist() == [0, 1]
+
+
+def test_weight_grid():
+    assert weight_grid(2, 0.25) == [(0.75, 0.25), (0.5, 0.5), (0.25, 0.75)]
+    grid3 = weight_grid(3, 0.25)
+    assert len(grid3) == 3 and all(abs(sum(w) - 1) < 1e-9 and min(w) > 0 for w in grid3)
+    assert len(weight_grid(2, 0.5, interior=False)) == 3
+    with pytest.raises(ValueError, match="divide 1"):
+        weight_grid(2, 0.3)
