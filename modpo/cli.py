@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from . import family as fam
-from .train import TrainConfig
+from .config import TrainConfig
 
 DEFAULT_MODEL = "tiny"
 

@@ -17,7 +17,8 @@ from .generate import BASE
 from .loss import check_weights
 from .margins import MarginSpec, margin_summary, precompute_columns
 from .models import attach_adapters, peft_name
-from .train import TrainConfig, train_adapter
+from .config import TrainConfig
+from .train import train_adapter
 
 
 def weights_id(weights) -> str:

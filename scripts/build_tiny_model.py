@@ -408,7 +408,8 @@ objectives need to have something to move.
 `python scripts/build_tiny_model.py` (seed {seed}, `torch.set_num_threads(1)`, CPU):
 
 1. Generates {n_examples} synthetic (prompt, response) pairs from templates.
-2. Trains a byte-level BPE tokenizer (`tokenizers`, vocab {vocab}) with special
+2. Trains a byte-level BPE tokenizer (`tokenizers`, vocab_size={req_vocab} requested;
+   the corpus only supports {vocab} tokens at min_frequency=2) with special
    tokens `<|endoftext|>` (id {eot_id}), `<|im_start|>` (id {ims_id}), `<|im_end|>` (id {ime_id}).
    Wrapped as `PreTrainedTokenizerFast` with `eos_token="<|im_end|>"`,
    `pad_token="<|endoftext|>"`, `bos_token="<|endoftext|>"`. The bos token is
@@ -424,7 +425,8 @@ objectives need to have something to move.
    `generation_config.json`).
 4. Trained with AdamW (lr {lr}, batch {batch}, {steps} steps, cosine decay) on
    `chat_template(user prompt, add_generation_prompt=True) + response + "<|im_end|>"`,
-   loss on all non-pad tokens. Final training loss (EMA) {loss:.3f}, {seconds:.0f} s.
+   loss on all non-pad tokens (about 85 s on one CPU thread). Final training loss
+   (EMA) {loss:.3f}.
 
 Each assistant turn ends with `<|im_end|>`, so generation stops on eos.
 Rebuild with the script; do not edit these files by hand.
@@ -480,10 +482,10 @@ def main(argv=None) -> int:
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     (out / "README.md").write_text(README.format(
-        seed=args.seed, n_examples=args.n_examples, vocab=len(tokenizer),
+        seed=args.seed, n_examples=args.n_examples, vocab=len(tokenizer), req_vocab=args.vocab_size,
         eot_id=tokenizer.convert_tokens_to_ids(EOT), ims_id=tokenizer.convert_tokens_to_ids(IM_START),
         ime_id=tokenizer.convert_tokens_to_ids(IM_END), n_params=n_params, lr=args.lr,
-        batch=args.batch_size, steps=steps_done, loss=loss, seconds=seconds))
+        batch=args.batch_size, steps=steps_done, loss=loss))
 
     for f in out.iterdir():  # safetensors writes 0600 temp files; make them world-readable
         if f.is_file():

@@ -1,0 +1,52 @@
+"""Training configuration: one validated dataclass, written into each adapter's meta.json.
+
+Kept free of heavy imports so the CLI's --help and the dashboard's forms load fast.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass
+class TrainConfig:
+    beta: float = 0.1                      # KL strength; the paper's default
+    lora_r: int = 64                       # LoRA rank; the paper uses 64
+    lora_alpha: float = 1.0                # LoRA alpha; the paper uses 1 (scale alpha / r)
+    lora_dropout: float = 0.0              # dropout on the LoRA input
+    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES  # attention projections
+    learning_rate: float = 5e-4            # the paper's default
+    epochs: float = 3.0                    # passes over the pairs (ignored when max_steps > 0)
+    max_steps: int = -1                    # > 0: stop after this many optimizer steps
+    batch_size: int = 8                    # pairs per device per step
+    grad_accum: int = 1                    # steps of gradient accumulation
+    warmup_ratio: float = 0.1              # linear warm-up share of the steps (float warmup_steps in transformers 5)
+    max_length: int = 512                  # pairs longer than this (tokens) are dropped, not truncated
+    seed: int = 0                          # seeds LoRA init, data order and dropout
+    logging_steps: int = 1                 # loss is logged every this many steps
+    bf16: bool = False                     # bf16 autocast (GPU)
+
+    def __post_init__(self):
+        self.target_modules = tuple(self.target_modules)
+        checks = [
+            (math.isfinite(self.beta) and self.beta > 0, f"beta must be > 0, got {self.beta}"),
+            (self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}"),
+            (self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}"),
+            (0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}"),
+            (0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), got {self.learning_rate}"),
+            (self.epochs > 0 or self.max_steps > 0, "give epochs > 0 or max_steps > 0"),
+            (self.max_steps == -1 or self.max_steps >= 1, f"max_steps must be >= 1 (or -1 for epochs), got {self.max_steps}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.grad_accum >= 1, f"grad_accum must be >= 1, got {self.grad_accum}"),
+            (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}"),
+            (self.max_length >= 8, f"max_length must be >= 8 tokens, got {self.max_length}"),
+            (bool(self.target_modules), "target_modules must name at least one module"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "target_modules": list(self.target_modules)}
