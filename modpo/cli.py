@@ -148,22 +148,19 @@ def cmd_sweep(a) -> int:
 
 def cmd_train(a) -> int:
     from .models import attach_adapters, load_base, peft_name
-    from .sweep import evaluate_missing, margin_specs, train_point, weights_id
+    from .sweep import evaluate_missing, margin_specs, train_point
+    from .weights import target_first, weights_id
 
     root = Path(a.family)
     family = fam.load_family(root)
     spec = family.spec
     weights = _floats(a.weights)
-    from .sweep import target_first
-    target_first(spec, weights)  # validate before loading anything
+    target_first(spec.objective_names, spec.target, weights)  # validate before loading anything
     stored = fam.read_pairs(root, spec.target)
     if stored is None:
         raise ValueError(f"{root}: no precomputed pairs for {spec.target!r}; run `python -m modpo sweep` first")
     info, pairs = stored
     cfg = train_config(a)
-    if abs(cfg.beta - spec.beta) > 1e-12:
-        raise ValueError(f"--beta {cfg.beta} differs from the family's beta {spec.beta}: the stored margins "
-                         "and reference assume the family's beta")
     point_id = a.id or weights_id(weights)
     if fam.adapter_dir(root, point_id).exists():
         raise ValueError(f"adapter {point_id!r} already exists in {root}; pick another --id or delete it")

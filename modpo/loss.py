@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .weights import validate_weights
+
 IGNORE_INDEX = -100
 
 
@@ -58,23 +60,11 @@ def check_weights(weights, n_objectives: int | None = None) -> torch.Tensor:
     MODPO divides by the target weight (Eq. 7), so weights[0] must be > 0; the weights must lie on
     the simplex (w_i >= 0, sum 1). The w_0 = 0 end of the front is the margin model itself.
     """
-    w = torch.as_tensor(weights, dtype=torch.float64)
-    if w.dim() != 1 or w.numel() < 1:
-        raise ValueError(f"weights must be a 1-D list of per-objective weights, got shape {tuple(w.shape)}")
-    if n_objectives is not None and w.numel() != n_objectives:
-        raise ValueError(f"weights has {w.numel()} entries but there are {n_objectives} objectives; "
-                         "give one weight per objective, target objective first")
-    if not torch.isfinite(w).all():
-        raise ValueError(f"weights must be finite numbers, got {w.tolist()}")
-    if (w < 0).any():
-        raise ValueError(f"weights must be >= 0, got {w.tolist()}")
-    if abs(float(w.sum()) - 1.0) > 1e-6:
-        raise ValueError(f"weights must sum to 1 (a point on the simplex), got sum {float(w.sum()):.6g} "
-                         f"for {w.tolist()}; divide by their sum")
-    if w[0] <= 0:
-        raise ValueError("the target objective's weight (weights[0]) must be > 0: MODPO divides by it. "
-                         "The weights[0] = 0 end of the front is the margin model itself")
-    return w
+    if isinstance(weights, torch.Tensor):
+        if weights.dim() != 1:
+            raise ValueError(f"weights must be a 1-D list of per-objective weights, got shape {tuple(weights.shape)}")
+        weights = weights.tolist()
+    return torch.tensor(validate_weights(weights, n_objectives), dtype=torch.float64)
 
 
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,

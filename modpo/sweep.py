@@ -14,16 +14,11 @@ from . import family as fam
 from .data import PreferenceDataset, tokenize_pairs, write_jsonl
 from .evaluate import EvalSettings, evaluate_points
 from .generate import BASE
-from .loss import check_weights
+from .weights import target_first as _target_first, weights_id  # noqa: F401 (re-exported)
 from .margins import MarginSpec, margin_summary, precompute_columns
 from .models import attach_adapters, peft_name
 from .config import TrainConfig
 from .train import train_adapter
-
-
-def weights_id(weights) -> str:
-    """Adapter id of a weighting in family order, e.g. (0.7, 0.3) -> 'w-0.70-0.30'."""
-    return "w-" + "-".join(f"{float(w):.2f}" for w in weights)
 
 
 def margin_adapter_id(objective: str) -> str:
@@ -39,15 +34,8 @@ def versions() -> dict:
 
 
 def target_first(spec: fam.FamilySpec, weights) -> list[float]:
-    """Family-order weights -> the loss's order: target first, then the margin objectives in family order."""
-    w = [float(x) for x in weights]
-    if len(w) != len(spec.objectives):
-        raise ValueError(f"weights has {len(w)} entries but the family has {len(spec.objectives)} objectives "
-                         f"{spec.objective_names}; give one weight per objective in that order")
-    k = spec.target_index
-    ordered = [w[k]] + [x for i, x in enumerate(w) if i != k]
-    check_weights(ordered)
-    return ordered
+    """Family-order weights -> the loss's order (see weights.target_first)."""
+    return _target_first(spec.objective_names, spec.target, weights)
 
 
 def margin_specs(spec: fam.FamilySpec) -> list[MarginSpec]:

@@ -38,3 +38,21 @@ def spec_explicit():
     from modpo.family import FamilySpec
     return FamilySpec("tinyfam", "tiny", list(OBJECTIVES), "positivity", 0.1,
                       {"brevity": {"kind": "explicit", "scorer": "brevity", "scale": 0.01}})
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory, tiny_prefs):
+    """A checkpoints root holding 'tiny': a real (tiny-model) family with 3 trained, evaluated weightings."""
+    import json
+    from modpo.cli import main
+    from modpo.data import write_jsonl
+    root = tmp_path_factory.mktemp("checkpoints")
+    work = tmp_path_factory.mktemp("work")
+    write_jsonl(tiny_prefs, work / "prefs.jsonl")
+    (work / "eval.json").write_text(json.dumps(TINY_PROMPTS[:6]))
+    assert main(["sweep", "--family", str(root / "tiny"), "--data", str(work / "prefs.jsonl"), "--model", "tiny",
+                 "--objectives", "positivity:maximize:sentiment,brevity:maximize:brevity", "--target", "positivity",
+                 "--margin", "brevity=explicit:0.02", "--weights", "0.7,0.3", "0.3,0.7",
+                 "--lora-r", "8", "--lora-alpha", "16", "--lr", "5e-3", "--steps", "8", "--max-length", "256",
+                 "--max-new-tokens", "24", "--eval-prompts", str(work / "eval.json")]) == 0
+    return root

@@ -1,0 +1,1 @@
+"""The MODPO Explorer dashboard (Streamlit): thin pages over the modpo library."""

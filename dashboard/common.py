@@ -1,0 +1,137 @@
+"""What every page shares: the checkpoints root, the family picker, cached family loading, and the
+one selection of adapter ids that the chart, the table and the compare page all read and write.
+
+Selection logic is pure functions over plain data (tested without Streamlit); the st.* calls
+stay in small render helpers.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from modpo import family as fam
+from modpo.front import front_table
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_FAMILY = "demo"
+
+
+def checkpoints_root() -> Path:
+    return Path(os.environ.get("MODPO_CHECKPOINTS", REPO / "checkpoints")).resolve()
+
+
+def _signature(root: Path) -> tuple:
+    """Changes whenever family.json, an adapter folder or an eval.json changes (cheap: one stat each)."""
+    stamps = [(root / "family.json").stat().st_mtime_ns]
+    for parent in (root / "adapters", root / "base"):
+        if parent.is_dir():
+            stamps.append(parent.stat().st_mtime_ns)
+            for d in os.scandir(parent):
+                if d.is_dir():
+                    stamps.append(d.stat().st_mtime_ns)
+                    e = Path(d.path) / "eval.json"
+                    stamps.append(e.stat().st_mtime_ns if e.exists() else 0)
+    return tuple(stamps)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _load(root: str, signature: tuple):
+    family = fam.load_family(Path(root))
+    return family, front_table(family)
+
+
+def load(root: Path):
+    """(Family, front table), reloaded only when something on disk changed."""
+    return _load(str(root), _signature(root))
+
+
+def pick_family() -> tuple[Path, object, object] | None:
+    """Sidebar family picker; returns (root, family, table) or None after showing why there is none."""
+    base = checkpoints_root()
+    names = fam.list_families(base)
+    if not names:
+        st.info(f"No families under {base}. Build the demo with `python -m modpo demo`, or train one with "
+                "`python -m modpo sweep` (see the README).")
+        return None
+    wanted = st.query_params.get("family") or st.session_state.get("family") or DEFAULT_FAMILY
+    index = names.index(wanted) if wanted in names else 0
+    name = st.sidebar.selectbox("Family", names, index=index, key="family_picker")
+    try:
+        root = fam.inside_root(base, name)
+    except fam.FamilyError as e:
+        st.error(str(e))
+        return None
+    st.session_state["family"] = name
+    st.query_params["family"] = name
+    try:
+        family, table = load(root)
+    except fam.FamilyError as e:
+        st.error(f"Family {name!r} cannot be loaded: {e}")
+        return None
+    for problem in family.errors:
+        st.warning(f"Skipped a broken adapter: {problem}")
+    return root, family, table
+
+
+# ---- selection: one list of adapter ids per family --------------------------------------------------
+
+def ids_from_chart_event(event) -> list[str]:
+    """Adapter ids of the points a plotly selection event holds (click, box or lasso)."""
+    if not event:
+        return []
+    selection = event.get("selection", {}) if isinstance(event, dict) else getattr(event, "selection", {})
+    points = selection.get("points", []) if isinstance(selection, dict) else getattr(selection, "points", [])
+    ids = []
+    for p in points:
+        cd = p.get("customdata")
+        if isinstance(cd, (list, tuple)):
+            cd = cd[0] if cd else None
+        if isinstance(cd, str) and cd not in ids:
+            ids.append(cd)
+    return ids
+
+
+def table_rows(event) -> tuple[int, ...]:
+    if not event:
+        return ()
+    selection = event.get("selection", {}) if isinstance(event, dict) else getattr(event, "selection", {})
+    return tuple(selection.get("rows", []) if isinstance(selection, dict) else getattr(selection, "rows", []))
+
+
+def ids_from_table_event(event, shown_ids: list[str]) -> list[str]:
+    return [shown_ids[r] for r in table_rows(event) if 0 <= r < len(shown_ids)]
+
+
+def apply_event(state: dict, source: str, ids: list[str], fingerprint=None) -> bool:
+    """Replace the selection with ids when source's event is new; returns whether it changed.
+
+    state holds 'selected' (ids) and 'seen' (source -> the ids of its last event), so a rerun that
+    replays an old event does not undo a newer selection made elsewhere. An empty event never
+    clears the selection: plotly and the table send one whenever the figure or data change, and
+    the selection must survive that; the Clear button clears it. fingerprint identifies the raw
+    event (default: the ids); table events pass their row numbers, which keep their old values
+    when the table's rows change and must not be re-read against the new rows.
+    """
+    seen = state.setdefault("seen", {})
+    fingerprint = tuple(ids) if fingerprint is None else fingerprint
+    if not ids or seen.get(source) == fingerprint:
+        seen[source] = fingerprint
+        return False
+    seen[source] = fingerprint
+    if state.get("selected") == list(ids):
+        return False
+    state["selected"] = list(ids)
+    return True
+
+
+def selection_state(family_name: str) -> dict:
+    return st.session_state.setdefault("selection", {}).setdefault(family_name, {"selected": [], "seen": {}})
+
+
+def selected_ids(family_name: str, valid: list[str]) -> list[str]:
+    """The current selection, minus ids no longer in the family."""
+    state = selection_state(family_name)
+    state["selected"] = [i for i in state["selected"] if i in valid]
+    return state["selected"]

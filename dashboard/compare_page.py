@@ -1,0 +1,168 @@
+"""Compare page: what the selected adapters say to one prompt, side by side.
+
+All selected adapters (and the base model) answer in one batched generate call on one base model
+(peft adapter_names per row). Responses are cached by (adapter, prompt, settings); the samples
+saved at evaluation time show at once, before any model loads. Model output is shown as plain
+text, never as HTML or markdown.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from dashboard import common
+from modpo import family as fam
+
+MAX_PROMPT_CHARS = 2000
+EVAL_KEY = "eval"
+
+
+@dataclass
+class ModelService:
+    """One base model per family in memory, shared by every session; generation is serialised."""
+    model: object
+    tokenizer: object
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    responses: dict = field(default_factory=dict)  # (point id, prompt, settings) -> {"text", "scores"}
+
+
+@st.cache_resource(show_spinner="Loading the base model...", max_entries=2)
+def model_service(root: str, base_model: str) -> ModelService:
+    from modpo.models import load_base
+    model, tokenizer = load_base(base_model)
+    return ModelService(model, tokenizer)
+
+
+def generate_missing(service: ModelService, family, points: list, prompt: str, settings) -> int:
+    """Generate, in one batch, the responses of points not yet cached; returns how many were generated."""
+    from modpo.evaluate import score_responses
+    from modpo.generate import BASE, generate
+    from modpo.models import attach_adapters, peft_name
+
+    with service.lock:
+        todo = [p for p in points if (p.id, prompt, settings) not in service.responses]
+        if not todo:
+            return 0
+        service.model = attach_adapters(service.model, {peft_name(p.id): p.path for p in todo if p.kind != "base"})
+        names = [BASE if p.kind == "base" else peft_name(p.id) for p in todo]
+        outputs = generate(service.model, service.tokenizer, [prompt] * len(todo), names, settings)
+        texts = [o["text"] for o in outputs]
+        scores = score_responses(family.spec, [prompt] * len(todo), texts)
+        for i, p in enumerate(todo):
+            service.responses[(p.id, prompt, settings)] = {
+                "text": texts[i], "scores": {k: float(v[i]) for k, v in scores.items()}}
+        return len(todo)
+
+
+def order_points(family, ids: list[str]) -> list:
+    """Base model first, then by the target objective's weight, highest first."""
+    target = family.spec.target
+    points = [family.point(i) for i in ids]
+    return sorted(points, key=lambda p: (p.kind != "base", -((p.weights or {}).get(target, 2.0)), p.id))
+
+
+def saved_sample(point, prompt: str, settings) -> dict | None:
+    """The response saved at evaluation, when it was made with these settings."""
+    if not point.eval:
+        return None
+    ev = point.eval.get("settings", {})
+    if (ev.get("max_new_tokens"), ev.get("temperature"), ev.get("seed")) != \
+            (settings.max_new_tokens, settings.temperature, settings.seed if settings.temperature > 0 else ev.get("seed")):
+        return None
+    for s in point.eval.get("samples", []):
+        if s["prompt"] == prompt:
+            return {"text": s["response"], "scores": s["scores"]}
+    return None
+
+
+def eval_max_new_tokens(family, default: int = 64) -> int:
+    """The evaluation's response cap, so the saved samples match the page's default settings."""
+    for p in family.points:
+        if p.eval and "settings" in p.eval:
+            return int(p.eval["settings"].get("max_new_tokens", default))
+    return default
+
+
+def render_settings(family):
+    from modpo.generate import GenerationSettings
+    c1, c2, c3 = st.columns(3)
+    max_new = c1.slider("Max new tokens", 1, 256, min(256, eval_max_new_tokens(family)), key="max_new_tokens",
+                        help="the default is the evaluation's, so the saved samples show at once")
+    mode = c2.radio("Decoding", ["greedy", "sample"], horizontal=True, key="decoding")
+    temperature = c3.slider("Temperature", 0.1, 2.0, 0.8, key="temperature", disabled=mode == "greedy")
+    seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="seed", disabled=mode == "greedy")
+    return GenerationSettings(max_new, 0.0 if mode == "greedy" else float(temperature), 1.0, int(seed) if mode == "sample" else 0)
+
+
+def render_prompt(root) -> str | None:
+    from modpo.sweep import read_eval_prompts
+    held_out = read_eval_prompts(root) or []
+    source = st.radio("Prompt", ["held-out set", "type your own"], horizontal=True, key="prompt_source",
+                      index=0 if held_out else 1)
+    if source == "held-out set" and held_out:
+        return st.selectbox("Held-out prompt", held_out, key="held_out_prompt")
+    text = st.text_area("Your prompt", key="own_prompt", height=100,
+                        help=f"at most {MAX_PROMPT_CHARS} characters")
+    if len(text) > MAX_PROMPT_CHARS:
+        st.error(f"The prompt is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}. Shorten it.")
+        return None
+    if not text.strip():
+        st.info("Type a prompt to compare the adapters on it.")
+        return None
+    return text
+
+
+def render_columns(family, points, prompt, settings, service: ModelService | None) -> int:
+    """One column per point; returns how many responses are still missing."""
+    missing = 0
+    cols = st.columns(len(points))
+    for col, p in zip(cols, points):
+        with col:
+            st.markdown(f"**{p.id}**")
+            if p.weights:
+                st.caption(", ".join(f"{k} {v:.2f}" for k, v in p.weights.items()))
+            else:
+                st.caption(p.kind)
+            cached = service.responses.get((p.id, prompt, settings)) if service else None
+            response = cached or saved_sample(p, prompt, settings)
+            if response is None:
+                missing += 1
+                st.caption("not generated yet")
+                continue
+            st.text(response["text"])  # plain text: model output is never rendered as markup
+            st.caption(" · ".join(f"{k} {v:.3g}" for k, v in response["scores"].items())
+                       + ("" if cached else " · saved at evaluation"))
+    return missing
+
+
+def render() -> None:
+    st.title("Compare generations")
+    picked = common.pick_family()
+    if picked is None:
+        return
+    root, family, table = picked
+    ids = table["id"].tolist()
+    state = common.selection_state(family.spec.name)
+    chosen = st.multiselect("Adapters", ids, default=common.selected_ids(family.spec.name, ids), key="compare_ids",
+                            help="the same selection as the Front page")
+    if chosen != state["selected"]:
+        state["selected"] = list(chosen)
+    if not chosen:
+        st.info("Select adapters on the Front page (click, box or lasso) or above.")
+        return
+    points = order_points(family, ["base"] + [i for i in chosen if i != "base"] if "base" in ids else chosen)
+    prompt = render_prompt(root)
+    settings = render_settings(family)
+    if prompt is None:
+        return
+    service = st.session_state.get("_service_" + str(root))
+    if st.button("Generate", type="primary", key="generate"):
+        service = model_service(str(root), family.spec.base_model)
+        st.session_state["_service_" + str(root)] = service
+        with st.spinner(f"Generating for {len(points)} policies in one batch..."):
+            generate_missing(service, family, points, prompt, settings)
+    missing = render_columns(family, points, prompt, settings, service)
+    if missing:
+        st.caption(f"{missing} response(s) not generated for these settings yet: press Generate.")

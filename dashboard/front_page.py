@@ -1,0 +1,153 @@
+"""Front page: the trade-off between objectives, the front, hypervolume, and the shared selection.
+
+No model is loaded here: everything comes from the family's JSON files.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from dashboard import common
+from modpo import family as fam
+from modpo.front import table_hypervolume
+from modpo.plots import front_figure
+
+CHART_KEY = "front_chart"
+TABLE_KEY = "front_table"
+
+
+def new_point_ids(root) -> list[str]:
+    """Adapters made by jobs launched from the dashboard: marked as new on the front."""
+    return [j["adapter"] for j in fam.list_jobs(root) if j.get("state") == "done" and j.get("command")]
+
+
+def filter_table(table: pd.DataFrame, bounds: dict[str, tuple[float, float]], front_only: bool) -> pd.DataFrame:
+    keep = table["evaluated"].astype(bool)
+    for name, (lo, hi) in bounds.items():
+        keep &= table[name].between(lo, hi)
+    if front_only:
+        keep &= table["on_front"].astype(bool)
+    return table[keep]
+
+
+def display_table(table: pd.DataFrame, objectives: list[str], selected: list[str]) -> pd.DataFrame:
+    cols = {"id": table["id"], "kind": table["kind"]}
+    cols["weights"] = [", ".join(f"{row[f'w_{o}']:.2f}" for o in objectives) if pd.notna(row[f"w_{objectives[0]}"])
+                       else "" for _, row in table.iterrows()]
+    for o in objectives:
+        cols[o] = table[o]
+        cols[f"± {o}"] = table[f"{o}_stderr"]
+    cols["KL"] = table["kl"]
+    cols["steps"] = table["steps"]
+    cols["on front"] = table["on_front"]
+    cols["selected"] = table["id"].isin(selected)
+    return pd.DataFrame(cols).reset_index(drop=True)
+
+
+def render_filters(table: pd.DataFrame, family) -> tuple[dict, bool]:
+    bounds = {}
+    with st.sidebar.expander("Filters", expanded=False):
+        front_only = st.toggle("Front only", key="front_only")
+        for o in family.spec.objectives:
+            values = table.loc[table["evaluated"].astype(bool), o.name].to_numpy(float)
+            if len(values) == 0:
+                continue
+            lo, hi = float(values.min()), float(values.max())
+            if hi > lo:
+                bounds[o.name] = st.slider(f"{o.name} range", lo, hi, (lo, hi), key=f"filter_{o.name}")
+    return bounds, front_only
+
+
+def render_hypervolume(family, table: pd.DataFrame, objectives: list[str]) -> None:
+    evaluated = table[table["evaluated"].astype(bool)]
+    if evaluated.empty:
+        return
+    _, default_ref = table_hypervolume(family, evaluated, objectives=objectives)
+    cols = st.columns(len(objectives) + 1)
+    ref = []
+    for c, o, r in zip(cols, objectives, default_ref):
+        ref.append(c.number_input(f"reference {o}", value=float(np.round(r, 4)), format="%.4f", key=f"ref_{o}"))
+    try:
+        hv, _ = table_hypervolume(family, evaluated, reference_point=ref, objectives=objectives)
+        cols[-1].metric("Hypervolume", f"{hv:.4g}", help="Volume of objective space dominated by the evaluated "
+                        "points and bounded by the reference point (moocore)")
+    except ValueError as e:
+        cols[-1].error(str(e))
+
+
+def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: str, y: str) -> None:
+    name = family.spec.name
+    state = common.selection_state(name)
+    maximize = {o.name: o.maximize for o in family.spec.objectives}
+    selected = common.selected_ids(name, [p.id for p in family.points])  # filters hide points, never unselect them
+    fig = front_figure(table, objectives, maximize, x, y, selected=selected, new_ids=new_point_ids(root),
+                       title=f"{name}: {y} vs {x}")
+    left, right = st.columns([3, 2])
+    with left:
+        event = st.plotly_chart(fig, key=CHART_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"),
+                                config={"displaylogo": False,
+                                        "toImageButtonOptions": {"format": "png", "filename": f"{name}-front"}})
+        event = st.session_state.get("_inject_" + CHART_KEY, event)  # tests inject chart events here
+        ids = common.ids_from_chart_event(event)
+        if common.apply_event(state, "chart", ids):
+            st.rerun()
+    with right:
+        shown = display_table(table, objectives, state["selected"])
+        event = st.dataframe(shown, key=TABLE_KEY, on_select="rerun", selection_mode="multi-row", hide_index=True,
+                             column_config={"weights": st.column_config.TextColumn(help="in objective order: "
+                                                                                    + ", ".join(objectives))})
+        ids = common.ids_from_table_event(event, shown["id"].tolist())
+        if common.apply_event(state, "table", ids, fingerprint=common.table_rows(event)):
+            st.rerun()
+        if state["selected"] and st.button("Clear selection", key="clear_selection"):
+            state["selected"] = []
+            st.rerun()
+    st.download_button("Download table (CSV)", table.to_csv(index=False), f"{name}-front.csv", "text/csv")
+    st.download_button("Download figure (PNG)", lambda: _png(fig), f"{name}-front.png", "image/png",
+                       help="rendered by kaleido with the system Chromium")
+
+
+def _png(fig) -> bytes:
+    import os
+    from pathlib import Path
+    if "BROWSER_PATH" not in os.environ and Path("/usr/bin/chromium").exists():
+        os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
+    return fig.to_image(format="png", width=1000, height=650)
+
+
+def render_many_objectives(table: pd.DataFrame, objectives: list[str]) -> None:
+    data = table[table["evaluated"].astype(bool)]
+    if len(objectives) < 3 or data.empty:
+        return
+    st.subheader("All objectives")
+    st.plotly_chart(px.parallel_coordinates(data, dimensions=objectives, color=objectives[0]), key="parallel")
+
+
+def render() -> None:
+    st.title("Pareto front")
+    picked = common.pick_family()
+    if picked is None:
+        return
+    root, family, table = picked
+    objectives = family.spec.objective_names
+    if not table["evaluated"].any():
+        st.info("No adapter of this family is evaluated yet: run `python -m modpo evaluate --family ...`.")
+        return
+    bounds, front_only = render_filters(table, family)
+    shown = filter_table(table, bounds, front_only)
+    x, y = objectives[1], objectives[0]
+    if len(objectives) > 2:
+        c1, c2 = st.columns(2)
+        x = c1.selectbox("x axis", objectives, index=1, key="axis_x")
+        y = c2.selectbox("y axis", objectives, index=0, key="axis_y")
+    c = st.columns(3)
+    c[0].metric("Points", int(table["evaluated"].sum()))
+    c[1].metric("On the front", int(table["on_front"].sum()))
+    c[2].metric("Selected", len(common.selected_ids(family.spec.name, [p.id for p in family.points])))
+    render_hypervolume(family, shown, [x, y])
+    render_chart(root, family, shown, objectives, x, y)
+    render_many_objectives(shown, objectives)
+    st.caption("Click a point, or drag a box or lasso, to select adapters; or tick rows in the table. "
+               "The Compare page shows what the selected adapters say.")

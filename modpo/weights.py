@@ -1,0 +1,48 @@
+"""Weightings of the objectives: validation, ids, and the loss's order (pure Python, no torch).
+
+Weights live in family order (the order of family.json's objectives) everywhere on disk and in
+the UI; the loss wants the target objective first (MODPO Eq. 7 divides by its weight).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+
+def validate_weights(weights: Sequence[float], n_objectives: int | None = None) -> list[float]:
+    """The weights as floats, or a ValueError saying what is wrong. weights[0] is the target."""
+    try:
+        w = [float(x) for x in weights]
+    except (TypeError, ValueError):
+        raise ValueError(f"weights must be a 1-D list of per-objective weights, got {weights!r}") from None
+    if not w:
+        raise ValueError("weights is empty: give one weight per objective")
+    if n_objectives is not None and len(w) != n_objectives:
+        raise ValueError(f"weights has {len(w)} entries but there are {n_objectives} objectives; "
+                         "give one weight per objective, target objective first")
+    if not all(math.isfinite(x) for x in w):
+        raise ValueError(f"weights must be finite numbers, got {w}")
+    if any(x < 0 for x in w):
+        raise ValueError(f"weights must be >= 0, got {w}")
+    if abs(sum(w) - 1.0) > 1e-6:
+        raise ValueError(f"weights must sum to 1 (a point on the simplex), got sum {sum(w):.6g} for {w}; "
+                         "divide by their sum")
+    if w[0] <= 0:
+        raise ValueError("the target objective's weight (weights[0]) must be > 0: MODPO divides by it. "
+                         "The weights[0] = 0 end of the front is the margin model itself")
+    return w
+
+
+def weights_id(weights: Sequence[float]) -> str:
+    """Adapter id of a weighting in family order, e.g. (0.7, 0.3) -> 'w-0.70-0.30'."""
+    return "w-" + "-".join(f"{float(w):.2f}" for w in weights)
+
+
+def target_first(objective_names: list[str], target: str, weights: Sequence[float]) -> list[float]:
+    """Family-order weights -> the loss's order (target first, then the others in family order), validated."""
+    w = [float(x) for x in weights]
+    if len(w) != len(objective_names):
+        raise ValueError(f"weights has {len(w)} entries but the family has {len(objective_names)} objectives "
+                         f"{objective_names}; give one weight per objective in that order")
+    k = objective_names.index(target)
+    return validate_weights([w[k]] + [x for i, x in enumerate(w) if i != k])

@@ -1,0 +1,186 @@
+"""Dashboard page logic with streamlit's AppTest, on a real tiny-model family."""
+import json
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import common
+from modpo import family as fam
+from modpo import jobs
+from modpo.front import front_table
+
+
+def front_script():
+    from dashboard import front_page
+    front_page.render()
+
+
+def compare_script():
+    from dashboard import compare_page
+    compare_page.render()
+
+
+def train_script():
+    from dashboard import train_page
+    train_page.render()
+
+
+@pytest.fixture
+def checkpoints(tmp_path, tiny_checkpoints, monkeypatch):
+    """A private copy of the tiny checkpoints root (tests write jobs and adapters into it)."""
+    root = tmp_path / "checkpoints"
+    shutil.copytree(tiny_checkpoints, root)
+    monkeypatch.setenv("MODPO_CHECKPOINTS", str(root))
+    return root
+
+
+def run(script, **state):
+    at = AppTest.from_function(script, default_timeout=120)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def table_of(at):
+    return at.dataframe[0].value
+
+
+def test_front_page_shows_family_table_and_front(checkpoints):
+    at = run(front_script)
+    expected = front_table(fam.load_family(checkpoints / "tiny"))
+    shown = table_of(at)
+    assert sorted(shown["id"]) == sorted(expected["id"]) == ["base", "w-0.30-0.70", "w-0.70-0.30", "w-1.00-0.00"]
+    assert dict(zip(shown["id"], shown["on front"])) == dict(zip(expected["id"], expected["on_front"]))
+    assert at.metric[0].value == "4" and at.metric[1].value == str(int(expected["on_front"].sum()))
+    assert any(m.label == "Hypervolume" for m in at.metric)
+
+
+def test_no_family_and_broken_family_messages(tmp_path, checkpoints, monkeypatch):
+    monkeypatch.setenv("MODPO_CHECKPOINTS", str(tmp_path / "empty"))
+    at = run(front_script)
+    assert "No families under" in at.info[0].value
+    monkeypatch.setenv("MODPO_CHECKPOINTS", str(checkpoints))
+    shutil.copytree(checkpoints / "tiny", checkpoints / "broken")
+    data = json.loads((checkpoints / "broken" / "family.json").read_text())
+    del data["objectives"]
+    (checkpoints / "broken" / "family.json").write_text(json.dumps(data))
+    at = run(front_script, family="broken")
+    assert "cannot be loaded" in at.error[0].value and "'objectives' is missing" in at.error[0].value
+    at.sidebar.selectbox(key="family_picker").select("tiny").run()
+    assert not at.error and len(table_of(at)) == 4
+
+
+def test_broken_adapter_is_skipped_with_a_warning(checkpoints):
+    weights = checkpoints / "tiny" / "adapters" / "w-0.30-0.70" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    at = run(front_script)
+    assert "w-0.30-0.70" in at.warning[0].value and "truncated" in at.warning[0].value
+    assert "w-0.30-0.70" not in set(table_of(at)["id"])
+
+
+def test_chart_and_table_selection_feed_one_selection(checkpoints):
+    at = run(front_script, _inject_front_chart={"selection": {"points": [
+        {"customdata": "w-0.70-0.30", "curve_number": 1, "point_index": 0},
+        {"customdata": ["w-1.00-0.00"], "curve_number": 1, "point_index": 1}]}})
+    assert at.session_state["selection"]["tiny"]["selected"] == ["w-0.70-0.30", "w-1.00-0.00"]
+    assert dict(zip(table_of(at)["id"], table_of(at)["selected"]))["w-0.70-0.30"]
+    # a table selection replaces it (rows index the shown table)
+    ids = list(table_of(at)["id"])
+    at.session_state["front_table"] = {"selection": {"rows": [ids.index("base")], "columns": [], "cells": []}}
+    at.run()
+    assert at.session_state["selection"]["tiny"]["selected"] == ["base"]
+    # the selection survives a figure change (front-only toggle, filters) and plain reruns
+    at.toggle(key="front_only").set_value(True).run()
+    at.run()
+    assert at.session_state["selection"]["tiny"]["selected"] == ["base"]
+    at.button(key="clear_selection").click().run()
+    assert at.session_state["selection"]["tiny"]["selected"] == []
+
+
+def test_filters_and_front_only(checkpoints):
+    at = run(front_script)
+    table = table_of(at)
+    lo, hi = at.sidebar.slider(key="filter_brevity").value
+    cut = sorted(table["brevity"])[1]
+    at.sidebar.slider(key="filter_brevity").set_value((cut, hi)).run()
+    assert len(table_of(at)) == int((table["brevity"] >= cut).sum()) < len(table)
+    at.sidebar.slider(key="filter_brevity").set_value((lo, hi)).run()
+    at.sidebar.toggle(key="front_only").set_value(True).run()
+    assert table_of(at)["on front"].all()
+
+
+def test_compare_page_generates_side_by_side_on_tiny_model(checkpoints):
+    state = {"selection": {"tiny": {"selected": ["w-0.70-0.30", "w-0.30-0.70"], "seen": {}}}}
+    at = run(compare_script, **state)
+    headers = [m.value for m in at.markdown]
+    assert headers == ["**base**", "**w-0.70-0.30**", "**w-0.30-0.70**"], "base first, then by target weight"
+    # the first held-out prompt has saved samples from evaluation: they show before any model loads
+    assert len(at.text) == 3 and "_service_" + str(checkpoints / "tiny") not in at.session_state
+    at.radio(key="decoding").set_value("sample").run()
+    assert len(at.text) == 0
+    at.button(key="generate").click().run()
+    texts = [t.value for t in at.text]
+    assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+    service = at.session_state["_service_" + str(checkpoints / "tiny")]
+    assert len(service.responses) == 3
+    at.button(key="generate").click().run()
+    assert len(service.responses) == 3, "cached responses are not generated again"
+
+
+def test_compare_page_rejects_long_prompt(checkpoints):
+    state = {"selection": {"tiny": {"selected": ["w-0.70-0.30"], "seen": {}}}}
+    at = run(compare_script, **state)
+    at.radio(key="prompt_source").set_value("type your own").run()
+    at.text_area(key="own_prompt").input("x" * 2001).run()
+    assert "the limit is 2000" in at.error[0].value
+
+
+@pytest.mark.parametrize("weights, message", [
+    ((0.0, 1.0), "target objective's weight"),
+    ((0.0, 0.0), "at least one weight must be > 0"),
+])
+def test_train_page_rejects_bad_weights(checkpoints, weights, message):
+    before = fam.list_jobs(checkpoints / "tiny")
+    at = run(train_script)
+    at.number_input(key="w_positivity").set_value(weights[0])
+    at.number_input(key="w_brevity").set_value(weights[1])
+    at.button[0].click().run()
+    assert message in at.error[0].value
+    assert fam.list_jobs(checkpoints / "tiny") == before, "a rejected form must not queue a job"
+
+
+def test_train_page_runs_a_real_job_and_the_point_appears(checkpoints):
+    root = checkpoints / "tiny"
+    at = run(train_script)
+    at.number_input(key="w_positivity").set_value(0.55)
+    at.number_input(key="w_brevity").set_value(0.45)
+    at.number_input(key="steps").set_value(3)
+    at.button[0].click().run()
+    assert "Queued job" in at.success[0].value
+    job = [j for j in fam.list_jobs(root) if j.get("command")][0]
+    status = jobs.wait(root, job["id"], timeout=300)
+    assert status["state"] == "done", jobs.log_tail(root, job["id"])
+    at.run()
+    assert any(job["id"] in e.label and "done" in e.label for e in at.expander)
+    family = fam.load_family(root)
+    assert family.point("w-0.55-0.45").eval is not None
+    front = run(front_script)
+    assert "w-0.55-0.45" in set(table_of(front)["id"])
+
+
+def test_selection_helpers():
+    event = {"selection": {"points": [{"customdata": "a"}, {"customdata": ["b"]}, {"customdata": "a"}, {}]}}
+    assert common.ids_from_chart_event(event) == ["a", "b"]
+    assert common.ids_from_table_event({"selection": {"rows": [1, 5]}}, ["x", "y"]) == ["y"]
+    state = {"selected": [], "seen": {}}
+    assert common.apply_event(state, "chart", ["a"]) and state["selected"] == ["a"]
+    assert not common.apply_event(state, "chart", ["a"]), "a replayed event changes nothing"
+    assert common.apply_event(state, "table", ["c"]) and state["selected"] == ["c"]
+    assert not common.apply_event(state, "chart", ["a"]) and state["selected"] == ["c"]
+    assert not common.apply_event(state, "chart", []) and state["selected"] == ["c"], "empty events never clear"
+    # a replayed table event whose row numbers now point at other rows changes nothing
+    assert common.apply_event(state, "table", ["x"], fingerprint=(0,)) and state["selected"] == ["x"]
+    assert not common.apply_event(state, "table", ["y"], fingerprint=(0,)) and state["selected"] == ["x"]
