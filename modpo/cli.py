@@ -48,13 +48,14 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-length", type=_positive(int), default=d.max_length,
                    help="drop (never truncate) pairs longer than this many tokens (default %(default)s)")
     g.add_argument("--seed", type=int, default=d.seed, help="seed for LoRA init and data order (default %(default)s)")
+    g.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
 
 
 def train_config(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(beta=a.beta, lora_r=a.lora_r, lora_alpha=a.lora_alpha,
                        target_modules=tuple(a.target_modules.split(",")), learning_rate=a.lr, epochs=a.epochs,
                        max_steps=a.steps if a.steps > 0 else -1, batch_size=a.batch_size, grad_accum=a.grad_accum,
-                       max_length=a.max_length, seed=a.seed)
+                       max_length=a.max_length, seed=a.seed, bf16=a.bf16)
 
 
 def add_eval_options(p: argparse.ArgumentParser) -> None:
@@ -230,6 +231,18 @@ def cmd_generate(a) -> int:
     return 0
 
 
+def cmd_instant(a) -> int:
+    from .instant import make_instant_point
+    root = Path(a.family)
+    prompts = load_prompts(a.eval_prompts, root, a.eval_limit)
+    if not prompts:
+        raise ValueError(f"{root}: no evaluation prompts; pass --eval-prompts FILE")
+    meta = make_instant_point(root, _floats(a.weights), a.command, prompts, eval_settings(a),
+                              a.sources.split(",") if a.sources else None, getattr(a, "combination", "cat"))
+    print(f"{a.command} point {meta['id']} evaluated; produced in {meta['wall_time_s']:.2f}s")
+    return 0
+
+
 def cmd_demo(a) -> int:
     from .demo import build_demo
     build_demo(Path(a.family), steps=a.steps)
@@ -289,6 +302,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_generate)
+    for name, text in (("merge", "a new adapter merged from existing ones (rewarded soups), evaluated"),
+                       ("mix", "decoding-time mixing of existing adapters (MOD), evaluated")):
+        p = sub.add_parser(name, help=text, description=text + ". The sources' coefficients solve "
+                           "w = sum_i c_i w_i, so the point sits at the same weighting as a trained one.")
+        p.add_argument("--family", required=True, help="family folder")
+        p.add_argument("--weights", required=True, help="one weight per objective in family order, summing to 1")
+        p.add_argument("--sources", help="comma-separated source adapter ids (default: the DPO endpoint and the "
+                       "margin model, or the lowest-target-weight adapter)")
+        if name == "merge":
+            p.add_argument("--combination", default="cat", choices=["cat", "linear", "svd"],
+                           help="peft combination type; cat is the exact weighted sum of LoRA deltas (default)")
+        add_eval_options(p)
+        p.set_defaults(func=cmd_instant)
+
     p = sub.add_parser("demo", help="build (or resume) the demo family: relevance vs. brevity on SmolLM2-135M-Instruct",
                        description="Samples on-policy pairs, trains the DPO endpoint and 5 MODPO weightings, "
                        "evaluates them and the base model, and draws the front. Offline; about 30-45 min on 2 CPU cores.")

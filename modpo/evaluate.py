@@ -60,7 +60,8 @@ def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], poin
     rows_prompts = [p for _ in ids for p in prompts]
     rows_adapters = [points[i] for i in ids for _ in prompts]
     start = time.perf_counter()
-    outputs = generate(model, tokenizer, rows_prompts, rows_adapters, settings.generation(), settings.batch_size)
+    outputs = generate(model, tokenizer, rows_prompts, rows_adapters, settings.generation(), settings.batch_size,
+                       progress=f"generate ({len(ids)} policies x {len(prompts)} prompts)")
     response_ids = [o["response_ids"] for o in outputs]
     policy = response_logps(model, tokenizer, rows_prompts, response_ids, rows_adapters, settings.batch_size)
     if all(a == BASE for a in rows_adapters):
@@ -70,25 +71,29 @@ def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], poin
                                    settings.batch_size)
     log_ratios = (policy - reference).numpy()  # (P * N,)
     texts = [o["text"] for o in outputs]
-    scores = score_responses(spec, rows_prompts, texts)
     wall = (time.perf_counter() - start) / len(ids)
     n = len(prompts)
-    results = {}
-    for k, point_id in enumerate(ids):
-        rows = slice(k * n, (k + 1) * n)
-        results[point_id] = {
-            "id": point_id,
-            "objectives": {name: mean_stderr(s[rows]) for name, s in scores.items()},
-            "kl": {**mean_stderr(log_ratios[rows]),
-                   "estimator": "mean log pi(y|x) - log pi_ref(y|x) over the policy's own evaluation "
-                                "responses (greedy: the log-ratio at the mode, not an unbiased KL)"
-                   if settings.temperature == 0 else "Monte Carlo, sampled responses"},
-            "mean_response_tokens": float(np.mean([len(r) for r in response_ids[rows]])),
-            "settings": asdict(settings),
-            "prompt_set": {"n": n, "sha": prompt_set_id(prompts)},
-            "samples": [{"prompt": prompts[i], "response": texts[k * n + i],
-                         "scores": {name: float(s[k * n + i]) for name, s in scores.items()}}
-                        for i in range(min(settings.samples_saved, n))],
-            "wall_time_s": round(wall, 2),
-        }
-    return results
+    return {point_id: build_record(spec, point_id, prompts, texts[k * n:(k + 1) * n],
+                                   response_ids[k * n:(k + 1) * n], log_ratios[k * n:(k + 1) * n], settings, wall)
+            for k, point_id in enumerate(ids)}
+
+
+def build_record(spec: FamilySpec, point_id: str, prompts: list[str], texts: list[str], response_ids: list[list[int]],
+                 log_ratios: np.ndarray, settings: EvalSettings, wall_time_s: float) -> dict:
+    """The eval.json record of one policy from its responses to the evaluation prompts."""
+    scores = score_responses(spec, prompts, texts)
+    return {
+        "id": point_id,
+        "objectives": {name: mean_stderr(s) for name, s in scores.items()},
+        "kl": {**mean_stderr(log_ratios),
+               "estimator": "mean log pi(y|x) - log pi_ref(y|x) over the policy's own evaluation responses "
+                            "(greedy: the log-ratio at the mode, not an unbiased KL)"
+               if settings.temperature == 0 else "Monte Carlo, sampled responses"},
+        "mean_response_tokens": float(np.mean([len(r) for r in response_ids])),
+        "settings": asdict(settings),
+        "prompt_set": {"n": len(prompts), "sha": prompt_set_id(prompts)},
+        "samples": [{"prompt": prompts[i], "response": texts[i],
+                     "scores": {name: float(s[i]) for name, s in scores.items()}}
+                    for i in range(min(settings.samples_saved, len(prompts)))],
+        "wall_time_s": round(wall_time_s, 2),
+    }

@@ -27,7 +27,7 @@ def sample_preferences(model, tokenizer, prompts: list[str], objectives: list[Ob
     Rows whose two responses are identical or empty are left out (no preference to learn).
     """
     doubled = [p for p in prompts for _ in range(2)]
-    outputs = generate(model, tokenizer, doubled, None, settings, batch_size)
+    outputs = generate(model, tokenizer, doubled, None, settings, batch_size, progress="sample pairs")
     texts = [o["text"] for o in outputs]
     scores = {o.name: score(o.scorer, doubled, texts) for o in objectives}
     rows = []

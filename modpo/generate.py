@@ -47,11 +47,15 @@ def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | None = None,
-             settings: GenerationSettings = GenerationSettings(), batch_size: int = 32) -> list[dict]:
+             settings: GenerationSettings = GenerationSettings(), batch_size: int = 32,
+             progress: str | None = None) -> list[dict]:
     """Generate one response per row. adapter_names: one per prompt (peft names or "__base__").
 
     Returns [{"text", "response_ids"}] in row order; response_ids stop at (and include) EOS.
+    progress: a description to show a progress bar over the batches (None: no bar).
     """
+    from tqdm.auto import tqdm
+
     if adapter_names is not None and len(adapter_names) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(adapter_names)} adapter names")
     if adapter_names is not None and not _is_peft(model) and set(adapter_names) != {BASE}:
@@ -61,7 +65,7 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     torch.manual_seed(settings.seed)
     out: list[dict] = []
-    for start in range(0, len(prompts), batch_size):
+    for start in tqdm(range(0, len(prompts), batch_size), desc=progress, disable=progress is None, unit="batch"):
         chunk = prompts[start:start + batch_size]
         ids, mask = _left_pad([prompt_ids(tokenizer, p) for p in chunk], pad)
         kwargs = dict(max_new_tokens=settings.max_new_tokens, pad_token_id=pad, eos_token_id=eos,

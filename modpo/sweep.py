@@ -6,6 +6,7 @@ so a killed run leaves nothing half-written in the family, and a re-run skips wh
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -36,6 +37,10 @@ def versions() -> dict:
 def target_first(spec: fam.FamilySpec, weights) -> list[float]:
     """Family-order weights -> the loss's order (see weights.target_first)."""
     return _target_first(spec.objective_names, spec.target, weights)
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def margin_specs(spec: fam.FamilySpec) -> list[MarginSpec]:
@@ -90,15 +95,17 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
 
     try:
         ordered = [1.0] if kind == "dpo-margin" else target_first(spec, weights)
-        record, model = train_adapter(model, train_examples, ordered, cfg, out, peft_name(point_id), report,
+        record, model = train_adapter(model, train_examples, ordered, cfg, out, peft_name(point_id),
+                                      report if is_main_process() else None,
                                       work_dir=fam.job_dir(root, job_id) / "trainer")
         meta = {"id": point_id, "kind": kind, "base_model": spec.base_model,
                 "weights": None if kind == "dpo-margin" else dict(zip(spec.objective_names, map(float, weights))),
                 "objective": spec.target if kind != "dpo-margin" else extra_meta.get("objective"),
                 "seed": cfg.seed, **record, "versions": versions(), **(extra_meta or {})}
-        fam.write_meta(out, meta)
-        fam.publish_adapter(root, job_id, point_id)
-        fam.write_status(root, job_id, state="done", finished=time.time(), step=record["steps"])
+        if is_main_process():  # under accelerate launch, only rank 0 writes the family
+            fam.write_meta(out, meta)
+            fam.publish_adapter(root, job_id, point_id)
+            fam.write_status(root, job_id, state="done", finished=time.time(), step=record["steps"])
     except BaseException as e:
         fam.remove_partial(root, job_id)
         fam.write_status(root, job_id, state="failed", error=f"{type(e).__name__}: {e}", finished=time.time())
@@ -148,9 +155,10 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
         model.delete_adapter(peft_name(point_id))
         times[f"train {point_id}"] = time.perf_counter() - t
         log(f"[done] {point_id} in {times[f'train {point_id}']:.0f}s")
-    fam.write_family(root, spec)
+    if is_main_process():
+        fam.write_family(root, spec)
     # 4. Evaluation of everything not yet evaluated.
-    if eval_prompts:
+    if eval_prompts and is_main_process():
         t = time.perf_counter()
         evaluate_missing(root, model, tokenizer, eval_prompts, eval_settings, log)
         times["evaluate"] = time.perf_counter() - t

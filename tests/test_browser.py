@@ -1,0 +1,402 @@
+"""End-to-end: the real dashboard in a real browser (Debian's Chromium driven by Playwright).
+
+One test walks the whole path a user takes: pick points on the Front page (a click, then a box),
+compare what the selected adapters say (fresh generation, not the saved samples), train a new
+weighting on the Train page and see its point appear on the front.
+
+The checkpoints root is a temp folder holding "demo" (a copy of checkpoints/demo, or of
+$MODPO_BROWSER_DEMO_SOURCE) and "tiny" (the conftest family; trained into, so the real
+checkpoints are never written). Screenshots go to test-artifacts/browser/.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+NEW_ID = "w-0.60-0.40"
+
+pytestmark = pytest.mark.slow
+
+
+def _require_browser():
+    """A missing browser is a failure, never a skip: CI must notice it."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as e:
+        pytest.fail(f"the playwright python package is missing ({e}): pip install playwright")
+
+
+# ---- the app under test ---------------------------------------------------------------------------
+
+def _demo_source() -> Path:
+    source = Path(os.environ.get("MODPO_BROWSER_DEMO_SOURCE") or REPO / "checkpoints" / "demo")
+    if not (source / "family.json").is_file():
+        pytest.fail(f"no demo family at {source} (no family.json): build it with `python -m modpo demo`, "
+                    "or point MODPO_BROWSER_DEMO_SOURCE at a family folder")
+    return source
+
+
+@pytest.fixture(scope="module")
+def browser_root(tmp_path_factory, tiny_checkpoints) -> Path:
+    _require_browser()
+    source = _demo_source()
+    root = tmp_path_factory.mktemp("browser_checkpoints")
+    skip = shutil.ignore_patterns("trainer", "*.partial", ".*.partial", ".*.old", ".lock")
+    shutil.copytree(source, root / "demo", ignore=skip)
+    shutil.copytree(tiny_checkpoints / "tiny", root / "tiny", ignore=skip)
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+            return r.read().decode().strip() == "ok"
+    except OSError:
+        return False
+
+
+def _stop_jobs(root: Path) -> None:
+    """Training runs launched by the app live in their own session: stop any still running."""
+    for status in root.glob("*/jobs/*/status.json"):
+        try:
+            job = json.loads(status.read_text())
+        except (OSError, ValueError):
+            continue
+        if job.get("state") == "running" and job.get("pid"):
+            try:
+                cmdline = Path(f"/proc/{job['pid']}/cmdline").read_bytes()
+                if status.parent.name.encode() in cmdline:  # still our job, not a recycled pid
+                    os.killpg(job["pid"], signal.SIGTERM)
+            except (OSError, ProcessLookupError):
+                pass
+
+
+@pytest.fixture(scope="module")
+def app_url(browser_root):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    env = {**os.environ, "MODPO_CHECKPOINTS": str(browser_root), "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    log = open(ARTIFACTS / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while not _healthy(url):
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n" + (ARTIFACTS / "streamlit.log").read_text())
+            if time.time() > deadline:
+                pytest.fail("streamlit did not answer /_stcore/health within 60 s:\n"
+                            + (ARTIFACTS / "streamlit.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+        _stop_jobs(browser_root)
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            pg = context.new_page()
+            pg.set_default_timeout(30_000)
+            yield pg
+            context.close()
+        finally:
+            browser.close()
+
+
+# ---- page helpers ---------------------------------------------------------------------------------
+
+def shot(page, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def metric(page, label: str):
+    return page.locator('[data-testid="stMetric"]').filter(has_text=label).locator('[data-testid="stMetricValue"]')
+
+
+def chart(page):
+    """The front chart (the first plotly figure on the page)."""
+    return page.locator(".js-plotly-plot").first
+
+
+# Every drawn marker with its point id (the trace's customdata) and its centre on screen.
+MARKERS_JS = """gd => {
+  const out = [];
+  gd.querySelectorAll('.scatterlayer .trace').forEach(tr => {
+    const cd = tr.__data__;
+    const trace = cd && cd[0] && cd[0].trace;
+    if (!trace || !trace.customdata) return;
+    tr.querySelectorAll('.points path.point').forEach(p => {
+      const d = p.__data__;
+      const r = p.getBoundingClientRect();
+      if (!d || r.width === 0 || r.height === 0) return;
+      out.push({id: String(trace.customdata[d.i]), x: r.x + r.width / 2, y: r.y + r.height / 2});
+    });
+  });
+  return out;
+}"""
+
+# Point ids in the figure the app sent, and which the app rings as selected (width 3) or new (width 2).
+FIGURE_JS = """gd => {
+  const ids = [], selected = [], fresh = [];
+  (gd.data || []).forEach(t => {
+    if (!t.customdata) return;
+    const w = (t.marker && t.marker.line && t.marker.line.width) || [];
+    Array.from(t.customdata).forEach((id, i) => {
+      ids.push(String(id));
+      if (w[i] === 3) selected.push(String(id));
+      if (w[i] === 2) fresh.push(String(id));
+    });
+  });
+  return {ids, selected, fresh};
+}"""
+
+
+def markers(page) -> list[dict]:
+    return chart(page).evaluate(MARKERS_JS)
+
+
+def figure(page) -> dict:
+    return chart(page).evaluate(FIGURE_JS)
+
+
+def wait_for_chart(page, min_points: int = 2) -> None:
+    chart(page).wait_for(state="visible", timeout=60_000)
+    page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(state="visible", timeout=60_000)
+    chart(page).scroll_into_view_if_needed()
+    deadline = time.time() + 30
+    while len(markers(page)) < min_points:
+        assert time.time() < deadline, f"the front chart shows fewer than {min_points} markers"
+        page.wait_for_timeout(250)
+
+
+def wait_selected(page, ids: set[str], timeout: float = 30) -> None:
+    """Until the figure the app re-rendered rings exactly these ids as selected."""
+    deadline = time.time() + timeout
+    while True:
+        got = set(figure(page)["selected"])
+        if got == ids:
+            return
+        assert time.time() < deadline, f"the chart rings {sorted(got)} as selected, expected {sorted(ids)}"
+        page.wait_for_timeout(250)
+
+
+def two_point_box(points: list[dict], plot: dict, pad: float = 8) -> tuple[list[dict], tuple]:
+    """Two markers and a rectangle (x0, y0, x1, y1) inside the plot area holding their centres and no other."""
+    lo_x, lo_y = plot["x"] + 2, plot["y"] + 2
+    hi_x, hi_y = plot["x"] + plot["width"] - 2, plot["y"] + plot["height"] - 2
+    best = None
+    for i, a in enumerate(points):
+        for b in points[i + 1:]:
+            if a["id"] == b["id"]:
+                continue
+            box = (max(lo_x, min(a["x"], b["x"]) - pad), max(lo_y, min(a["y"], b["y"]) - pad),
+                   min(hi_x, max(a["x"], b["x"]) + pad), min(hi_y, max(a["y"], b["y"]) + pad))
+            if box[2] - box[0] < 12 or box[3] - box[1] < 12:
+                continue  # plotly takes a tiny drag for a click
+
+            def inside(p, m=3):  # with a margin, so no marker sits on the border
+                return box[0] - m <= p["x"] <= box[2] + m and box[1] - m <= p["y"] <= box[3] + m
+            if not (inside(a, -1) and inside(b, -1)):
+                continue
+            if any(inside(p) for p in points if p is not a and p is not b):
+                continue
+            area = (box[2] - box[0]) * (box[3] - box[1])
+            if best is None or area < best[0]:
+                best = (area, [a, b], box)
+    assert best, f"no rectangle on the chart holds exactly two of its {len(points)} markers"
+    return best[1], best[2]
+
+
+def drag_box(page, box: tuple) -> None:
+    x0, y0, x1, y1 = box
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for k in range(1, 11):  # several moves, as a hand would, so plotly draws the box as it goes
+        page.mouse.move(x0 + (x1 - x0) * k / 10, y0 + (y1 - y0) * k / 10)
+    page.mouse.up()
+
+
+def nav(page, title: str) -> None:
+    """Follow the sidebar's page link (keeps the streamlit session, and with it the selection)."""
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+
+
+def response_columns(page) -> list[dict]:
+    """The compare page's columns: header (adapter id), response text and its caption line."""
+    return page.evaluate("""() => {
+      const out = [];
+      document.querySelectorAll('[data-testid="stColumn"]').forEach(c => {
+        const head = c.querySelector('[data-testid="stMarkdownContainer"] strong');
+        const text = c.querySelector('[data-testid="stText"]');
+        if (!head) return;
+        const captions = Array.from(c.querySelectorAll('[data-testid="stCaptionContainer"]')).map(e => e.innerText);
+        out.push({id: head.innerText.trim(), text: text ? text.innerText : null, captions});
+      });
+      return out;
+    }""")
+
+
+# ---- the test -------------------------------------------------------------------------------------
+
+def test_select_compare_and_train_in_a_real_browser(page, app_url, browser_root):
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
+    step = "start"
+    try:
+        # 1. Front page of the demo family: one click selects one point
+        step = "front"
+        page.goto(f"{app_url}/?family=demo")
+        wait_for_chart(page)
+        from playwright.sync_api import expect
+        expect(metric(page, "Selected")).to_have_text("0", timeout=30_000)
+        points = markers(page)
+        fig = figure(page)
+        assert set(p["id"] for p in points) <= set(fig["ids"]) and len(fig["ids"]) >= 3, fig
+        shot(page, "01-front-demo")
+
+        step = "click"
+        target = next((p for p in points if p["id"] != "base"), points[0])
+        page.mouse.click(target["x"], target["y"])
+        expect(metric(page, "Selected")).to_have_text("1", timeout=30_000)
+        wait_for_chart(page)
+        wait_selected(page, {target["id"]})
+        page.mouse.move(5, 5)  # away from the chart, so no hover label hides the picture
+        page.wait_for_timeout(300)
+        shot(page, "02-front-click-selects-one")
+
+        # 2. a box over exactly two markers selects those two
+        step = "box"
+        points = markers(page)
+        plot = chart(page).locator(".nsewdrag").first.bounding_box()
+        pair, box = two_point_box(points, plot)
+        drag_box(page, box)
+        expect(metric(page, "Selected")).to_have_text("2", timeout=30_000)
+        wait_for_chart(page)
+        pair_ids = {p["id"] for p in pair}
+        wait_selected(page, pair_ids)
+        page.mouse.move(5, 5)
+        page.wait_for_timeout(300)
+        shot(page, "03-front-box-selects-two")
+
+        # 3. Compare: the two selected adapters (and the base model) answer, freshly sampled
+        step = "compare"
+        nav(page, "Compare")
+        page.get_by_role("heading", name="Compare generations").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Generate").wait_for(timeout=60_000)
+        chosen = page.locator('[data-testid="stMultiSelect"]').first
+        for i in pair_ids:
+            expect(chosen).to_contain_text(i)
+        page.locator('[data-testid="stRadio"]').filter(has_text="Decoding").get_by_text("sample", exact=True).click()
+        # sampled settings differ from the evaluation's: the saved samples must disappear
+        expect(page.get_by_text("not generated yet").first).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Generate").click()
+        deadline = time.time() + 300
+        while True:
+            cols = response_columns(page)
+            done = [c for c in cols if c["id"] in pair_ids and c["text"] is not None
+                    and not any("saved at evaluation" in cap for cap in c["captions"])]
+            if len(done) >= 2 and page.get_by_text("not generated yet").count() == 0:
+                break
+            assert time.time() < deadline, f"generation did not finish within 300 s: {cols}"
+            page.wait_for_timeout(1000)
+        ids = [c["id"] for c in cols]
+        assert pair_ids <= set(ids) and "base" in ids, ids
+        assert ids.index("base") == 0, f"the base model comes first: {ids}"
+        for c in done:
+            assert c["text"].strip(), f"{c['id']} answered with empty text: {cols}"
+            assert any(" · " in cap or any(ch.isdigit() for ch in cap) for cap in c["captions"]), c
+        shot(page, "04-compare-generated")
+
+        # 4. Train a new weighting on the tiny family; its point appears on the front, marked new
+        step = "train"
+        page.goto(f"{app_url}/train?family=tiny")
+        page.get_by_role("heading", name="Train a new weighting").wait_for(timeout=60_000)
+        for label, value in (("w positivity", "0.6"), ("w brevity", "0.4"), ("Steps", "3")):
+            field = page.get_by_label(label, exact=True)
+            field.fill(value)
+            field.press("Tab")
+        page.get_by_role("button", name="Train", exact=True).click()
+        expect(page.get_by_text("Queued job").first).to_be_visible(timeout=30_000)
+        shot(page, "05-train-queued")
+        job = page.locator('[data-testid="stExpander"] summary').filter(has_text=NEW_ID)
+        expect(job.first).to_be_visible(timeout=60_000)
+        deadline = time.time() + 240
+        while True:
+            label = job.first.inner_text()
+            if "· done" in label:
+                break
+            assert "failed" not in label and "cancelled" not in label, \
+                f"the job ended as {label!r}:\n" + _job_logs(browser_root)
+            assert time.time() < deadline, f"the job is still {label!r} after 240 s:\n" + _job_logs(browser_root)
+            page.wait_for_timeout(1000)
+        shot(page, "06-train-done")
+
+        step = "front-after-train"
+        nav(page, "Front")
+        page.get_by_role("heading", name="Pareto front").wait_for(timeout=60_000)
+        wait_for_chart(page)
+        deadline = time.time() + 30
+        while NEW_ID not in figure(page)["ids"]:
+            assert time.time() < deadline, f"{NEW_ID} is not on the front chart: {figure(page)}"
+            page.wait_for_timeout(500)
+        fig = figure(page)
+        assert fig["fresh"] == [NEW_ID], f"only the new point is ringed as new: {fig}"
+        assert NEW_ID in {p["id"] for p in markers(page)}, "the new point is drawn"
+        expect(metric(page, "Points")).to_have_text(str(len(fig["ids"])))
+        page.mouse.move(5, 5)
+        page.wait_for_timeout(300)
+        shot(page, "07-front-new-point")
+    except BaseException:
+        try:
+            shot(page, f"failure-{step}")
+        except Exception:  # noqa: BLE001 - the original error matters more
+            pass
+        raise
+
+
+def _job_logs(root: Path) -> str:
+    return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-3000:]}" for p in root.glob("tiny/jobs/*/log.txt"))
