@@ -36,23 +36,37 @@ def model_service(root: str, base_model: str) -> ModelService:
 
 
 def generate_missing(service: ModelService, family, points: list, prompt: str, settings) -> int:
-    """Generate, in one batch, the responses of points not yet cached; returns how many were generated."""
+    """Generate the responses of points not yet cached: every adapter (and the base) in one batch,
+    each decoding-time mix with its own sources; returns how many were generated."""
     from modpo.evaluate import score_responses
     from modpo.generate import BASE, generate
+    from modpo.instant import mix_generate
     from modpo.models import attach_adapters, peft_name
 
     with service.lock:
         todo = [p for p in points if (p.id, prompt, settings) not in service.responses]
         if not todo:
             return 0
-        service.model = attach_adapters(service.model, {peft_name(p.id): p.path for p in todo if p.kind != "base"})
-        names = [BASE if p.kind == "base" else peft_name(p.id) for p in todo]
-        outputs = generate(service.model, service.tokenizer, [prompt] * len(todo), names, settings)
-        texts = [o["text"] for o in outputs]
-        scores = score_responses(family.spec, [prompt] * len(todo), texts)
+        mixes = [p for p in todo if p.kind == "mix"]
+        batched = [p for p in todo if p.kind != "mix"]
+        sources = {s for p in mixes for s in p.meta["recipe"]["sources"]}
+        needed = {peft_name(p.id): p.path for p in batched if p.kind != "base"}
+        needed.update({peft_name(s): family.point(s).path for s in sources})
+        service.model = attach_adapters(service.model, needed)
+        texts = {}
+        if batched:
+            names = [BASE if p.kind == "base" else peft_name(p.id) for p in batched]
+            outputs = generate(service.model, service.tokenizer, [prompt] * len(batched), names, settings)
+            texts.update({p.id: o["text"] for p, o in zip(batched, outputs)})
+        for p in mixes:
+            recipe = p.meta["recipe"]
+            out = mix_generate(service.model, service.tokenizer, [prompt], [peft_name(s) for s in recipe["sources"]],
+                               recipe["coefficients"], settings)
+            texts[p.id] = out[0]["text"]
+        scores = score_responses(family.spec, [prompt] * len(todo), [texts[p.id] for p in todo])
         for i, p in enumerate(todo):
             service.responses[(p.id, prompt, settings)] = {
-                "text": texts[i], "scores": {k: float(v[i]) for k, v in scores.items()}}
+                "text": texts[p.id], "scores": {k: float(v[i]) for k, v in scores.items()}}
         return len(todo)
 
 

@@ -117,6 +117,53 @@ def _png(fig) -> bytes:
     return fig.to_image(format="png", width=1000, height=650)
 
 
+def render_preview(root, family) -> None:
+    """Preview a weighting without training: merge the adapters' weights or mix their distributions,
+    evaluated exactly like the trained points (same prompts, scorers, settings)."""
+    from modpo.evaluate import EvalSettings
+    from modpo.sweep import read_eval_prompts
+    from dashboard.compare_page import model_service
+
+    spec = family.spec
+    with st.sidebar.expander("Preview a weighting", expanded=False):
+        with st.form("preview"):
+            raw = [st.number_input(f"w {o.name}", 0.0, 1.0, round(1 / len(spec.objectives), 2), 0.05,
+                                   key=f"preview_w_{o.name}") for o in spec.objectives]
+            method = st.radio("Method", ["merge", "mix"], horizontal=True, key="preview_method",
+                              help="merge: one adapter from the weighted sum of LoRA deltas (peft cat). "
+                                   "mix: decoding-time mixing of the adapters' next-token log-probs.")
+            go = st.form_submit_button("Preview")
+    if not go:
+        return
+    total = sum(raw)
+    prompts = read_eval_prompts(root)
+    if total <= 0 or not prompts:
+        st.error("Give at least one weight > 0." if total <= 0 else "This family has no evaluation prompts.")
+        return
+    weights = [v / total for v in raw]
+    settings = EvalSettings(**{k: v for k, v in _eval_settings(family).items() if k in EvalSettings.__dataclass_fields__})
+    try:
+        with st.status(f"{method} at w = {[round(w, 3) for w in weights]}: evaluating on {len(prompts)} prompts...",
+                       expanded=False) as status:
+            service = model_service(str(root), spec.base_model)
+            with service.lock:
+                from modpo.instant import make_instant_point
+                meta, service.model = make_instant_point(root, weights, method, prompts, settings,
+                                                         model=service.model, tokenizer=service.tokenizer,
+                                                         log=status.write)
+            status.update(label=f"{meta['id']} added to the front", state="complete")
+        st.rerun()
+    except (ValueError, KeyError, fam.FamilyError) as e:
+        st.error(f"Cannot preview this weighting: {e}")
+
+
+def _eval_settings(family) -> dict:
+    for p in family.points:
+        if p.eval and "settings" in p.eval:
+            return p.eval["settings"]
+    return {}
+
+
 def render_many_objectives(table: pd.DataFrame, objectives: list[str]) -> None:
     data = table[table["evaluated"].astype(bool)]
     if len(objectives) < 3 or data.empty:
@@ -149,5 +196,6 @@ def render() -> None:
     render_hypervolume(family, shown, [x, y])
     render_chart(root, family, shown, objectives, x, y)
     render_many_objectives(shown, objectives)
+    render_preview(root, family)
     st.caption("Click a point, or drag a box or lasso, to select adapters; or tick rows in the table. "
                "The Compare page shows what the selected adapters say.")

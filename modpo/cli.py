@@ -237,7 +237,7 @@ def cmd_instant(a) -> int:
     prompts = load_prompts(a.eval_prompts, root, a.eval_limit)
     if not prompts:
         raise ValueError(f"{root}: no evaluation prompts; pass --eval-prompts FILE")
-    meta = make_instant_point(root, _floats(a.weights), a.command, prompts, eval_settings(a),
+    meta, _ = make_instant_point(root, _floats(a.weights), a.command, prompts, eval_settings(a),
                               a.sources.split(",") if a.sources else None, getattr(a, "combination", "cat"))
     print(f"{a.command} point {meta['id']} evaluated; produced in {meta['wall_time_s']:.2f}s")
     return 0

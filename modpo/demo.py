@@ -26,7 +26,7 @@ DEMO_TARGET = "relevance"
 # r_brevity = 0.02 * (minus the word count): with beta 0.1, 10 words are worth 2 nats of log-ratio at w_brevity = 1.
 DEMO_MARGINS = {"brevity": {"kind": "explicit", "scorer": "brevity", "scale": 0.02}}
 DEMO_GRID = [(0.8, 0.2), (0.65, 0.35), (0.5, 0.5), (0.35, 0.65), (0.2, 0.8)]
-DEMO_TRAIN = dict(beta=0.1, lora_r=16, lora_alpha=32, learning_rate=1e-3, max_steps=48, batch_size=8,
+DEMO_TRAIN = dict(beta=0.1, lora_r=16, lora_alpha=32, learning_rate=2e-3, max_steps=24, batch_size=8,
                   max_length=192, warmup_ratio=0.1, seed=0)
 SAMPLE_TOKENS, SAMPLE_TEMPERATURE, EVAL_TOKENS = 64, 0.9, 64
 

@@ -139,8 +139,11 @@ def default_sources(family) -> list:
 
 
 def make_instant_point(root, weights, method: str, prompts: list[str], settings, sources: list[str] | None = None,
-                       combination_type: str = "cat", model=None, tokenizer=None, log=print) -> dict:
-    """Build, evaluate and save a merge or mix point at weights (family order); returns its meta."""
+                       combination_type: str = "cat", model=None, tokenizer=None, log=print) -> tuple[dict, object]:
+    """Build, evaluate and save a merge or mix point at weights (family order).
+
+    Returns (its meta, the model): pass the model back in to reuse it (it now holds the sources).
+    """
     import shutil
     import time
     from pathlib import Path
@@ -210,4 +213,4 @@ def make_instant_point(root, weights, method: str, prompts: list[str], settings,
     fam.publish_adapter(root, point_id, point_id)
     shutil.rmtree(job, ignore_errors=True)
     log(f"[{method}] {point_id} from {recipe['sources']} with coefficients {np.round(coefficients, 4).tolist()}")
-    return meta
+    return meta, model

@@ -95,7 +95,8 @@ def refresh(root: Path) -> list[dict]:
                 j = queued[0]
                 log = open(fam.job_dir(root, j["id"]) / "log.txt", "ab")
                 proc = subprocess.Popen(j["command"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
+                                        start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent),
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})  # the log is live
                 log.close()
                 _children[proc.pid] = proc
                 j.update(fam.write_status(root, j["id"], state="running", pid=proc.pid, started=time.time()))

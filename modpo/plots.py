@@ -72,12 +72,35 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
                             line=dict(width=[3 if i in selected else (2 if i in new_ids else 0) for i in part["id"]],
                                       color=["#d62728" if i in selected else "#17becf" for i in part["id"]])),
                 hovertext=[hover_text(r, objectives) for _, r in part.iterrows()], hoverinfo="text"))
+    add_links_to_trained(fig, data, objectives, x, y)
     arrow = {True: "→ better", False: "← better"}
     fig.update_layout(title=title, xaxis_title=f"{x} ({arrow[maximize[x]]})",
                       yaxis_title=f"{y} ({'↑' if maximize[y] else '↓'} better)", clickmode="event+select",
                       dragmode="select", legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=50, b=80),
                       template="plotly_white")
     return fig
+
+
+def nearest_trained(table: pd.DataFrame, objectives: list[str], row: pd.Series) -> pd.Series | None:
+    """The trained MODPO point whose weighting is nearest (L1) to row's."""
+    trained = table[(table["kind"] == "modpo") & table[[f"w_{o}" for o in objectives]].notna().all(axis=1)]
+    if trained.empty or any(pd.isna(row.get(f"w_{o}")) for o in objectives):
+        return None
+    dist = sum((trained[f"w_{o}"] - row[f"w_{o}"]).abs() for o in objectives)
+    return trained.loc[dist.idxmin()]
+
+
+def add_links_to_trained(fig: go.Figure, data: pd.DataFrame, objectives: list[str], x: str, y: str) -> None:
+    """A dotted line from each merged / mixed point to the trained point at the nearest weighting."""
+    xs, ys = [], []
+    for _, row in data[data["kind"].isin(["merge", "mix"])].iterrows():
+        near = nearest_trained(data, objectives, row)
+        if near is not None:
+            xs += [row[x], near[x], None]
+            ys += [row[y], near[y], None]
+    if xs:
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#7f7f7f", width=1, dash="dot"),
+                                 name="preview → nearest trained", hoverinfo="skip"))
 
 
 def save_png(fig: go.Figure, path: str | Path, width: int = 900, height: int = 600) -> None:

@@ -184,3 +184,28 @@ def test_selection_helpers():
     # a replayed table event whose row numbers now point at other rows changes nothing
     assert common.apply_event(state, "table", ["x"], fingerprint=(0,)) and state["selected"] == ["x"]
     assert not common.apply_event(state, "table", ["y"], fingerprint=(0,)) and state["selected"] == ["x"]
+
+
+def test_preview_a_weighting_adds_merge_and_mix_points(checkpoints):
+    at = run(front_script)
+    for method in ("merge", "mix"):
+        at.sidebar.number_input(key="preview_w_positivity").set_value(0.6)
+        at.sidebar.number_input(key="preview_w_brevity").set_value(0.4)
+        at.sidebar.radio(key="preview_method").set_value(method)
+        next(b for b in at.sidebar.button if "Preview" in b.label).click().run()
+        assert not at.error, at.error
+    shown = table_of(at)
+    kinds = dict(zip(shown["id"], shown["kind"]))
+    assert kinds["merge-0.60-0.40"] == "merge" and kinds["mix-0.60-0.40"] == "mix"
+    # an out-of-hull weighting is refused with a message, and nothing is added
+    at.sidebar.number_input(key="preview_w_positivity").set_value(0.1)
+    at.sidebar.number_input(key="preview_w_brevity").set_value(0.9)
+    next(b for b in at.sidebar.button if "Preview" in b.label).click().run()
+    assert "not a convex combination" in at.error[0].value
+    # merged and mixed points compare like any adapter
+    state = {"selection": {"tiny": {"selected": ["merge-0.60-0.40", "mix-0.60-0.40"], "seen": {}}}}
+    cmp = run(compare_script, **state)
+    cmp.radio(key="decoding").set_value("sample").run()
+    cmp.button(key="generate").click().run()
+    assert [m.value for m in cmp.markdown] == ["**base**", "**merge-0.60-0.40**", "**mix-0.60-0.40**"]
+    assert len(cmp.text) == 3

@@ -74,8 +74,10 @@ def test_mixed_distribution_matches_the_formula(tiny_family):
 
 def test_merge_and_mix_points_are_saved_and_evaluated(tiny_family):
     settings = EvalSettings(max_new_tokens=16)
-    merge = make_instant_point(tiny_family, [0.7, 0.3], "merge", PROMPTS, settings, log=lambda *_: None)
-    mix = make_instant_point(tiny_family, [0.7, 0.3], "mix", PROMPTS, settings, log=lambda *_: None)
+    merge, model = make_instant_point(tiny_family, [0.7, 0.3], "merge", PROMPTS, settings, log=lambda *_: None)
+    tok = load_base("tiny")[1]
+    mix, _ = make_instant_point(tiny_family, [0.7, 0.3], "mix", PROMPTS, settings, model=model, tokenizer=tok,
+                                log=lambda *_: None)
     family = fam.load_family(tiny_family)
     assert not family.errors
     m, x = family.point(merge["id"]), family.point(mix["id"])
