@@ -158,8 +158,8 @@ def render() -> None:
         return
     root, family, table = picked
     ids = table["id"].tolist()
-    state = common.selection_state(family.spec.name)
-    chosen = st.multiselect("Adapters", ids, default=common.selected_ids(family.spec.name, ids), key="compare_ids",
+    state = common.selection_state(root.name)
+    chosen = st.multiselect("Adapters", ids, default=common.selected_ids(root.name, ids), key="compare_ids",
                             help="the same selection as the Front page")
     if chosen != state["selected"]:
         state["selected"] = list(chosen)

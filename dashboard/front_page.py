@@ -78,7 +78,7 @@ def render_hypervolume(family, table: pd.DataFrame, objectives: list[str]) -> No
 
 
 def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: str, y: str) -> None:
-    name = family.spec.name
+    name = root.name  # selection is keyed by the family's folder
     state = common.selection_state(name)
     maximize = {o.name: o.maximize for o in family.spec.objectives}
     selected = common.selected_ids(name, [p.id for p in family.points])  # filters hide points, never unselect them
@@ -192,10 +192,10 @@ def render() -> None:
     c = st.columns(3)
     c[0].metric("Points", int(table["evaluated"].sum()))
     c[1].metric("On the front", int(table["on_front"].sum()))
-    c[2].metric("Selected", len(common.selected_ids(family.spec.name, [p.id for p in family.points])))
+    c[2].metric("Selected", len(common.selected_ids(root.name, [p.id for p in family.points])))
     render_hypervolume(family, shown, [x, y])
     render_chart(root, family, shown, objectives, x, y)
     render_many_objectives(shown, objectives)
     render_preview(root, family)
-    st.caption("Click a point, or drag a box or lasso, to select adapters; or tick rows in the table. "
-               "The Compare page shows what the selected adapters say.")
+    st.caption("Click a point to select it; for several, pick Box Select or Lasso Select in the chart's toolbar "
+               "and drag; or tick rows in the table. The Compare page shows what the selected adapters say.")

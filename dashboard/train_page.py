@@ -12,9 +12,6 @@ import streamlit as st
 from dashboard import common
 from modpo import jobs
 
-DONE_STATES = ("done", "failed", "cancelled")
-
-
 def parse_weights(values: list[float]) -> list[float]:
     """Weights from the form, scaled onto the simplex; a clear ValueError for values that cannot be."""
     from modpo.weights import validate_weights
@@ -84,19 +81,13 @@ def render_job(root, job: dict) -> None:
 
 @st.fragment(run_every=1.0)
 def render_jobs(root) -> None:
-    """Polls the job files every second; reruns the whole page when a job finishes."""
+    """Polls the job files every second (a fragment: the rest of the page is not rerun)."""
     all_jobs = jobs.refresh(root)
     if not all_jobs:
         st.caption("No training runs yet.")
         return
-    states = {j["id"]: j["state"] for j in all_jobs}
-    before = st.session_state.setdefault("_job_states", {})
-    finished = [i for i, s in states.items() if s in DONE_STATES and before.get(i) not in (None, *DONE_STATES)]
-    st.session_state["_job_states"] = states
     for job in reversed(all_jobs):
         render_job(root, job)
-    if finished:
-        st.rerun(scope="app")
 
 
 def render() -> None:

@@ -75,8 +75,10 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
     add_links_to_trained(fig, data, objectives, x, y)
     arrow = {True: "→ better", False: "← better"}
     fig.update_layout(title=title, xaxis_title=f"{x} ({arrow[maximize[x]]})",
-                      yaxis_title=f"{y} ({'↑' if maximize[y] else '↓'} better)", clickmode="event+select",
-                      dragmode="select", legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=50, b=80),
+                      yaxis_title=f"{y} ({'↑' if maximize[y] else '↓'} better)",
+                      # no dragmode="select": Streamlit then forces clickmode "event" and a click on a
+                      # scatter marker never selects; box and lasso stay in the chart's toolbar
+                      legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=50, b=80),
                       template="plotly_white")
     return fig
 
