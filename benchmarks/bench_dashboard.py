@@ -25,8 +25,7 @@ from modpo import family as fam  # noqa: E402
 
 def synthetic_family(root: Path, n: int, seed: int = 0) -> None:
     """n evaluated adapters on a made-up concave front (small real safetensors files)."""
-    from safetensors.torch import save_file
-    import torch
+    from safetensors.numpy import save_file  # numpy, not torch: the front page must not need torch
     rng = np.random.default_rng(seed)
     spec = fam.FamilySpec("bench", "tiny", [fam.Objective("a", "maximize", "words"), fam.Objective("b", "maximize", "brevity")],
                           "a", 0.1, {"b": {"kind": "explicit", "scorer": "brevity", "scale": 0.01}})
@@ -37,7 +36,7 @@ def synthetic_family(root: Path, n: int, seed: int = 0) -> None:
         w = (i + 1) / (n + 1)
         d = root / "adapters" / f"w-{i:04d}"
         d.mkdir(parents=True)
-        save_file({"lora_A": torch.zeros(8, 8)}, str(d / "adapter_model.safetensors"))
+        save_file({"lora_A": np.zeros((8, 8), dtype=np.float32)}, str(d / "adapter_model.safetensors"))
         (d / "adapter_config.json").write_text("{}")
         fam.write_meta(d, {"id": d.name, "kind": "modpo", "base_model": "tiny", "weights": {"a": w, "b": 1 - w},
                            "steps": 48, "loss_curve": [[s, 0.69] for s in range(48)]})

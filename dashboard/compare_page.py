@@ -111,7 +111,7 @@ def render_settings(family):
 
 
 def render_prompt(root) -> str | None:
-    from modpo.sweep import read_eval_prompts
+    from modpo.family import read_eval_prompts
     held_out = read_eval_prompts(root) or []
     source = st.radio("Prompt", ["held-out set", "type your own"], horizontal=True, key="prompt_source",
                       index=0 if held_out else 1)

@@ -120,10 +120,6 @@ def _png(fig) -> bytes:
 def render_preview(root, family) -> None:
     """Preview a weighting without training: merge the adapters' weights or mix their distributions,
     evaluated exactly like the trained points (same prompts, scorers, settings)."""
-    from modpo.evaluate import EvalSettings
-    from modpo.sweep import read_eval_prompts
-    from dashboard.compare_page import model_service
-
     spec = family.spec
     with st.sidebar.expander("Preview a weighting", expanded=False):
         with st.form("preview"):
@@ -135,6 +131,10 @@ def render_preview(root, family) -> None:
             go = st.form_submit_button("Preview")
     if not go:
         return
+    from dashboard.compare_page import model_service  # heavy imports only once a preview is asked for
+    from modpo.evaluate import EvalSettings
+    from modpo.family import read_eval_prompts
+
     total = sum(raw)
     prompts = read_eval_prompts(root)
     if total <= 0 or not prompts:

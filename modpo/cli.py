@@ -76,7 +76,7 @@ def eval_settings(a):
 
 
 def load_prompts(path: str | None, root: Path | None, limit: int | None) -> list[str] | None:
-    from .sweep import read_eval_prompts
+    from .family import read_eval_prompts
     if path:
         obj = json.loads(Path(path).read_text())
         prompts = obj["prompts"] if isinstance(obj, dict) else obj

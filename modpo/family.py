@@ -318,6 +318,11 @@ def read_pairs(root: Path, objective: str):
     return info, datasets.load_from_disk(str(d))
 
 
+def read_eval_prompts(root: Path) -> list[str] | None:
+    path = Path(root) / "data" / "eval_prompts.json"
+    return read_json(path, {"prompts": list})["prompts"] if path.exists() else None
+
+
 def write_data_file(root: Path, name: str, obj: dict) -> None:
     atomic_write_json(Path(root) / "data" / name, obj)
 

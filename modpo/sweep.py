@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from . import family as fam
+from .family import read_eval_prompts  # noqa: F401 (re-exported)
 from .data import PreferenceDataset, tokenize_pairs, write_jsonl
 from .evaluate import EvalSettings, evaluate_points
 from .generate import BASE
@@ -187,6 +188,3 @@ def evaluate_missing(root: Path, model, tokenizer, prompts: list[str], settings:
     return [p.id for p in todo]
 
 
-def read_eval_prompts(root: Path) -> list[str] | None:
-    path = Path(root) / "data" / "eval_prompts.json"
-    return fam.read_json(path, {"prompts": list})["prompts"] if path.exists() else None

@@ -209,3 +209,18 @@ def test_preview_a_weighting_adds_merge_and_mix_points(checkpoints):
     cmp.button(key="generate").click().run()
     assert [m.value for m in cmp.markdown] == ["**base**", "**merge-0.60-0.40**", "**mix-0.60-0.40**"]
     assert len(cmp.text) == 3
+
+
+def test_front_page_loads_no_model(checkpoints):
+    """The front page reads JSON only: neither torch nor transformers is imported to draw it."""
+    import subprocess
+    import sys
+    script = ("import sys; sys.path.insert(0, '.')\n"
+              "from streamlit.testing.v1 import AppTest\n"
+              "at = AppTest.from_file('dashboard/app.py', default_timeout=120); at.run()\n"
+              "assert not at.exception, at.exception\n"
+              "assert at.dataframe, 'the front table is missing'\n"
+              "print('torch' in sys.modules, 'transformers' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["False", "False"]
