@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import common
 from modpo import family as fam
 from modpo.front import table_hypervolume
-from modpo.plots import front_figure
+from modpo.plots import front_figure, png_bytes
 
 CHART_KEY = "front_chart"
 TABLE_KEY = "front_table"
@@ -105,16 +105,8 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
             state["selected"] = []
             st.rerun()
     st.download_button("Download table (CSV)", table.to_csv(index=False), f"{name}-front.csv", "text/csv")
-    st.download_button("Download figure (PNG)", lambda: _png(fig), f"{name}-front.png", "image/png",
+    st.download_button("Download figure (PNG)", lambda: png_bytes(fig, 1000, 650), f"{name}-front.png", "image/png",
                        help="rendered by kaleido with the system Chromium")
-
-
-def _png(fig) -> bytes:
-    import os
-    from pathlib import Path
-    if "BROWSER_PATH" not in os.environ and Path("/usr/bin/chromium").exists():
-        os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
-    return fig.to_image(format="png", width=1000, height=650)
 
 
 def render_preview(root, family) -> None:

@@ -105,9 +105,13 @@ def add_links_to_trained(fig: go.Figure, data: pd.DataFrame, objectives: list[st
                                  name="preview → nearest trained", hoverinfo="skip"))
 
 
-def save_png(fig: go.Figure, path: str | Path, width: int = 900, height: int = 600) -> None:
-    """Write the figure as PNG with kaleido, which drives a Chromium (Debian's, if BROWSER_PATH is unset)."""
+def png_bytes(fig: go.Figure, width: int = 900, height: int = 600) -> bytes:
+    """The figure as PNG via kaleido, which drives a Chromium (Debian's, if BROWSER_PATH is unset)."""
     if "BROWSER_PATH" not in os.environ and Path("/usr/bin/chromium").exists():
         os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
+    return fig.to_image(format="png", width=width, height=height, scale=1)
+
+
+def save_png(fig: go.Figure, path: str | Path, width: int = 900, height: int = 600) -> None:
     from .family import atomic_write_bytes
-    atomic_write_bytes(Path(path), fig.to_image(format="png", width=width, height=height, scale=1))
+    atomic_write_bytes(Path(path), png_bytes(fig, width, height))
