@@ -119,13 +119,20 @@ def render_prompt(root) -> str | None:
         return st.selectbox("Held-out prompt", held_out, key="held_out_prompt")
     text = st.text_area("Your prompt", key="own_prompt", height=100,
                         help=f"at most {MAX_PROMPT_CHARS} characters")
-    if len(text) > MAX_PROMPT_CHARS:
-        st.error(f"The prompt is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}. Shorten it.")
-        return None
-    if not text.strip():
-        st.info("Type a prompt to compare the adapters on it.")
+    problem = prompt_problem(text)
+    if problem:
+        (st.info if not text.strip() else st.error)(problem)
         return None
     return text
+
+
+def prompt_problem(text: str) -> str | None:
+    """What is wrong with a typed prompt, or None."""
+    if len(text) > MAX_PROMPT_CHARS:
+        return f"The prompt is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}. Shorten it."
+    if not text.strip():
+        return "Type a prompt to compare the adapters on it."
+    return None
 
 
 def render_columns(family, points, prompt, settings, service: ModelService | None) -> int:

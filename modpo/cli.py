@@ -32,6 +32,13 @@ def _positive(kind):
     return parse
 
 
+def _temperature(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 5:
+        raise argparse.ArgumentTypeError(f"--temperature must be in [0, 5] (0 = greedy), got {text}")
+    return value
+
+
 def add_train_options(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     g = p.add_argument_group("training (defaults: the MODPO paper's recipe)")
@@ -64,7 +71,7 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
                    "default: the family's data/eval_prompts.json")
     g.add_argument("--eval-limit", type=_positive(int), help="use only the first N evaluation prompts")
     g.add_argument("--max-new-tokens", type=_positive(int), default=64, help="response length cap (default %(default)s)")
-    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    g.add_argument("--temperature", type=_temperature, default=0.0, help="0 = greedy (default)")
     g.add_argument("--eval-seed", type=int, default=0, help="sampling seed when temperature > 0")
 
 
@@ -138,7 +145,7 @@ def cmd_sweep(a) -> int:
         m for m, v in margins.items() if v["kind"] == "implicit"])]
     if missing:
         raise ValueError(f"objectives {missing} need labels, but the data has only {dataset.objectives}")
-    grid = [tuple(_floats(w)) for w in a.weights] if a.weights else weight_grid(len(objectives), a.grid_step)
+    grid = [tuple(w) for w in a.weights] if a.weights else weight_grid(len(objectives), a.grid_step)
     prompts = load_prompts(a.eval_prompts, root if (root / "data").exists() else None, a.eval_limit)
     model, tokenizer = load_base(a.model, trust_remote_code=a.trust_remote_code)
     times = run_sweep(root, spec, model, tokenizer, dataset, grid, cfg, prompts, eval_settings(a))
@@ -155,7 +162,7 @@ def cmd_train(a) -> int:
     root = Path(a.family)
     family = fam.load_family(root)
     spec = family.spec
-    weights = _floats(a.weights)
+    weights = a.weights
     target_first(spec.objective_names, spec.target, weights)  # validate before loading anything
     stored = fam.read_pairs(root, spec.target)
     if stored is None:
@@ -237,7 +244,7 @@ def cmd_instant(a) -> int:
     prompts = load_prompts(a.eval_prompts, root, a.eval_limit)
     if not prompts:
         raise ValueError(f"{root}: no evaluation prompts; pass --eval-prompts FILE")
-    meta, _ = make_instant_point(root, _floats(a.weights), a.command, prompts, eval_settings(a),
+    meta, _ = make_instant_point(root, a.weights, a.command, prompts, eval_settings(a),
                               a.sources.split(",") if a.sources else None, getattr(a, "combination", "cat"))
     print(f"{a.command} point {meta['id']} evaluated; produced in {meta['wall_time_s']:.2f}s")
     return 0
@@ -269,14 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", action="append", help="NAME=implicit (train a DPO margin model, the default) or "
                    "NAME=explicit:SCALE (scorer value x SCALE, on the beta*log-ratio scale); repeatable")
     p.add_argument("--grid-step", type=float, default=0.25, help="interior weight grid spacing (default %(default)s)")
-    p.add_argument("--weights", nargs="+", help="explicit weightings instead of a grid, e.g. 0.7,0.3 0.4,0.6")
+    p.add_argument("--weights", nargs="+", type=_floats, help="explicit weightings instead of a grid, e.g. 0.7,0.3 0.4,0.6")
     add_train_options(p)
     add_eval_options(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("train", help="train one more weighting into an existing family (uses its stored data)")
     p.add_argument("--family", required=True, help="family folder")
-    p.add_argument("--weights", required=True, help="one weight per objective in family order, summing to 1")
+    p.add_argument("--weights", required=True, type=_floats,
+                   help="one weight per objective in family order, summing to 1")
     p.add_argument("--id", help="adapter id (default w-<weights>)")
     p.add_argument("--job-id", help="write progress to jobs/<job-id>/status.json (the dashboard sets this)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation after training")
@@ -299,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapters", required=True, help="comma-separated adapter ids ('base' for the base model)")
     p.add_argument("--prompt", required=True, help="the prompt")
     p.add_argument("--max-new-tokens", type=_positive(int), default=64)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--temperature", type=_temperature, default=0.0, help="0 = greedy")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_generate)
     for name, text in (("merge", "a new adapter merged from existing ones (rewarded soups), evaluated"),
@@ -307,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text + ". The sources' coefficients solve "
                            "w = sum_i c_i w_i, so the point sits at the same weighting as a trained one.")
         p.add_argument("--family", required=True, help="family folder")
-        p.add_argument("--weights", required=True, help="one weight per objective in family order, summing to 1")
+        p.add_argument("--weights", required=True, type=_floats,
+                   help="one weight per objective in family order, summing to 1")
         p.add_argument("--sources", help="comma-separated source adapter ids (default: the DPO endpoint and the "
                        "margin model, or the lowest-target-weight adapter)")
         if name == "merge":
@@ -316,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_eval_options(p)
         p.set_defaults(func=cmd_instant)
 
-    p = sub.add_parser("demo", help="build (or resume) the demo family: relevance vs. brevity on SmolLM2-135M-Instruct",
+    p = sub.add_parser("demo", help="build (or resume) the demo family: sentiment vs. brevity on SmolLM2-135M-Instruct",
                        description="Samples on-policy pairs, trains the DPO endpoint and 5 MODPO weightings, "
                        "evaluates them and the base model, and draws the front. Offline; about 30-45 min on 2 CPU cores.")
     p.add_argument("--family", default="checkpoints/demo", help="where to build it (default %(default)s)")

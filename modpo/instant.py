@@ -151,7 +151,7 @@ def make_instant_point(root, weights, method: str, prompts: list[str], settings,
     from . import family as fam
     from .evaluate import build_record, evaluate_points
     from .generate import BASE, response_logps
-    from .models import attach_adapters, load_base, peft_name
+    from .models import attach_adapters, check_tokenizer, load_base, peft_name
     from .sweep import versions
     from .train import _flatten_adapter_dir
     from .weights import weights_id
@@ -176,6 +176,7 @@ def make_instant_point(root, weights, method: str, prompts: list[str], settings,
     point_id = f"{method}-{weights_id(w)[2:]}"
     if model is None:
         model, tokenizer = load_base(spec.base_model)
+    check_tokenizer(tokenizer, spec.notes.get("tokenizer"), f"family {spec.name!r}")
     names = [peft_name(p.id) for p in src]
     model = attach_adapters(model, {peft_name(p.id): p.path for p in src})
     job = fam.job_dir(root, point_id)

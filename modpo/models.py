@@ -75,6 +75,29 @@ def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bo
     return tokenizer
 
 
+def tokenizer_fingerprint(tokenizer) -> dict:
+    """What must match for adapters to be mixed or merged: the vocabulary and the special tokens."""
+    import hashlib
+    import json
+
+    vocab = sorted(tokenizer.get_vocab().items())
+    special = [tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id]
+    digest = hashlib.sha256(json.dumps([vocab, special]).encode()).hexdigest()[:16]
+    return {"sha256_16": digest, "vocab_size": len(vocab)}
+
+
+def check_tokenizer(tokenizer, expected: dict | None, what: str) -> None:
+    """ValueError when tokenizer is not the one `expected` (a tokenizer_fingerprint) describes."""
+    if not expected:
+        return
+    found = tokenizer_fingerprint(tokenizer)
+    if found["sha256_16"] != expected.get("sha256_16"):
+        raise ValueError(f"{what} was trained with a different tokenizer (vocabulary of {expected.get('vocab_size')} "
+                         f"tokens, fingerprint {expected.get('sha256_16')}) than the one given (vocabulary of "
+                         f"{found['vocab_size']}, fingerprint {found['sha256_16']}); load the family's base model "
+                         "and its own tokenizer")
+
+
 def load_base(name: str, revision: str | None = None, dtype: torch.dtype = torch.float32,
               trust_remote_code: bool = False):
     """(model, tokenizer) for a short name, local path or hub name. Weights load from safetensors only."""
@@ -84,8 +107,13 @@ def load_base(name: str, revision: str | None = None, dtype: torch.dtype = torch
     if not (Path(path).is_dir() or "/" in path):
         raise ValueError(f"unknown model {name!r}: give a short name ({', '.join(SHORT_NAMES)}), "
                          "a local folder, or a Hugging Face name such as HuggingFaceTB/SmolLM2-135M-Instruct")
-    model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=dtype, use_safetensors=True,
-                                                 trust_remote_code=trust_remote_code)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=dtype, use_safetensors=True,
+                                                     trust_remote_code=trust_remote_code)
+    except OSError as e:
+        where = "the local folder" if Path(path).is_dir() else "the Hugging Face hub (is the name right? are you online?)"
+        raise ValueError(f"could not load model {name!r} from {where}; safetensors weights are required. "
+                         f"Details: {str(e).splitlines()[0]}") from e
     tokenizer = load_tokenizer(name, revision, trust_remote_code)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

@@ -18,7 +18,7 @@ from .evaluate import EvalSettings, evaluate_points
 from .generate import BASE
 from .weights import target_first as _target_first, weights_id  # noqa: F401 (re-exported)
 from .margins import MarginSpec, margin_summary, precompute_columns
-from .models import attach_adapters, peft_name
+from .models import attach_adapters, peft_name, tokenizer_fingerprint
 from .config import TrainConfig
 from .train import train_adapter
 
@@ -120,6 +120,7 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
               log=print) -> dict:
     """Train (and evaluate) the whole family; finished adapters are skipped. Returns stage wall times."""
     root = Path(root)
+    spec.notes.setdefault("tokenizer", tokenizer_fingerprint(tokenizer))
     fam.write_family(root, spec)
     if not (root / "data" / "preferences.jsonl").exists():
         write_jsonl(dataset, root / "data" / "preferences.jsonl")

@@ -67,13 +67,16 @@ class ProgressCallback(TrainerCallback):
 
 
 def train_adapter(model, train_examples, weights, cfg: TrainConfig, output_dir: Path, adapter_name: str,
-                  report=None, work_dir: Path | None = None) -> tuple[dict, object]:
+                  report=None, work_dir: Path | None = None, callbacks: list | None = None,
+                  trainer_class: type = ModpoTrainer, trainer_kwargs: dict | None = None) -> tuple[dict, object]:
     """Train a fresh LoRA adapter `adapter_name` on model and save it (peft format) to output_dir.
 
     model: the base model, or a PeftModel already holding other adapters (they stay frozen).
     train_examples: list or datasets.Dataset of pairs with precomputed columns (margins.py).
     weights: target objective first, on the simplex; (1,) is plain DPO.
     adapter_name: the name inside the PeftModel (no dots: torch module names cannot hold them).
+    callbacks: extra TrainerCallbacks; trainer_class / trainer_kwargs: a ModpoTrainer subclass and its
+    extra arguments (benchmarks/bench_train_step.py uses one that computes the columns on the fly).
     Returns (record for meta.json: steps, loss curve, wall time, config; the PeftModel).
     """
     from peft import get_peft_model
@@ -103,9 +106,9 @@ def train_adapter(model, train_examples, weights, cfg: TrainConfig, output_dir: 
         remove_unused_columns=False, seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16,
         disable_tqdm=report is not None, dataloader_num_workers=0)
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
-    trainer = ModpoTrainer(model=model, args=args, train_dataset=train_examples, data_collator=PairCollator(pad_id),
-                           weights=w.tolist(), beta=cfg.beta,
-                           callbacks=[ProgressCallback(report)] if report else None)
+    trainer = trainer_class(model=model, args=args, train_dataset=train_examples, data_collator=PairCollator(pad_id),
+                            weights=w.tolist(), beta=cfg.beta, **(trainer_kwargs or {}),
+                            callbacks=([ProgressCallback(report)] if report else []) + list(callbacks or []))
     start = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - start

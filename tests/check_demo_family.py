@@ -28,7 +28,7 @@ def test_family_json_records_what_it_is(demo):
     spec = family.spec
     assert spec.base_model == "smollm2-135m-instruct" and spec.beta == 0.1
     assert [(o.name, o.direction, o.scorer) for o in spec.objectives] == [
-        ("relevance", "maximize", "relevance"), ("brevity", "maximize", "brevity")]
+        ("sentiment", "maximize", "sentiment"), ("brevity", "maximize", "brevity")]
     assert spec.data["rows"] >= 250 and spec.data["train_prompts"] >= 300 and spec.data["eval_prompts"] >= 64
     clash = spec.notes["conflict"]
     assert clash["pearson"] < 0 and clash["n_responses"] >= 500, "the two objectives must conflict on the samples"
@@ -40,13 +40,13 @@ def test_front_is_real(demo):
     rows = modpo_rows(table)
     assert len(rows) >= 6, "the DPO endpoint and at least 5 interior weightings"
     assert int(table["on_front"].sum()) >= 4
-    ends = rows.sort_values("w_relevance")
+    ends = rows.sort_values("w_sentiment")
     lo, hi = ends.iloc[0], ends.iloc[-1]  # most brevity-weighted vs. the DPO endpoint
-    for o in ("relevance", "brevity"):
+    for o in ("sentiment", "brevity"):
         gap = abs(hi[o] - lo[o])
         se = np.hypot(hi[f"{o}_stderr"], lo[f"{o}_stderr"])
         assert gap > 3 * se, f"endpoints differ by only {gap / se:.1f} standard errors on {o}"
-    for o in ("relevance", "brevity"):
+    for o in ("sentiment", "brevity"):
         rho = spearmanr(rows[f"w_{o}"], rows[o])[0]
         assert rho >= 0.8, f"score of {o} does not rise with its weight (Spearman {rho:.2f})"
 

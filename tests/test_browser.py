@@ -29,6 +29,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NEW_ID = "w-0.60-0.40"
+# Model output that would run script, draw elements or make a link if it were rendered as HTML or markdown.
+HOSTILE = ('<script>window.__pwned = 1</script><b id="injected-bold">bold</b> '
+           '<img src="x" onerror="window.__pwned = 2"> [click me](https://example.com/phish) **not bold**')
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +82,12 @@ def browser_root(request, tmp_path_factory) -> Path:
         shutil.copytree(source, root / "demo", ignore=skip)
         (ARTIFACTS / "family-under-test.txt").write_text(f"demo = {source}\n")
     shutil.copytree(tiny_checkpoints / "tiny", root / "tiny", ignore=skip)
+    shutil.copytree(tiny_checkpoints / "tiny", root / "hostile", ignore=skip)
+    for path in (root / "hostile").glob("**/eval.json"):  # every saved response is an attack
+        record = json.loads(path.read_text())
+        for sample in record["samples"]:
+            sample["response"] = HOSTILE
+        path.write_text(json.dumps(record))
     return root
 
 
@@ -465,6 +474,31 @@ def walk_through(page, app_url: str, browser_root: Path) -> None:
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
         raise
+
+
+def test_model_output_is_shown_inert_in_a_real_browser(page, app_url, browser_root):
+    """HTML, script and markdown links in model output stay literal text on the Compare page."""
+    from playwright.sync_api import expect
+    page.goto(f"{app_url}/?family=hostile")
+    wait_for_chart(page)
+    target = click_target(markers(page))
+    page.mouse.click(target["x"], target["y"])
+    expect(metric(page, "Selected")).to_have_text("1", timeout=30_000)
+    nav(page, "Compare", "Compare generations")
+    deadline = time.time() + 60
+    while True:
+        cols = [c for c in response_columns(page) if c["text"]]
+        if {c["id"] for c in cols} >= {"base", target["id"]}:
+            break
+        assert time.time() < deadline, f"the saved samples did not show: {response_columns(page)}"
+        page.wait_for_timeout(500)
+    shot(page, "08-hostile-output-inert")
+    for c in cols:
+        assert c["text"].strip() == HOSTILE, f"{c['id']} shows {c['text']!r}, not the literal text"
+    assert page.evaluate("() => window.__pwned === undefined"), "model output ran script"
+    assert page.locator("#injected-bold").count() == 0, "model output drew an HTML element"
+    assert page.locator('img[src="x"]').count() == 0, "model output drew an image"
+    assert page.locator('a[href="https://example.com/phish"]').count() == 0, "model output made a link"
 
 
 def _job_logs(root: Path) -> str:

@@ -117,3 +117,15 @@ def test_pad_pairs_masks_prompt_and_padding():
     assert batch["labels"].tolist() == [[IGNORE_INDEX, IGNORE_INDEX, 7, 2, IGNORE_INDEX],
                                         [IGNORE_INDEX, IGNORE_INDEX, 8, 9, 2]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Boil it for six minutes. Then cool it in cold wa", "Boil it for six minutes."),
+    ("Yes! It is safe. Keep it cold? Sure, if you", "Yes! It is safe. Keep it cold?"),
+    ('He said "stop." and then the', 'He said "stop."'),
+    ("Version 2.5 is out and it", None),  # a decimal point is not a sentence end
+    ("no sentence ends here", None),
+])
+def test_capped_responses_are_trimmed_to_their_last_sentence(text, expected):
+    from modpo.feedback import trim_to_sentence
+    assert trim_to_sentence(text) == expected

@@ -115,3 +115,12 @@ def test_source_from_another_base_model_is_refused(tiny_family):
     with pytest.raises(KeyError, match="no adapter 'w-0.30-0.70'"):
         make_instant_point(tiny_family, [0.7, 0.3], "merge", PROMPTS, EvalSettings(), sources=["w-1.00-0.00", "w-0.30-0.70"])
     assert "trained on base model 'gpt2'" in "\n".join(fam.load_family(tiny_family).errors)
+
+
+def test_a_different_tokenizer_is_refused(tiny_family):
+    spec = fam.load_family(tiny_family).spec
+    assert spec.notes["tokenizer"]["vocab_size"] > 0  # recorded by the sweep
+    model, tok = load_base("tiny")
+    tok.add_tokens(["<|a-token-the-family-never-saw|>"])
+    with pytest.raises(ValueError, match="different tokenizer"):
+        make_instant_point(tiny_family, [0.7, 0.3], "mix", PROMPTS, EvalSettings(), model=model, tokenizer=tok)
