@@ -106,13 +106,55 @@ def bench_generation(family_dir: Path, k: int, repeats: int = 3, max_new_tokens:
           f"{times['one call per adapter'] / times['one batch (adapter_names)']:.2f}x")
 
 
+def compare_page_script():
+    from dashboard import compare_page
+    compare_page.render()
+
+
+def _peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_app_memory(family_dir: Path, k: int) -> None:
+    """Peak RSS of the app process (AppTest: the server's own code) after the Compare page generated
+    for K selected adapters of the family: the front page first, then Compare with a fresh sample."""
+    from streamlit.testing.v1 import AppTest
+    family = fam.load_family(family_dir)
+    ids = [p.id for p in family.points if p.kind == "modpo"][:k]
+    os.environ["MODPO_CHECKPOINTS"] = str(family_dir.parent)
+    before = _peak_rss_mib()
+    front = AppTest.from_function(front_page_script, default_timeout=300)
+    front.session_state["family"] = family_dir.name
+    front.run()
+    after_front = _peak_rss_mib()
+    at = AppTest.from_function(compare_page_script, default_timeout=600)
+    at.session_state["family"] = family_dir.name
+    at.session_state["selection"] = {family_dir.name: {"selected": ids, "seen": {}}}
+    at.run()
+    at.radio(key="decoding").set_value("sample").run()
+    t = time.perf_counter()
+    at.button(key="generate").click().run()
+    took = time.perf_counter() - t
+    assert not at.exception, at.exception
+    print(f"app peak RSS: {before:.0f} MiB at start, {after_front:.0f} MiB after the Front page, "
+          f"{_peak_rss_mib():.0f} MiB after Compare generated for base + {len(ids)} adapters of "
+          f"{family.spec.base_model} ({took:.1f} s incl. model load); {len(at.text)} responses shown")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--family", default=str(REPO / "checkpoints" / "demo"))
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--skip-generation", action="store_true")
+    parser.add_argument("--memory", action="store_true", help="only the app's peak memory on --family")
     args = parser.parse_args()
+    if args.memory:
+        bench_app_memory(Path(args.family).resolve(), args.k)
+        sys.exit(0)
     bench_front(args.sizes)
     if not args.skip_generation:
         bench_generation(Path(args.family), args.k)

@@ -57,6 +57,8 @@ def pick_family() -> tuple[Path, object, object] | None:
         return None
     wanted = st.query_params.get("family") or st.session_state.get("family") or DEFAULT_FAMILY
     index = names.index(wanted) if wanted in names else 0
+    if wanted not in names and wanted != DEFAULT_FAMILY:  # a typed URL: never a path, only a listed name
+        st.warning(f"{wanted!r} is not one of the families under {base}; refused. Showing {names[index]!r}.")
     name = st.sidebar.selectbox("Family", names, index=index, key="family_picker")
     try:
         root = fam.inside_root(base, name)

@@ -134,6 +134,9 @@ def attach_adapters(model, adapters: dict[str, str | Path]):
     for name, path in adapters.items():
         if not (Path(path) / "adapter_config.json").is_file():
             raise ValueError(f"adapter {name!r}: no adapter_config.json in {path}")
+        if not (Path(path) / "adapter_model.safetensors").is_file():
+            raise ValueError(f"adapter {name!r}: no adapter_model.safetensors in {path}; only safetensors weights "
+                             "are loaded (a pickled .bin can run code): convert it with peft's save_pretrained")
     items = list(adapters.items())
     if not items:
         return model

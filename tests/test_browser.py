@@ -4,9 +4,10 @@ One test walks the whole path a user takes: pick points on the Front page (a cli
 compare what the selected adapters say (fresh generation, not the saved samples), train a new
 weighting on the Train page and see its point appear on the front.
 
-The checkpoints root is a temp folder holding "demo" (a copy of checkpoints/demo, or of
-$MODPO_BROWSER_DEMO_SOURCE) and "tiny" (the conftest family; trained into, so the real
-checkpoints are never written). Screenshots go to test-artifacts/browser/.
+The checkpoints root is a temp folder holding "demo" (a copy of the shipped checkpoints/demo, or of
+$MODPO_BROWSER_DEMO_SOURCE), "tiny" (the conftest family; trained into, so the real checkpoints are
+never written) and "hostile" (tiny, with HTML and markdown in every saved response).
+Screenshots go to test-artifacts/browser/.
 """
 from __future__ import annotations
 
@@ -49,19 +50,19 @@ def _require_browser():
 # ---- the app under test ---------------------------------------------------------------------------
 
 def _demo_source() -> Path | None:
-    """The family folder named by $MODPO_BROWSER_DEMO_SOURCE (e.g. checkpoints/demo) when it has
-    >= 2 evaluated adapters, else None.
-
-    By default the browser walk runs on a copy of the tiny family named "demo"; set
-    MODPO_BROWSER_DEMO_SOURCE=checkpoints/demo to walk the shipped 135M family. Which one ran is
+    """The family the walk calls "demo": the shipped checkpoints/demo (SmolLM2-135M, so the Compare
+    step generates with the real model), or the folder in $MODPO_BROWSER_DEMO_SOURCE, or, with
+    MODPO_BROWSER_DEMO_SOURCE=tiny, a copy of the tiny test family (a quick run). Which one ran is
     written to test-artifacts/browser/family-under-test.txt.
     """
-    if not os.environ.get("MODPO_BROWSER_DEMO_SOURCE"):
-        return None  # the walk on the shipped 135M demo is opt-in until it has been verified once
-    source = Path(os.environ["MODPO_BROWSER_DEMO_SOURCE"])
+    wanted = os.environ.get("MODPO_BROWSER_DEMO_SOURCE", str(REPO / "checkpoints" / "demo"))
+    if wanted == "tiny":
+        return None
+    source = Path(wanted)
     evaluated = sorted(p.parent.name for p in source.glob("adapters/*/eval.json"))
     if not (source / "family.json").is_file() or len(evaluated) < 2:
-        return None
+        pytest.fail(f"{source} is not an evaluated family (need family.json and >= 2 evaluated adapters); "
+                    "build it with `python -m modpo demo` or set MODPO_BROWSER_DEMO_SOURCE=tiny")
     return source
 
 
@@ -77,7 +78,7 @@ def browser_root(request, tmp_path_factory) -> Path:
         # the stand-in must carry the name "demo" (selection state is keyed by the folder name)
         shutil.copytree(tiny_checkpoints / "tiny", root / "demo", ignore=skip)
         (ARTIFACTS / "family-under-test.txt").write_text("demo = a copy of the tiny family "
-                                                         "(MODPO_BROWSER_DEMO_SOURCE not set)\n")
+                                                         "(MODPO_BROWSER_DEMO_SOURCE=tiny)\n")
     else:
         shutil.copytree(source, root / "demo", ignore=skip)
         (ARTIFACTS / "family-under-test.txt").write_text(f"demo = {source}\n")
@@ -231,9 +232,17 @@ def figure(page) -> dict:
 
 
 def wait_for_chart(page, min_points: int = 2) -> None:
-    chart(page).wait_for(state="visible", timeout=60_000)
-    page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(state="visible", timeout=60_000)
-    chart(page).scroll_into_view_if_needed()
+    from playwright.sync_api import Error as PlaywrightError
+    for attempt in range(5):  # a rerun of the app may replace the chart's element while we look at it
+        try:
+            chart(page).wait_for(state="visible", timeout=60_000)
+            page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(state="visible", timeout=60_000)
+            chart(page).scroll_into_view_if_needed(timeout=10_000)
+            break
+        except PlaywrightError:
+            if attempt == 4:
+                raise
+            page.wait_for_timeout(500)
     deadline = time.time() + 30
     while len(markers(page)) < min_points:
         assert time.time() < deadline, f"the front chart shows fewer than {min_points} markers"
