@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 from .family import FamilySpec
 from .generate import BASE, GenerationSettings, generate, response_logps
@@ -61,14 +62,15 @@ def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], poin
     rows_adapters = [points[i] for i in ids for _ in prompts]
     start = time.perf_counter()
     outputs = generate(model, tokenizer, rows_prompts, rows_adapters, settings.generation(), settings.batch_size,
-                       progress=f"generate ({len(ids)} policies x {len(prompts)} prompts)")
+                       progress=f"generate ({len(ids)} policies x {len(prompts)} prompts)", with_logps=True)
     response_ids = [o["response_ids"] for o in outputs]
-    policy = response_logps(model, tokenizer, rows_prompts, response_ids, rows_adapters, settings.batch_size)
-    if all(a == BASE for a in rows_adapters):
-        reference = policy
-    else:
-        reference = response_logps(model, tokenizer, rows_prompts, response_ids, [BASE] * len(rows_prompts),
-                                   settings.batch_size)
+    policy = torch.tensor([o["logp"] for o in outputs])  # (P * N,), from the generation's own logits
+    reference = policy.clone()  # the base model's rows are their own reference
+    adapted = [i for i, a in enumerate(rows_adapters) if a != BASE]
+    if adapted:
+        reference[adapted] = response_logps(model, tokenizer, [rows_prompts[i] for i in adapted],
+                                            [response_ids[i] for i in adapted], [BASE] * len(adapted),
+                                            settings.batch_size)
     log_ratios = (policy - reference).numpy()  # (P * N,)
     texts = [o["text"] for o in outputs]
     wall = (time.perf_counter() - start) / len(ids)

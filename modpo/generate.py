@@ -51,11 +51,13 @@ def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | None = None,
              settings: GenerationSettings = GenerationSettings(), batch_size: int = 32,
-             progress: str | None = None) -> list[dict]:
+             progress: str | None = None, with_logps: bool = False) -> list[dict]:
     """Generate one response per row. adapter_names: one per prompt (peft names or "__base__").
 
     Returns [{"text", "response_ids"}] in row order; response_ids stop at (and include) EOS.
     progress: a description to show a progress bar over the batches (None: no bar).
+    with_logps: also "logp", the summed log-prob of response_ids under the row's own policy, taken
+    from the logits generation computed anyway (untempered; equals response_logps without a pass).
     """
     from tqdm.auto import tqdm
 
@@ -79,12 +81,32 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if adapter_names is not None and _is_peft(model):
             kwargs["adapter_names"] = adapter_names[start:start + batch_size]
+        if with_logps:
+            kwargs.update(output_logits=True, return_dict_in_generate=True)
         generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
-        for row in generated[:, ids.shape[1]:].tolist():
+        sequences = generated.sequences if with_logps else generated
+        new_tokens = sequences[:, ids.shape[1]:]
+        logps = _generated_logps(generated.logits, new_tokens, eos) if with_logps else None
+        for i, row in enumerate(new_tokens.tolist()):
             if eos in row:
                 row = row[:row.index(eos) + 1]
             out.append({"text": tokenizer.decode(row, skip_special_tokens=True).strip(), "response_ids": row})
+            if with_logps:
+                out[-1]["logp"] = float(logps[i])
     return out
+
+
+def _generated_logps(step_logits: tuple, new_tokens: torch.Tensor, eos: int) -> torch.Tensor:
+    """Summed log-prob of each row's tokens up to and including its first EOS. step_logits: T x (B, V)
+    raw logits; new_tokens: (B, T). Returns (B,)."""
+    total = torch.zeros(new_tokens.shape[0])
+    alive = torch.ones(new_tokens.shape[0], dtype=torch.bool)
+    for t, logits in enumerate(step_logits):
+        token = new_tokens[:, t].cpu()
+        step = logits.float().log_softmax(-1).cpu().gather(1, token[:, None]).squeeze(1)
+        total += torch.where(alive, step, torch.zeros_like(step))
+        alive &= token != eos
+    return total
 
 
 @torch.no_grad()
