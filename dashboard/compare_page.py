@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from dashboard import common
-from modpo import family as fam
 
 MAX_PROMPT_CHARS = 2000
 EVAL_KEY = "eval"

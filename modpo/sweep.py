@@ -87,7 +87,7 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
     """Train one adapter through a job folder and publish it. Returns (meta, model)."""
     job_id = job_id or point_id
     fam.remove_partial(root, job_id)
-    status = fam.write_status(root, job_id, state="running", kind=kind, adapter=point_id, step=0,
+    fam.write_status(root, job_id, state="running", kind=kind, adapter=point_id, step=0,
                               created=time.strftime("%Y-%m-%dT%H:%M:%S"), started=time.time())
     out = fam.job_dir(root, job_id) / "adapter"
 
