@@ -77,8 +77,6 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
 
 def eval_settings(a):
     from .evaluate import EvalSettings
-    if not 0 <= a.temperature <= 5:
-        raise ValueError(f"--temperature must be in [0, 5], got {a.temperature}")
     return EvalSettings(max_new_tokens=a.max_new_tokens, temperature=a.temperature, seed=a.eval_seed)
 
 
@@ -316,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "w = sum_i c_i w_i, so the point sits at the same weighting as a trained one.")
         p.add_argument("--family", required=True, help="family folder")
         p.add_argument("--weights", required=True, type=_floats,
-                   help="one weight per objective in family order, summing to 1")
+                       help="one weight per objective in family order, summing to 1")
         p.add_argument("--sources", help="comma-separated source adapter ids (default: the DPO endpoint and the "
                        "margin model, or the lowest-target-weight adapter)")
         if name == "merge":

@@ -31,6 +31,7 @@ def test_no_shell_no_pickle_no_unsafe_torch_load():
             keywords = {k.arg: ast.unparse(k.value) for k in node.keywords}
             if keywords.get("shell") not in (None, "False"):
                 problems.append(f"{where}: {func}(shell=...) hands a string to a shell")
+            # the scanner names the unsafe calls it looks for; nothing here calls them
             if func in ("os.system", "os.popen", "pickle.load", "pickle.loads"):
                 problems.append(f"{where}: {func}")
             if func == "torch.load" and keywords.get("weights_only") != "True":
