@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .family import FamilySpec
+from .feedback import trim_capped
 from .generate import BASE, GenerationSettings, generate, response_logps
 from .scorers import score
 
@@ -23,6 +24,7 @@ class EvalSettings:
     seed: int = 0               # sampling seed when temperature > 0
     batch_size: int = 32        # rows per generate call (rows mix adapters)
     samples_saved: int = 24     # responses kept in eval.json for the dashboard
+    trim_capped: bool = False   # score a response cut by the cap up to its last complete sentence (as sampled data)
 
     def generation(self) -> GenerationSettings:
         return GenerationSettings(self.max_new_tokens, self.temperature, 1.0, self.seed)
@@ -73,6 +75,8 @@ def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], poin
                                             settings.batch_size)
     log_ratios = (policy - reference).numpy()  # (P * N,)
     texts = [o["text"] for o in outputs]
+    if settings.trim_capped:
+        texts = trim_capped(texts, response_ids, tokenizer.eos_token_id)
     wall = (time.perf_counter() - start) / len(ids)
     n = len(prompts)
     return {point_id: build_record(spec, point_id, prompts, texts[k * n:(k + 1) * n],

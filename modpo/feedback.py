@@ -34,6 +34,12 @@ def trim_to_sentence(text: str) -> str | None:
     return text[:ends[-1].end()].strip() if ends else None
 
 
+def trim_capped(texts: list[str], response_ids: list[list[int]], eos_token_id: int) -> list[str]:
+    """Each response that hit the token cap (no EOS in its ids) trimmed to its last complete sentence;
+    kept whole when no sentence ended. Responses that ended by themselves are untouched."""
+    return [(trim_to_sentence(t) or t) if eos_token_id not in ids else t for t, ids in zip(texts, response_ids)]
+
+
 def sample_preferences(model, tokenizer, prompts: list[str], objectives: list[Objective],
                        settings: GenerationSettings, batch_size: int = 32, source: str = "on-policy samples",
                        log=print) -> PreferenceDataset:
@@ -45,13 +51,12 @@ def sample_preferences(model, tokenizer, prompts: list[str], objectives: list[Ob
     """
     doubled = [p for p in prompts for _ in range(2)]
     outputs = generate(model, tokenizer, doubled, None, settings, batch_size, progress="sample pairs")
-    eos = tokenizer.eos_token_id
-    capped = [eos not in o["response_ids"] for o in outputs]
-    trimmed = [trim_to_sentence(o["text"]) if cap else None for o, cap in zip(outputs, capped)]
-    texts = [t or o["text"] for o, t in zip(outputs, trimmed)]
-    log(f"{sum(capped)} of {len(outputs)} responses hit the {settings.max_new_tokens}-token cap; "
-        f"{sum(t is not None for t in trimmed)} were trimmed to their last complete sentence "
-        "(the rest had none and are kept whole)")
+    raw = [o["text"] for o in outputs]
+    texts = trim_capped(raw, [o["response_ids"] for o in outputs], tokenizer.eos_token_id)
+    capped = sum(tokenizer.eos_token_id not in o["response_ids"] for o in outputs)
+    log(f"{capped} of {len(outputs)} responses hit the {settings.max_new_tokens}-token cap; "
+        f"{sum(t != r for t, r in zip(texts, raw))} were trimmed to their last complete sentence "
+        "(the rest had none, or ended there, and are kept whole)")
     scores = {o.name: score(o.scorer, doubled, texts) for o in objectives}
     rows = []
     for i, prompt in enumerate(prompts):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import prompt_ids
-from .loss import IGNORE_INDEX, sequence_logps
+from .loss import IGNORE_INDEX, model_sequence_logps
 
 BASE = "__base__"
 
@@ -132,6 +132,5 @@ def response_logps(model, tokenizer, prompts: list[str], response_ids: list[list
         kwargs = {}
         if adapter_names is not None and _is_peft(model):
             kwargs["adapter_names"] = adapter_names[start:start + batch_size]
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits
-        out.append(sequence_logps(logits, lab.to(device)).cpu())
+        out.append(model_sequence_logps(model, ids.to(device), mask.to(device), lab.to(device), **kwargs).cpu())
     return torch.cat(out) if out else torch.zeros(0)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .data import pad_pairs
-from .loss import implicit_rewards, sequence_logps
+from .loss import implicit_rewards, model_sequence_logps
 from .scorers import score
 
 
@@ -49,8 +49,8 @@ def pair_logps(model, examples: list[dict], pad_token_id: int) -> tuple[torch.Te
     """(chosen_logps (B,), rejected_logps (B,)) of one batch under model as it is configured now."""
     batch = pad_pairs(examples, pad_token_id)
     device = next(model.parameters()).device
-    logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
-    logps = sequence_logps(logits, batch["labels"].to(device)).cpu()  # (2B,)
+    logps = model_sequence_logps(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                 batch["labels"].to(device)).cpu()  # (2B,)
     return logps[:len(examples)], logps[len(examples):]
 
 

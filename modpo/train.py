@@ -14,7 +14,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .config import TrainConfig
 from .data import PairCollator
-from .loss import check_weights, modpo_loss, sequence_logps
+from .loss import check_weights, model_sequence_logps, modpo_loss
 
 def lora_config(cfg: TrainConfig):
     from peft import LoraConfig
@@ -33,8 +33,7 @@ class ModpoTrainer(Trainer):
         self._reward_stats: list[torch.Tensor] = []
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits  # (2B, T, V)
-        logps = sequence_logps(logits, inputs["labels"])  # (2B,)
+        logps = model_sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])  # (2B,)
         n = logps.shape[0] // 2
         policy_chosen_logps, policy_rejected_logps = logps[:n], logps[n:]
         losses = modpo_loss(policy_chosen_logps, policy_rejected_logps,
@@ -46,7 +45,7 @@ class ModpoTrainer(Trainer):
             rejected_rewards = self.beta * (policy_rejected_logps - inputs["reference_rejected_logps"])
             self._reward_stats.append((chosen_rewards > rejected_rewards).float().mean().detach())
         loss = losses.mean()
-        return (loss, {"logits": logits}) if return_outputs else loss
+        return (loss, {"logps": logps}) if return_outputs else loss
 
     def log(self, logs: dict, *args, **kwargs):
         if self._reward_stats and "loss" in logs:

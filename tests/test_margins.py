@@ -62,3 +62,32 @@ def test_stored_columns_equal_on_the_fly(tmp_path, tiny, tiny_prefs, spec_explic
 def test_minimized_objective_flips_explicit_margin_sign():
     m = MarginSpec.from_json("length", {"kind": "explicit", "scorer": "words", "scale": 0.5}, maximize=False)
     assert m.sign == -1.0 and m.scale == 0.5
+
+
+def test_head_on_response_window_equals_full_logits(tiny):
+    """model_sequence_logps runs the LM head from the first response position on: same log-probs and
+    gradients as the full (B, T, V) logits, with prompts of different lengths and right padding."""
+    from modpo.data import pad_pairs
+    from modpo.loss import model_sequence_logps, response_window
+
+    model, _ = tiny
+    g = torch.Generator().manual_seed(0)
+    examples = [{"prompt_ids": torch.randint(5, 200, (n_prompt,), generator=g).tolist(),
+                 "chosen_ids": torch.randint(5, 200, (n_c,), generator=g).tolist(),
+                 "rejected_ids": torch.randint(5, 200, (n_r,), generator=g).tolist()}
+                for n_prompt, n_c, n_r in [(9, 4, 7), (5, 6, 2), (12, 3, 3)]]
+    batch = pad_pairs(examples, pad_token_id=0)
+    width = batch["input_ids"].shape[1]
+    assert response_window(batch["labels"]) == width - 4  # shortest prompt is 5: positions 4.. predict responses
+    full = sequence_logps(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                          batch["labels"])
+    full.sum().backward()
+    full_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+    window = model_sequence_logps(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    window.sum().backward()
+    window_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    torch.testing.assert_close(window, full, rtol=1e-5, atol=1e-5)
+    assert len(window_grads) == len(full_grads) > 0
+    for a, b in zip(window_grads, full_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
