@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from dashboard import common
+from modpo import family as fam
 
 MAX_PROMPT_CHARS = 2000
 EVAL_KEY = "eval"
@@ -38,6 +39,7 @@ def generate_missing(service: ModelService, family, points: list, prompt: str, s
     """Generate the responses of points not yet cached: every adapter (and the base) in one batch,
     each decoding-time mix with its own sources; returns how many were generated."""
     from modpo.evaluate import score_responses
+    from modpo.feedback import trim_capped
     from modpo.generate import BASE, generate
     from modpo.instant import mix_generate
     from modpo.models import attach_adapters, peft_name
@@ -52,16 +54,19 @@ def generate_missing(service: ModelService, family, points: list, prompt: str, s
         needed = {peft_name(p.id): p.path for p in batched if p.kind != "base"}
         needed.update({peft_name(s): family.point(s).path for s in sources})
         service.model = attach_adapters(service.model, needed)
-        texts = {}
+        outputs = {}
         if batched:
             names = [BASE if p.kind == "base" else peft_name(p.id) for p in batched]
-            outputs = generate(service.model, service.tokenizer, [prompt] * len(batched), names, settings)
-            texts.update({p.id: o["text"] for p, o in zip(batched, outputs)})
+            generated = generate(service.model, service.tokenizer, [prompt] * len(batched), names, settings)
+            outputs.update({p.id: o for p, o in zip(batched, generated)})
         for p in mixes:
             recipe = p.meta["recipe"]
-            out = mix_generate(service.model, service.tokenizer, [prompt], [peft_name(s) for s in recipe["sources"]],
-                               recipe["coefficients"], settings)
-            texts[p.id] = out[0]["text"]
+            outputs[p.id] = mix_generate(service.model, service.tokenizer, [prompt], [peft_name(s) for s in recipe["sources"]],
+                                         recipe["coefficients"], settings)[0]
+        texts = {i: o["text"] for i, o in outputs.items()}
+        if fam.recorded_eval_settings(family).get("trim_capped"):  # shown and scored as the front was measured
+            texts = dict(zip(texts, trim_capped(list(texts.values()), [outputs[i]["response_ids"] for i in texts],
+                                                service.tokenizer.eos_token_id)))
         scores = score_responses(family.spec, [prompt] * len(todo), [texts[p.id] for p in todo])
         for i, p in enumerate(todo):
             service.responses[(p.id, prompt, settings)] = {
@@ -106,6 +111,9 @@ def render_settings(family):
     mode = c2.radio("Decoding", ["greedy", "sample"], horizontal=True, key="decoding")
     temperature = c3.slider("Temperature", 0.1, 2.0, 0.8, key="temperature", disabled=mode == "greedy")
     seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="seed", disabled=mode == "greedy")
+    if fam.recorded_eval_settings(family).get("trim_capped"):
+        st.caption("As in this family's evaluation, an answer that hits the token cap is shown and scored up to "
+                   "its last complete sentence.")
     return GenerationSettings(max_new, 0.0 if mode == "greedy" else float(temperature), 1.0, int(seed) if mode == "sample" else 0)
 
 

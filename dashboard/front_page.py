@@ -133,7 +133,8 @@ def render_preview(root, family) -> None:
         st.error("Give at least one weight > 0." if total <= 0 else "This family has no evaluation prompts.")
         return
     weights = [v / total for v in raw]
-    settings = EvalSettings(**{k: v for k, v in _eval_settings(family).items() if k in EvalSettings.__dataclass_fields__})
+    settings = EvalSettings(**{k: v for k, v in fam.recorded_eval_settings(family).items()
+                               if k in EvalSettings.__dataclass_fields__})
     try:
         with st.status(f"{method} at w = {[round(w, 3) for w in weights]}: evaluating on {len(prompts)} prompts...",
                        expanded=False) as status:
@@ -147,13 +148,6 @@ def render_preview(root, family) -> None:
         st.rerun()
     except (ValueError, KeyError, fam.FamilyError) as e:
         st.error(f"Cannot preview this weighting: {e}")
-
-
-def _eval_settings(family) -> dict:
-    for p in family.points:
-        if p.eval and "settings" in p.eval:
-            return p.eval["settings"]
-    return {}
 
 
 def render_many_objectives(table: pd.DataFrame, objectives: list[str]) -> None:

@@ -70,14 +70,22 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-prompts", help="JSON list (or {'prompts': [...]}) of held-out prompts; "
                    "default: the family's data/eval_prompts.json")
     g.add_argument("--eval-limit", type=_positive(int), help="use only the first N evaluation prompts")
-    g.add_argument("--max-new-tokens", type=_positive(int), default=64, help="response length cap (default %(default)s)")
-    g.add_argument("--temperature", type=_temperature, default=0.0, help="0 = greedy (default)")
-    g.add_argument("--eval-seed", type=int, default=0, help="sampling seed when temperature > 0")
+    g.add_argument("--max-new-tokens", type=_positive(int), help="response length cap (default: the family's "
+                   "evaluation settings, so new points compare with the old; 64 for a new family)")
+    g.add_argument("--temperature", type=_temperature, help="0 = greedy (default: the family's, else 0)")
+    g.add_argument("--eval-seed", type=int, help="sampling seed when temperature > 0 (default: the family's, else 0)")
+    g.add_argument("--trim-capped", action=argparse.BooleanOptionalAction, default=None,
+                   help="score a capped answer up to its last complete sentence (default: the family's, else off)")
 
 
-def eval_settings(a):
+def eval_settings(a, root: Path | None = None):
+    """The family's recorded evaluation settings (when it has evaluated points), overridden by the flags given."""
     from .evaluate import EvalSettings
-    return EvalSettings(max_new_tokens=a.max_new_tokens, temperature=a.temperature, seed=a.eval_seed)
+    recorded = fam.recorded_eval_settings(fam.load_family(root)) if root and (Path(root) / "family.json").exists() else {}
+    base = {k: v for k, v in recorded.items() if k in EvalSettings.__dataclass_fields__}
+    given = {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "seed": a.eval_seed,
+             "trim_capped": getattr(a, "trim_capped", None)}
+    return EvalSettings(**{**base, **{k: v for k, v in given.items() if v is not None}})
 
 
 def load_prompts(path: str | None, root: Path | None, limit: int | None) -> list[str] | None:
@@ -146,7 +154,7 @@ def cmd_sweep(a) -> int:
     grid = [tuple(w) for w in a.weights] if a.weights else weight_grid(len(objectives), a.grid_step)
     prompts = load_prompts(a.eval_prompts, root if (root / "data").exists() else None, a.eval_limit)
     model, tokenizer = load_base(a.model, trust_remote_code=a.trust_remote_code)
-    times = run_sweep(root, spec, model, tokenizer, dataset, grid, cfg, prompts, eval_settings(a))
+    times = run_sweep(root, spec, model, tokenizer, dataset, grid, cfg, prompts, eval_settings(a, root))
     for stage, t in times.items():
         print(f"{stage:>30s}: {t:7.1f}s")
     return 0
@@ -180,7 +188,7 @@ def cmd_train(a) -> int:
         if prompts:
             if a.job_id:
                 fam.write_status(root, a.job_id, state="running", phase="evaluating")
-            evaluate_missing(root, model, tokenizer, prompts, eval_settings(a))
+            evaluate_missing(root, model, tokenizer, prompts, eval_settings(a, root))
         if a.job_id:
             fam.write_status(root, a.job_id, state="done", phase="evaluated", finished=time.time())
     fam.write_family(root, spec)
@@ -197,7 +205,7 @@ def cmd_evaluate(a) -> int:
     if not prompts:
         raise ValueError(f"{root}: no evaluation prompts; pass --eval-prompts FILE")
     model, tokenizer = load_base(spec.base_model)
-    done = evaluate_missing(root, model, tokenizer, prompts, eval_settings(a), force=a.force)
+    done = evaluate_missing(root, model, tokenizer, prompts, eval_settings(a, root), force=a.force)
     print(f"evaluated {len(done)} policies: {', '.join(done) or 'none needed (use --force)'}")
     return 0
 
@@ -242,7 +250,7 @@ def cmd_instant(a) -> int:
     prompts = load_prompts(a.eval_prompts, root, a.eval_limit)
     if not prompts:
         raise ValueError(f"{root}: no evaluation prompts; pass --eval-prompts FILE")
-    meta, _ = make_instant_point(root, a.weights, a.command, prompts, eval_settings(a),
+    meta, _ = make_instant_point(root, a.weights, a.command, prompts, eval_settings(a, root),
                               a.sources.split(",") if a.sources else None, getattr(a, "combination", "cat"))
     print(f"{a.command} point {meta['id']} evaluated; produced in {meta['wall_time_s']:.2f}s")
     return 0

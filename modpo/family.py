@@ -277,6 +277,15 @@ def load_family(root: str | Path) -> Family:
     return Family(root, spec, points, errors)
 
 
+def recorded_eval_settings(family: Family) -> dict:
+    """The evaluation settings the family's points were evaluated with ({} when none is evaluated), so a
+    new point is measured the same way as the ones it is drawn beside."""
+    for p in family.points:
+        if p.eval and isinstance(p.eval.get("settings"), dict):
+            return dict(p.eval["settings"])
+    return {}
+
+
 def list_families(checkpoints_root: str | Path) -> list[str]:
     root = Path(checkpoints_root)
     if not root.is_dir():

@@ -127,3 +127,20 @@ def test_help_explains_each_command():
         assert out.returncode == 0 and "--family" in out.stdout
     out = subprocess.run([sys.executable, "-m", "modpo", "train", "--help"], capture_output=True, text=True).stdout
     assert "--beta" in out and "paper" in out
+
+
+def test_new_points_are_evaluated_with_the_family_settings(tiny_checkpoints):
+    """train / evaluate / merge / mix without evaluation flags measure a new point the way the family's
+    points were measured (the tiny family was evaluated at 24 tokens; the bare default is 64); a flag given
+    still wins, and a family with nothing evaluated gets the defaults."""
+    from modpo.cli import build_parser, eval_settings
+    root = tiny_checkpoints / "tiny"
+    recorded = fam.recorded_eval_settings(fam.load_family(root))
+    assert recorded["max_new_tokens"] == 24 and recorded["trim_capped"] is False
+    parser = build_parser()
+    bare = parser.parse_args(["evaluate", "--family", str(root)])
+    assert eval_settings(bare, root).max_new_tokens == 24
+    given = parser.parse_args(["evaluate", "--family", str(root), "--max-new-tokens", "40", "--trim-capped"])
+    settings = eval_settings(given, root)
+    assert (settings.max_new_tokens, settings.trim_capped) == (40, True)
+    assert eval_settings(bare, None).max_new_tokens == 64
