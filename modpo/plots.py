@@ -38,9 +38,13 @@ def hover_text(row: pd.Series, objectives: list[str]) -> str:
 
 
 def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str, bool], x: str, y: str,
-                 selected: list[str] | tuple = (), new_ids: list[str] | tuple = (), title: str | None = None) -> go.Figure:
+                 selected: list[str] | tuple = (), new_ids: list[str] | tuple = (), title: str | None = None,
+                 label_all: bool = False) -> go.Figure:
     """Scatter of objective x against y: front points joined in order, dominated faded, each kind
     with its own marker, error bars from the standard errors, selected points ringed.
+
+    Points other than trained adapters carry their id as text; label_all labels every point (for a
+    static PNG, where there is no hover).
 
     The front is recomputed on the two plotted objectives, so it is the front of what is shown.
     """
@@ -63,9 +67,10 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
             if part.empty:
                 continue
             fig.add_trace(go.Scatter(
-                x=part[x], y=part[y], mode="markers+text" if kind != "modpo" else "markers",
+                x=part[x], y=part[y], mode="markers+text" if kind != "modpo" or label_all else "markers",
                 name=label + ("" if on_front else " (dominated)"), customdata=part["id"].to_numpy(),
-                text=[i if kind != "modpo" else "" for i in part["id"]], textposition="top center",
+                text=[i if kind != "modpo" or label_all else "" for i in part["id"]],
+                textposition="top right" if kind == "modpo" else "top center", textfont=dict(size=11),
                 error_x=dict(type="data", array=part[f"{x}_stderr"].fillna(0), thickness=1, width=0, color=colour),
                 error_y=dict(type="data", array=part[f"{y}_stderr"].fillna(0), thickness=1, width=0, color=colour),
                 marker=dict(symbol=symbol, size=12 if on_front else 9, color=colour, opacity=1.0 if on_front else 0.35,

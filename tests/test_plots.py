@@ -1,0 +1,36 @@
+"""The front figure (modpo.plots), from a hand-made front table: what is drawn where, and labelled how."""
+import numpy as np
+import pandas as pd
+
+from modpo.plots import front_figure
+
+
+def table() -> pd.DataFrame:
+    rows = [  # id, kind, a, b: w-0.50 is dominated by w-0.80 on both objectives
+        ("base", "base", 0.4, -30.0), ("w-0.00-1.00", "modpo", 0.1, -14.0),
+        ("w-0.50-0.50", "modpo", 0.2, -20.0), ("w-0.80-0.20", "modpo", 0.3, -18.0)]
+    t = pd.DataFrame(rows, columns=["id", "kind", "a", "b"])
+    t["a_stderr"], t["b_stderr"], t["evaluated"] = 0.05, 1.0, True
+    return t
+
+
+def traces_by_name(fig) -> dict:
+    return {tr.name: tr for tr in fig.data}
+
+
+def test_front_line_joins_the_non_dominated_points_and_dominated_ones_are_apart():
+    fig = front_figure(table(), ["a", "b"], {"a": True, "b": True}, x="b", y="a")
+    traces = traces_by_name(fig)
+    line = traces["Pareto front"]
+    assert sorted(zip(line.x, line.y)) == [(-30.0, 0.4), (-18.0, 0.3), (-14.0, 0.1)]
+    assert list(traces["MODPO adapter (dominated)"].customdata) == ["w-0.50-0.50"]
+    assert sorted(traces["MODPO adapter"].customdata) == ["w-0.00-1.00", "w-0.80-0.20"]
+
+
+def test_adapters_are_labelled_only_when_asked():
+    plain = traces_by_name(front_figure(table(), ["a", "b"], {"a": True, "b": True}, x="b", y="a"))
+    assert set(plain["MODPO adapter"].text) == {""} and list(plain["base model"].text) == ["base"]
+    labelled = traces_by_name(front_figure(table(), ["a", "b"], {"a": True, "b": True}, x="b", y="a", label_all=True))
+    assert sorted(labelled["MODPO adapter"].text) == ["w-0.00-1.00", "w-0.80-0.20"]
+    assert "text" in labelled["MODPO adapter"].mode
+    np.testing.assert_allclose(labelled["MODPO adapter"].error_y.array, [0.05, 0.05])
