@@ -99,11 +99,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
                                           "margin 2 x compound). Warmer answers run longer on this model, so the two "
                                           "conflict. Responses, sampled and evaluated, are capped at 48 tokens and "
                                           "scored up to their last complete sentence."})
-    had_pairs = fam.read_pairs(root, DEMO_TARGET) is not None
     stage_times = run_sweep(root, spec, model, tokenizer, dataset, DEMO_GRID, cfg, prompts["eval"],
                             EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH, trim_capped=True), log=log)
-    if had_pairs:
-        stage_times.pop("precompute", None)
     times.update(stage_times)
 
     t = time.perf_counter()

@@ -56,16 +56,26 @@ def margin_specs(spec: fam.FamilySpec) -> list[MarginSpec]:
     return out
 
 
+def pairs_key(spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str, margins: list[MarginSpec],
+              max_length: int) -> dict:
+    """What the stored pairs of an objective were computed from; a cache with another key is stale."""
+    return {"objective": objective, "max_length": max_length, "beta": spec.beta,
+            "margins": [vars(m) for m in margins], "n_rows": len(dataset.rows)}
+
+
+def pairs_match(stored_key: dict, key: dict) -> bool:
+    return all(stored_key.get(k) == v for k, v in json.loads(json.dumps(key)).items())
+
+
 def prepare_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset, objective: str,
                   margins: list[MarginSpec], max_length: int, batch_size: int = 8, progress: bool = True) -> list[dict]:
     """Tokenize D_objective and precompute its reference and margin columns, once; cached in data/.
 
     Returns a datasets.Dataset of pairs with the stored columns (the same rows every weighting reads).
     """
-    key = {"objective": objective, "max_length": max_length, "beta": spec.beta,
-           "margins": [vars(m) for m in margins], "n_rows": len(dataset.rows)}
+    key = pairs_key(spec, dataset, objective, margins, max_length)
     cached = fam.read_pairs(root, objective)
-    if cached is not None and all(cached[0].get(k) == v for k, v in json.loads(json.dumps(key)).items()):
+    if cached is not None and pairs_match(cached[0], key):
         return cached[1]
     pairs = dataset.pairs(objective)
     examples, dropped = tokenize_pairs(pairs, tokenizer, max_length)
@@ -141,10 +151,14 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
             times[f"margin {m.objective}"] = time.perf_counter() - t
             log(f"[done] {point_id} in {times[f'margin {m.objective}']:.0f}s")
         model = attach_adapters(model, {peft_name(point_id): fam.adapter_dir(root, point_id)})
-    # 2. The precompute for the target objective's pairs, shared by every weighting.
+    # 2. The precompute for the target objective's pairs, shared by every weighting (timed only when it runs).
+    stored = fam.read_pairs(root, spec.target)
+    fresh = stored is None or not pairs_match(stored[0], pairs_key(spec, dataset, spec.target, margin_specs(spec),
+                                                                    cfg.max_length))
     t = time.perf_counter()
     pairs = prepare_pairs(root, spec, model, tokenizer, dataset, spec.target, margin_specs(spec), cfg.max_length)
-    times["precompute"] = time.perf_counter() - t
+    if fresh:
+        times["precompute"] = time.perf_counter() - t
     # 3. The DPO endpoint on the target, then the interior weightings.
     endpoint = tuple(1.0 if o.name == spec.target else 0.0 for o in spec.objectives)
     for weights in [endpoint] + [tuple(w) for w in grid if tuple(w) != endpoint]:

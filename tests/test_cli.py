@@ -38,6 +38,8 @@ def small_family(d):
 
 def test_sweep_evaluate_front_end_to_end(family_dir, capsys):
     assert main(sweep_args(family_dir)) == 0
+    stages = capsys.readouterr().out
+    assert "precompute:" in stages and "train w-0.50-0.50:" in stages and "evaluate:" in stages  # stage times
     root = family_dir / "fam"
     family = fam.load_family(root)
     assert not family.errors

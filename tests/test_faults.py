@@ -49,6 +49,7 @@ def test_sweep_killed_between_adapters_resumes(tmp_path, tiny_prefs):
     for name in first:
         assert f"[skip] {name} exists" in out.stdout
         assert (root / "adapters" / name / "adapter_model.safetensors").stat().st_mtime_ns == published[name]
+    assert "precompute:" not in out.stdout, "the stored precompute is reused, so it is neither rerun nor timed"
     family = fam.load_family(root)
     assert not family.errors
     ids = {p.id for p in family.points if p.kind != "base"}
