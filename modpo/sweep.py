@@ -63,8 +63,14 @@ def pairs_key(spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str, 
             "margins": [vars(m) for m in margins], "n_rows": len(dataset.rows)}
 
 
-def pairs_match(stored_key: dict, key: dict) -> bool:
-    return all(stored_key.get(k) == v for k, v in json.loads(json.dumps(key)).items())
+def cached_pairs(root: Path, spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str,
+                 margins: list[MarginSpec], max_length: int):
+    """The stored pairs of an objective if they were computed from these inputs, else None."""
+    key = json.loads(json.dumps(pairs_key(spec, dataset, objective, margins, max_length)))
+    stored = fam.read_pairs(root, objective)
+    if stored is not None and all(stored[0].get(k) == v for k, v in key.items()):
+        return stored[1]
+    return None
 
 
 def prepare_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset, objective: str,
@@ -73,10 +79,9 @@ def prepare_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: P
 
     Returns a datasets.Dataset of pairs with the stored columns (the same rows every weighting reads).
     """
-    key = pairs_key(spec, dataset, objective, margins, max_length)
-    cached = fam.read_pairs(root, objective)
-    if cached is not None and pairs_match(cached[0], key):
-        return cached[1]
+    cached = cached_pairs(root, spec, dataset, objective, margins, max_length)
+    if cached is not None:
+        return cached
     pairs = dataset.pairs(objective)
     examples, dropped = tokenize_pairs(pairs, tokenizer, max_length)
     if not examples:
@@ -87,6 +92,7 @@ def prepare_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: P
         p = texts[ex["row"]]
         ex.update(prompt=p.prompt, chosen=p.chosen, rejected=p.rejected)
     examples = precompute_columns(model, examples, tokenizer.pad_token_id, margins, spec.beta, batch_size, progress)
+    key = pairs_key(spec, dataset, objective, margins, max_length)
     fam.write_pairs(root, objective, {**key, "dropped": dropped, "kept": len(examples),
                                       **margin_summary(examples)}, examples)
     return fam.read_pairs(root, objective)[1]
@@ -152,12 +158,10 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
             log(f"[done] {point_id} in {times[f'margin {m.objective}']:.0f}s")
         model = attach_adapters(model, {peft_name(point_id): fam.adapter_dir(root, point_id)})
     # 2. The precompute for the target objective's pairs, shared by every weighting (timed only when it runs).
-    stored = fam.read_pairs(root, spec.target)
-    fresh = stored is None or not pairs_match(stored[0], pairs_key(spec, dataset, spec.target, margin_specs(spec),
-                                                                    cfg.max_length))
-    t = time.perf_counter()
-    pairs = prepare_pairs(root, spec, model, tokenizer, dataset, spec.target, margin_specs(spec), cfg.max_length)
-    if fresh:
+    pairs = cached_pairs(root, spec, dataset, spec.target, margin_specs(spec), cfg.max_length)
+    if pairs is None:
+        t = time.perf_counter()
+        pairs = prepare_pairs(root, spec, model, tokenizer, dataset, spec.target, margin_specs(spec), cfg.max_length)
         times["precompute"] = time.perf_counter() - t
     # 3. The DPO endpoint on the target, then the interior weightings.
     endpoint = tuple(1.0 if o.name == spec.target else 0.0 for o in spec.objectives)
@@ -197,7 +201,7 @@ def evaluate_missing(root: Path, model, tokenizer, prompts: list[str], settings:
     names = {p.id: (BASE if p.kind == "base" else peft_name(p.id)) for p in todo}
     log(f"evaluating {len(todo)} policies on {len(prompts)} prompts")
     results = evaluate_points(model, tokenizer, spec, prompts, names, settings)
-    for p in todo:
+    for p in todo:  # p.path is base/ or adapters/<checked id> as load_family found it under root; atomic write
         fam.write_eval(p.path, results[p.id])
     fam.write_data_file(root, "eval_prompts.json", {"prompts": prompts})
     return [p.id for p in todo]
