@@ -1,5 +1,8 @@
-"""MODPO Explorer dashboard: `streamlit run dashboard/app.py` (binds 127.0.0.1 by .streamlit/config.toml).
+"""MODPO Explorer dashboard: `streamlit run dashboard/app.py`, or `python -m modpo dashboard`.
 
+It binds to 127.0.0.1 from any working directory (dashboard/.streamlit/config.toml, read beside this
+script); an address that is unset (all interfaces by accident) is refused here, and one given on
+purpose (--server.address 0.0.0.0) is shown in the sidebar. See SECURITY.md.
 The checkpoints root is $MODPO_CHECKPOINTS or ./checkpoints; ?family=NAME picks a family.
 """
 import sys
@@ -12,6 +15,14 @@ import streamlit as st  # noqa: E402
 from dashboard import compare_page, front_page, train_page  # noqa: E402
 
 st.set_page_config(page_title="MODPO Explorer", layout="wide")
+address = st.get_option("server.address")
+if not address:
+    st.error("This server listens on every network interface because no address was set, so anyone who can reach "
+             "this machine could use it. Start it with `python -m modpo dashboard` (127.0.0.1), or pass "
+             "`--server.address 127.0.0.1`; to expose it on purpose, pass the address explicitly (SECURITY.md).")
+    st.stop()
+if address not in ("127.0.0.1", "localhost", "::1"):
+    st.sidebar.warning(f"Served on {address}: reachable from the network, by your choice.")
 page = st.navigation([
     st.Page(front_page.render, title="Front", url_path="front", default=True),
     st.Page(compare_page.render, title="Compare", url_path="compare"),

@@ -7,6 +7,7 @@ stay in small render helpers.
 from __future__ import annotations
 
 import os
+import string
 from pathlib import Path
 
 import streamlit as st
@@ -18,13 +19,26 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_FAMILY = "demo"
 
 
+_MARKDOWN_SPECIAL = set(string.punctuation)
+
+
+def literal(text) -> str:
+    """text shown as itself in any Streamlit element that renders markdown (warnings, captions,
+    headers, expander and widget labels): every ASCII punctuation mark is backslash-escaped, so no link,
+    HTML, emphasis, LaTeX or colour directive can form; newlines become spaces (no headings or lists).
+    Every string from a family, a query parameter or a model goes through this or st.text / st.code."""
+    text = " ".join(str(text).split("\n"))
+    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in text)
+
+
 def checkpoints_root() -> Path:
     return Path(os.environ.get("MODPO_CHECKPOINTS", REPO / "checkpoints")).resolve()
 
 
 def _signature(root: Path) -> tuple:
     """Changes whenever family.json, an adapter folder or an eval.json changes (cheap: one stat each)."""
-    stamps = [(root / "family.json").stat().st_mtime_ns]
+    prompts = root / "data" / "eval_prompts.json"
+    stamps = [(root / "family.json").stat().st_mtime_ns, prompts.stat().st_mtime_ns if prompts.exists() else 0]
     for parent in (root / "adapters", root / "base"):
         if parent.is_dir():
             stamps.append(parent.stat().st_mtime_ns)
@@ -58,22 +72,23 @@ def pick_family() -> tuple[Path, object, object] | None:
     wanted = st.query_params.get("family") or st.session_state.get("family") or DEFAULT_FAMILY
     index = names.index(wanted) if wanted in names else 0
     if wanted not in names and wanted != DEFAULT_FAMILY:  # a typed URL: never a path, only a listed name
-        st.warning(f"{wanted!r} is not one of the families under {base}; refused. Showing {names[index]!r}.")
+        st.warning(literal(f"{wanted[:200]!r} is not one of the families in the checkpoints folder; refused. "
+                           f"Showing {names[index]!r}."))
     name = st.sidebar.selectbox("Family", names, index=index, key="family_picker")
     try:
         root = fam.inside_root(base, name)
     except fam.FamilyError as e:
-        st.error(str(e))
+        st.error(literal(e))
         return None
     st.session_state["family"] = name
     st.query_params["family"] = name
     try:
         family, table = load(root)
     except fam.FamilyError as e:
-        st.error(f"Family {name!r} cannot be loaded: {e}")
+        st.error(literal(f"Family {name!r} cannot be loaded: {e}"))
         return None
     for problem in family.errors:
-        st.warning(f"Skipped a broken adapter: {problem}")
+        st.warning(literal(f"Not shown, or shown unevaluated: {problem}"))
     return root, family, table
 
 

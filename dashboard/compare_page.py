@@ -148,9 +148,9 @@ def render_columns(family, points, prompt, settings, service: ModelService | Non
     cols = st.columns(len(points))
     for col, p in zip(cols, points):
         with col:
-            st.markdown(f"**{p.id}**")
+            st.markdown(f"**{common.literal(p.id)}**")
             if p.weights:
-                st.caption(", ".join(f"{k} {v:.2f}" for k, v in p.weights.items()))
+                st.caption(common.literal(", ".join(f"{k} {v:.2f}" for k, v in p.weights.items())))
             else:
                 st.caption(p.kind)
             cached = service.responses.get((p.id, prompt, settings)) if service else None
@@ -160,7 +160,7 @@ def render_columns(family, points, prompt, settings, service: ModelService | Non
                 st.caption("not generated yet")
                 continue
             st.text(response["text"])  # plain text: model output is never rendered as markup
-            st.caption(" · ".join(f"{k} {v:.3g}" for k, v in response["scores"].items())
+            st.caption(common.literal(" · ".join(f"{k} {v:.3g}" for k, v in response["scores"].items()))
                        + ("" if cached else " · saved at evaluation"))
     return missing
 

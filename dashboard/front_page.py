@@ -20,7 +20,7 @@ TABLE_KEY = "front_table"
 
 def new_point_ids(root) -> list[str]:
     """Adapters made by jobs launched from the dashboard: marked as new on the front."""
-    return [j["adapter"] for j in fam.list_jobs(root) if j.get("state") == "done" and j.get("command")]
+    return [j["adapter"] for j in fam.list_jobs(root) if j.get("state") == "done" and j.get("params")]
 
 
 def filter_table(table: pd.DataFrame, bounds: dict[str, tuple[float, float]], front_only: bool) -> pd.DataFrame:
@@ -56,7 +56,7 @@ def render_filters(table: pd.DataFrame, family) -> tuple[dict, bool]:
                 continue
             lo, hi = float(values.min()), float(values.max())
             if hi > lo:
-                bounds[o.name] = st.slider(f"{o.name} range", lo, hi, (lo, hi), key=f"filter_{o.name}")
+                bounds[o.name] = st.slider(f"{common.literal(o.name)} range", lo, hi, (lo, hi), key=f"filter_{o.name}")
     return bounds, front_only
 
 
@@ -68,13 +68,13 @@ def render_hypervolume(family, table: pd.DataFrame, objectives: list[str]) -> No
     cols = st.columns(len(objectives) + 1)
     ref = []
     for c, o, r in zip(cols, objectives, default_ref):
-        ref.append(c.number_input(f"reference {o}", value=float(np.round(r, 4)), format="%.4f", key=f"ref_{o}"))
+        ref.append(c.number_input(f"reference {common.literal(o)}", value=float(np.round(r, 4)), format="%.4f", key=f"ref_{o}"))
     try:
         hv, _ = table_hypervolume(family, evaluated, reference_point=ref, objectives=objectives)
         cols[-1].metric("Hypervolume", f"{hv:.4g}", help="Volume of objective space dominated by the evaluated "
                         "points and bounded by the reference point (moocore)")
     except ValueError as e:
-        cols[-1].error(str(e))
+        cols[-1].error(common.literal(e))
 
 
 def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: str, y: str) -> None:
@@ -115,7 +115,7 @@ def render_preview(root, family) -> None:
     spec = family.spec
     with st.sidebar.expander("Preview a weighting", expanded=False):
         with st.form("preview"):
-            raw = [st.number_input(f"w {o.name}", 0.0, 1.0, round(1 / len(spec.objectives), 2), 0.05,
+            raw = [st.number_input(f"w {common.literal(o.name)}", 0.0, 1.0, round(1 / len(spec.objectives), 2), 0.05,
                                    key=f"preview_w_{o.name}") for o in spec.objectives]
             method = st.radio("Method", ["merge", "mix"], horizontal=True, key="preview_method",
                               help="merge: one adapter from the weighted sum of LoRA deltas (peft cat). "
@@ -124,7 +124,7 @@ def render_preview(root, family) -> None:
     if not go:
         return
     from dashboard.compare_page import model_service  # heavy imports only once a preview is asked for
-    from modpo.evaluate import EvalSettings
+    from modpo.config import EvalSettings
     from modpo.family import read_eval_prompts
 
     total = sum(raw)
@@ -133,8 +133,7 @@ def render_preview(root, family) -> None:
         st.error("Give at least one weight > 0." if total <= 0 else "This family has no evaluation prompts.")
         return
     weights = [v / total for v in raw]
-    settings = EvalSettings(**{k: v for k, v in fam.recorded_eval_settings(family).items()
-                               if k in EvalSettings.__dataclass_fields__})
+    settings = EvalSettings.from_recorded(fam.recorded_eval_settings(family))
     try:
         with st.status(f"{method} at w = {[round(w, 3) for w in weights]}: evaluating on {len(prompts)} prompts...",
                        expanded=False) as status:
@@ -143,11 +142,11 @@ def render_preview(root, family) -> None:
                 from modpo.instant import make_instant_point
                 meta, service.model = make_instant_point(root, weights, method, prompts, settings,
                                                          model=service.model, tokenizer=service.tokenizer,
-                                                         log=status.write)
+                                                         log=lambda m: status.write(common.literal(m)))
             status.update(label=f"{meta['id']} added to the front", state="complete")
         st.rerun()
     except (ValueError, KeyError, fam.FamilyError) as e:
-        st.error(f"Cannot preview this weighting: {e}")
+        st.error(common.literal(f"Cannot preview this weighting: {e}"))
 
 
 def render_many_objectives(table: pd.DataFrame, objectives: list[str]) -> None:

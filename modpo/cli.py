@@ -1,4 +1,4 @@
-"""The command line: python -m modpo {demo, sweep, train, evaluate, front, generate}.
+"""The command line: python -m modpo {demo, sweep, train, evaluate, front, generate, merge, mix, dashboard}.
 
 This is the only place that parses arguments; the dashboard launches the same commands.
 """
@@ -6,63 +6,96 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from . import family as fam
-from .config import TrainConfig
+from .config import EvalSettings, TrainConfig
 
 DEFAULT_MODEL = "tiny"
 
 
 def _floats(text: str) -> list[float]:
     try:
-        return [float(x) for x in text.split(",")]
+        values = [float(x) + 0.0 for x in text.split(",")]  # + 0.0 turns -0.0 into 0.0: one id per weighting
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.7,0.3, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers such as 0.7,0.3, got {text!r}")
+    return values
 
 
 def _positive(kind):
     def parse(text):
-        value = kind(text)
-        if value <= 0:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}") from None
+        if not value > 0 or (kind is float and not math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return value
     return parse
 
 
+def _grid_step(text: str) -> float:
+    value = _positive(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"--grid-step must be in (0, 1] (the spacing of weights on the simplex), got {text}")
+    return value
+
+
 def _temperature(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--temperature expects a number, got {text!r}") from None
     if not 0 <= value <= 5:
         raise argparse.ArgumentTypeError(f"--temperature must be in [0, 5] (0 = greedy), got {text}")
     return value
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
+    """Every flag defaults to None: a value not given comes from the family's recipe (a new point is
+    trained like the others), else from TrainConfig (the MODPO paper's recipe)."""
     d = TrainConfig()
-    g = p.add_argument_group("training (defaults: the MODPO paper's recipe)")
-    g.add_argument("--beta", type=_positive(float), default=d.beta, help="KL strength beta (default %(default)s)")
-    g.add_argument("--lora-r", type=_positive(int), default=d.lora_r, help="LoRA rank (default %(default)s)")
-    g.add_argument("--lora-alpha", type=_positive(float), default=d.lora_alpha, help="LoRA alpha (default %(default)s)")
-    g.add_argument("--target-modules", default=",".join(d.target_modules),
-                   help="comma-separated module names that get LoRA (default %(default)s)")
-    g.add_argument("--lr", type=_positive(float), default=d.learning_rate, help="learning rate (default %(default)s)")
-    g.add_argument("--epochs", type=_positive(float), default=d.epochs, help="epochs over the pairs (default %(default)s)")
-    g.add_argument("--steps", type=int, default=-1, help="optimizer steps; overrides --epochs when > 0")
-    g.add_argument("--batch-size", type=_positive(int), default=d.batch_size, help="pairs per step (default %(default)s)")
-    g.add_argument("--grad-accum", type=_positive(int), default=d.grad_accum, help="gradient accumulation steps")
-    g.add_argument("--max-length", type=_positive(int), default=d.max_length,
-                   help="drop (never truncate) pairs longer than this many tokens (default %(default)s)")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed for LoRA init and data order (default %(default)s)")
-    g.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
+    g = p.add_argument_group("training (defaults: the family's recipe, else the MODPO paper's)")
+    g.add_argument("--beta", type=_positive(float), help=f"KL strength beta (a new family: {d.beta}; an existing "
+                   "family's beta cannot change)")
+    g.add_argument("--lora-r", type=_positive(int), help=f"LoRA rank (paper: {d.lora_r})")
+    g.add_argument("--lora-alpha", type=_positive(float), help=f"LoRA alpha (paper: {d.lora_alpha})")
+    g.add_argument("--target-modules", help=f"comma-separated module names that get LoRA (default {','.join(d.target_modules)})")
+    g.add_argument("--lr", type=_positive(float), help=f"learning rate (paper: {d.learning_rate})")
+    g.add_argument("--epochs", type=_positive(float), help=f"epochs over the pairs (paper: {d.epochs})")
+    g.add_argument("--steps", type=_positive(int), help="optimizer steps; overrides --epochs")
+    g.add_argument("--batch-size", type=_positive(int), help=f"pairs per step (default {d.batch_size})")
+    g.add_argument("--grad-accum", type=_positive(int), help="gradient accumulation steps (default 1)")
+    g.add_argument("--max-length", type=_positive(int),
+                   help=f"drop (never truncate) pairs longer than this many tokens (default {d.max_length})")
+    g.add_argument("--seed", type=int, help="seed for LoRA init and data order (default 0)")
+    g.add_argument("--bf16", action="store_true", default=None, help="bf16 mixed precision (GPU)")
 
 
-def train_config(a: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(beta=a.beta, lora_r=a.lora_r, lora_alpha=a.lora_alpha,
-                       target_modules=tuple(a.target_modules.split(",")), learning_rate=a.lr, epochs=a.epochs,
-                       max_steps=a.steps if a.steps > 0 else -1, batch_size=a.batch_size, grad_accum=a.grad_accum,
-                       max_length=a.max_length, seed=a.seed, bf16=a.bf16)
+TRAIN_FLAGS = {"beta": "beta", "lora_r": "lora_r", "lora_alpha": "lora_alpha", "lr": "learning_rate",
+               "epochs": "epochs", "batch_size": "batch_size", "grad_accum": "grad_accum", "max_length": "max_length",
+               "seed": "seed", "bf16": "bf16"}
+
+
+def train_config(a: argparse.Namespace, recipe: dict | None = None) -> TrainConfig:
+    """The flags given, over the recipe (a family's, else none), over TrainConfig's defaults."""
+    known = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in (recipe or {}).items() if k in known}
+    values.update({field: getattr(a, flag) for flag, field in TRAIN_FLAGS.items() if getattr(a, flag) is not None})
+    if a.target_modules is not None:
+        values["target_modules"] = tuple(m for m in a.target_modules.split(",") if m)
+    if a.steps is not None:
+        values["max_steps"] = a.steps
+    elif a.epochs is not None:
+        values["max_steps"] = -1
+    return TrainConfig(**values)
 
 
 def add_eval_options(p: argparse.ArgumentParser) -> None:
@@ -78,26 +111,52 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
                    help="score a capped answer up to its last complete sentence (default: the family's, else off)")
 
 
-def eval_settings(a, root: Path | None = None):
+def eval_settings(a, family: fam.Family | None = None) -> EvalSettings:
     """The family's recorded evaluation settings (when it has evaluated points), overridden by the flags given."""
-    from .evaluate import EvalSettings
-    recorded = fam.recorded_eval_settings(fam.load_family(root)) if root and (Path(root) / "family.json").exists() else {}
-    base = {k: v for k, v in recorded.items() if k in EvalSettings.__dataclass_fields__}
-    given = {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "seed": a.eval_seed,
-             "trim_capped": getattr(a, "trim_capped", None)}
-    return EvalSettings(**{**base, **{k: v for k, v in given.items() if v is not None}})
+    recorded = fam.recorded_eval_settings(family) if family else {}
+    return EvalSettings.from_recorded(recorded, max_new_tokens=a.max_new_tokens, temperature=a.temperature,
+                                      seed=a.eval_seed, trim_capped=getattr(a, "trim_capped", None))
+
+
+def read_prompt_file(path: str) -> list[str]:
+    """A JSON list of prompts, or {"prompts": [...]}; errors say what is wrong and where."""
+    where = Path(path)
+    if not where.is_file():
+        raise ValueError(f"--eval-prompts {path}: no such file")
+    try:
+        obj = fam.schema.parse(where.read_bytes().decode("utf-8"), path)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--eval-prompts {path}: byte {e.start} is not UTF-8; save the file as UTF-8") from None
+    if isinstance(obj, dict):
+        if "prompts" not in obj:
+            raise ValueError(f"--eval-prompts {path}: a JSON object needs a 'prompts' key holding the list of prompts "
+                             f"(found keys {sorted(obj)[:8]}); or give a plain JSON list")
+        obj = obj["prompts"]
+    if not isinstance(obj, list) or not obj or not all(isinstance(x, str) and x.strip() for x in obj):
+        raise ValueError(f"--eval-prompts {path}: expected a non-empty JSON list of non-empty prompt strings")
+    return obj
 
 
 def load_prompts(path: str | None, root: Path | None, limit: int | None) -> list[str] | None:
-    from .family import read_eval_prompts
-    if path:
-        obj = json.loads(Path(path).read_text())
-        prompts = obj["prompts"] if isinstance(obj, dict) else obj
-        if not isinstance(prompts, list) or not all(isinstance(p, str) and p.strip() for p in prompts):
-            raise ValueError(f"{path}: expected a JSON list of non-empty prompt strings")
-    else:
-        prompts = read_eval_prompts(root) if root else None
+    prompts = read_prompt_file(path) if path else (fam.read_eval_prompts(root) if root else None)
     return prompts[:limit] if prompts and limit else prompts
+
+
+def family_root(a, exists: bool = True) -> Path:
+    """The --family folder, refused with a clear message when it is a file, or (exists) not a family."""
+    root = Path(a.family)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--family {root} is a file; give a family folder (one holding family.json)")
+    if exists and not (root / "family.json").is_file():
+        raise ValueError(f"{root / 'family.json'}: file is missing; --family must name a family folder "
+                         "(build one with `python -m modpo sweep` or `python -m modpo demo`)")
+    return root
+
+
+def check_comparable(family: fam.Family, prompts: list[str] | None, settings: EvalSettings) -> None:
+    reason = fam.incomparable(family, prompts, settings) if prompts else None
+    if reason:
+        raise ValueError(f"{family.root}: refused: {reason}")
 
 
 def parse_objectives(text: str) -> list[fam.Objective]:
@@ -129,32 +188,59 @@ def parse_margins(items: list[str]) -> dict[str, dict]:
     return out
 
 
+def check_same_family(root: Path, spec: fam.FamilySpec) -> None:
+    """A resumed sweep may not change what a family is: every point must stay comparable."""
+    old = fam.read_family(root)
+    differ = []
+    if old.base_model != spec.base_model:
+        differ.append(f"base model {old.base_model!r} -> {spec.base_model!r}")
+    if [vars(o) for o in old.objectives] != [vars(o) for o in spec.objectives]:
+        differ.append(f"objectives {[vars(o) for o in old.objectives]} -> {[vars(o) for o in spec.objectives]}")
+    if old.target != spec.target:
+        differ.append(f"target {old.target!r} -> {spec.target!r}")
+    if old.beta != spec.beta:
+        differ.append(f"beta {old.beta} -> {spec.beta}")
+    if old.margins != spec.margins:
+        differ.append(f"margins {old.margins} -> {spec.margins}")
+    if differ:
+        raise ValueError(f"{root} already holds a family built differently ({'; '.join(differ)}); its points would "
+                         f"not be comparable. Resume it with its own settings, or start a new family with another "
+                         f"--family folder")
+
+
 def cmd_sweep(a) -> int:
     from .data import load_preferences
     from .models import load_base
     from .pareto import weight_grid
-    from .sweep import run_sweep
+    from .sweep import margin_adapter_id, run_sweep
 
-    root = Path(a.family)
+    root = family_root(a, exists=False)
+    existing = fam.load_family(root) if (root / "family.json").is_file() else None
     objectives = parse_objectives(a.objectives)
     margins = parse_margins(a.margin)
     for o in objectives:
         if o.name != a.target:
-            margins.setdefault(o.name, {"kind": "implicit", "adapter": f"dpo-{o.name}"})
+            margins.setdefault(o.name, {"kind": "implicit", "adapter": margin_adapter_id(o.name)})
             if margins[o.name]["kind"] == "explicit":
                 margins[o.name]["scorer"] = o.scorer
-    cfg = train_config(a)
+    cfg = train_config(a, fam.family_recipe(existing) if existing else None)
     dataset = load_preferences(a.data, limit=a.limit)
     spec = fam.FamilySpec(root.name, a.model, objectives, a.target, cfg.beta, margins,
                           data={"source": a.data, "rows": len(dataset.rows)})
+    if existing:
+        check_same_family(root, spec)
+        spec = existing.spec  # keeps its notes, data and keys this version does not know
     missing = [o.name for o in objectives if o.name not in dataset.objectives and o.name in (a.target, *[
         m for m, v in margins.items() if v["kind"] == "implicit"])]
     if missing:
         raise ValueError(f"objectives {missing} need labels, but the data has only {dataset.objectives}")
     grid = [tuple(w) for w in a.weights] if a.weights else weight_grid(len(objectives), a.grid_step)
-    prompts = load_prompts(a.eval_prompts, root if (root / "data").exists() else None, a.eval_limit)
+    prompts = load_prompts(a.eval_prompts, root if existing else None, a.eval_limit)
+    settings = eval_settings(a, existing)
+    if existing:
+        check_comparable(existing, prompts, settings)
     model, tokenizer = load_base(a.model, trust_remote_code=a.trust_remote_code)
-    times = run_sweep(root, spec, model, tokenizer, dataset, grid, cfg, prompts, eval_settings(a, root))
+    times = run_sweep(root, spec, model, tokenizer, dataset, grid, cfg, prompts, settings)
     for stage, t in times.items():
         print(f"{stage:>30s}: {t:7.1f}s")
     return 0
@@ -165,33 +251,46 @@ def cmd_train(a) -> int:
     from .sweep import evaluate_missing, margin_specs, train_point
     from .weights import target_first, weights_id
 
-    root = Path(a.family)
+    root = family_root(a)
     family = fam.load_family(root)
     spec = family.spec
     weights = a.weights
     target_first(spec.objective_names, spec.target, weights)  # validate before loading anything
+    if a.beta is not None and a.beta != spec.beta:
+        raise ValueError(f"--beta {a.beta:g}: this family's beta is {spec.beta:g}, and a point trained at another "
+                         "beta solves another problem (not comparable); drop --beta, or start a new family with "
+                         "`sweep --beta`")
+    cfg = train_config(a, {**fam.family_recipe(family), "beta": spec.beta})
+    prompts = None if a.no_eval else load_prompts(a.eval_prompts, root, a.eval_limit)
+    settings = eval_settings(a, family)
+    check_comparable(family, prompts, settings)
+    point_id = fam.check_id(a.id or weights_id(weights))
+    if fam.adapter_dir(root, point_id).exists():
+        raise ValueError(f"adapter {point_id!r} already exists in {root}; pick another --id or delete it")
     stored = fam.read_pairs(root, spec.target)
     if stored is None:
         raise ValueError(f"{root}: no precomputed pairs for {spec.target!r}; run `python -m modpo sweep` first")
-    info, pairs = stored
-    cfg = train_config(a)
-    point_id = a.id or weights_id(weights)
-    if fam.adapter_dir(root, point_id).exists():
-        raise ValueError(f"adapter {point_id!r} already exists in {root}; pick another --id or delete it")
-    model, tokenizer = load_base(spec.base_model)
-    implicit = {peft_name(m.adapter): fam.adapter_dir(root, m.adapter) for m in margin_specs(spec) if m.kind == "implicit"}
-    model = attach_adapters(model, implicit)
-    _, model = train_point(root, spec, model, pairs, weights, cfg, point_id, job_id=a.job_id)
-    print(f"trained {point_id}")
-    if not a.no_eval:
-        prompts = load_prompts(a.eval_prompts, root, a.eval_limit)
+    _, pairs = stored
+    job_id = a.job_id or point_id
+    try:
+        model, tokenizer = load_base(spec.base_model)
+        implicit = {peft_name(m.adapter): fam.adapter_dir(root, m.adapter) for m in margin_specs(spec)
+                    if m.kind == "implicit"}
+        model = attach_adapters(model, implicit)
+        _, model = train_point(root, spec, model, pairs, weights, cfg, point_id, job_id=job_id, final=not prompts)
+        print(f"trained {point_id}")
         if prompts:
-            if a.job_id:
-                fam.write_status(root, a.job_id, state="running", phase="evaluating")
-            evaluate_missing(root, model, tokenizer, prompts, eval_settings(a, root))
-        if a.job_id:
-            fam.write_status(root, a.job_id, state="done", phase="evaluated", finished=time.time())
-    fam.write_family(root, spec)
+            fam.write_status(root, job_id, phase="evaluating")
+            evaluate_missing(root, model, tokenizer, prompts, settings)
+            fam.write_status(root, job_id, state="done", phase="evaluated", finished=time.time())
+    except BaseException as e:
+        if a.job_id and (fam.job_dir(root, job_id) / "status.json").exists() \
+                and fam.read_status(root, job_id)["state"] in ("queued", "running"):
+            fam.write_status(root, job_id, state="failed", finished=time.time(),
+                             error=f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+        raise
+    finally:
+        fam.write_family(root, spec)
     return 0
 
 
@@ -199,13 +298,16 @@ def cmd_evaluate(a) -> int:
     from .models import load_base
     from .sweep import evaluate_missing
 
-    root = Path(a.family)
-    spec = fam.read_family(root)
+    root = family_root(a)
+    family = fam.load_family(root)
     prompts = load_prompts(a.eval_prompts, root, a.eval_limit)
     if not prompts:
         raise ValueError(f"{root}: no evaluation prompts; pass --eval-prompts FILE")
-    model, tokenizer = load_base(spec.base_model)
-    done = evaluate_missing(root, model, tokenizer, prompts, eval_settings(a, root), force=a.force)
+    settings = eval_settings(a, family)
+    if not a.force:
+        check_comparable(family, prompts, settings)
+    model, tokenizer = load_base(family.spec.base_model)
+    done = evaluate_missing(root, model, tokenizer, prompts, settings, force=a.force)
     print(f"evaluated {len(done)} policies: {', '.join(done) or 'none needed (use --force)'}")
     return 0
 
@@ -213,7 +315,7 @@ def cmd_evaluate(a) -> int:
 def cmd_front(a) -> int:
     from .front import front_table, table_hypervolume
 
-    family = fam.load_family(Path(a.family))
+    family = fam.load_family(family_root(a))
     for e in family.errors:
         print(f"warning: {e}", file=sys.stderr)
     table = front_table(family)
@@ -231,7 +333,7 @@ def cmd_generate(a) -> int:
     from .generate import BASE, GenerationSettings, generate
     from .models import attach_adapters, load_base, peft_name
 
-    family = fam.load_family(Path(a.family))
+    family = fam.load_family(family_root(a))
     ids = a.adapters.split(",")
     points = [family.point(i) for i in ids]
     model, tokenizer = load_base(family.spec.base_model)
@@ -246,14 +348,30 @@ def cmd_generate(a) -> int:
 
 def cmd_instant(a) -> int:
     from .instant import make_instant_point
-    root = Path(a.family)
+    root = family_root(a)
+    family = fam.load_family(root)
     prompts = load_prompts(a.eval_prompts, root, a.eval_limit)
     if not prompts:
         raise ValueError(f"{root}: no evaluation prompts; pass --eval-prompts FILE")
-    meta, _ = make_instant_point(root, a.weights, a.command, prompts, eval_settings(a, root),
-                              a.sources.split(",") if a.sources else None, getattr(a, "combination", "cat"))
+    settings = eval_settings(a, family)
+    check_comparable(family, prompts, settings)
+    meta, _ = make_instant_point(root, a.weights, a.command, prompts, settings,
+                                 a.sources.split(",") if a.sources else None, getattr(a, "combination", "cat"))
     print(f"{a.command} point {meta['id']} evaluated; produced in {meta['wall_time_s']:.2f}s")
     return 0
+
+
+def cmd_dashboard(a) -> int:
+    """Start the app bound to --host (loopback unless asked otherwise), as an argument list."""
+    import subprocess
+    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", a.host,
+            "--server.port", str(a.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    env = dict(os.environ, **({"MODPO_CHECKPOINTS": str(Path(a.checkpoints).resolve())} if a.checkpoints else {}))
+    if a.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {a.host}: anyone who can reach this machine can browse and train your families "
+              "(see SECURITY.md)", file=sys.stderr)
+    return subprocess.call(argv, env=env)
 
 
 def cmd_demo(a) -> int:
@@ -281,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, help="the objective whose preference labels MODPO trains on")
     p.add_argument("--margin", action="append", help="NAME=implicit (train a DPO margin model, the default) or "
                    "NAME=explicit:SCALE (scorer value x SCALE, on the beta*log-ratio scale); repeatable")
-    p.add_argument("--grid-step", type=float, default=0.25, help="interior weight grid spacing (default %(default)s)")
+    p.add_argument("--grid-step", type=_grid_step, default=0.25, help="interior weight grid spacing, in (0, 1] "
+                   "(default %(default)s)")
     p.add_argument("--weights", nargs="+", type=_floats, help="explicit weightings instead of a grid, e.g. 0.7,0.3 0.4,0.6")
     add_train_options(p)
     add_eval_options(p)
@@ -338,6 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", default="checkpoints/demo", help="where to build it (default %(default)s)")
     p.add_argument("--steps", type=_positive(int), help="optimizer steps per adapter (default: the demo recipe's)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("dashboard", help="open the dashboard (bound to 127.0.0.1 unless --host says otherwise)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine "
+                   "only; 0.0.0.0 exposes it to the network, see SECURITY.md)")
+    p.add_argument("--port", type=_positive(int), default=8501, help="port (default %(default)s)")
+    p.add_argument("--checkpoints", help="the checkpoints root (default $MODPO_CHECKPOINTS or ./checkpoints)")
+    p.set_defaults(func=cmd_dashboard)
     return parser
 
 
@@ -345,6 +471,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print(f"interrupted: `{args.command}` stopped; nothing half-written was kept in the family (finished "
+              "adapters stay; re-run the command to resume)", file=sys.stderr)
+        return 130
     except (ValueError, fam.FamilyError, FileNotFoundError, KeyError) as e:
+        if os.environ.get("MODPO_DEBUG"):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,11 +1,11 @@
-"""Training configuration: one validated dataclass, written into each adapter's meta.json.
+"""Configurations: training (written into each adapter's meta.json) and evaluation (into eval.json).
 
 Kept free of heavy imports so the CLI's --help and the dashboard's forms load fast.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -50,3 +50,36 @@ class TrainConfig:
 
     def to_json(self) -> dict:
         return {**asdict(self), "target_modules": list(self.target_modules)}
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    max_new_tokens: int = 64    # response length cap
+    temperature: float = 0.0    # 0 = greedy (the default: comparable, low-noise points)
+    seed: int = 0               # sampling seed when temperature > 0
+    batch_size: int = 32        # rows per generate call (rows mix adapters)
+    samples_saved: int = 24     # responses kept in eval.json for the dashboard
+    trim_capped: bool = False   # score a response cut by the cap up to its last complete sentence (as sampled data)
+
+    # what makes two evaluations comparable (batch_size and samples_saved change no score)
+    COMPARED = ("max_new_tokens", "temperature", "seed", "trim_capped")
+
+    def generation(self):
+        from .generate import GenerationSettings
+        return GenerationSettings(self.max_new_tokens, self.temperature, 1.0, self.seed)
+
+    @classmethod
+    def from_recorded(cls, recorded: dict | None, **given) -> "EvalSettings":
+        """Settings recorded in a family's eval.json files (family.recorded_eval_settings), overridden by
+        the given values that are not None: the one way a family's settings become EvalSettings."""
+        names = {f.name for f in fields(cls)}
+        base = {k: v for k, v in (recorded or {}).items() if k in names}
+        return cls(**{**base, **{k: v for k, v in given.items() if v is not None and k in names}})
+
+    def differs_from(self, recorded: dict | None) -> dict:
+        """{field: (recorded, self)} for the fields that make scores incomparable with recorded ones."""
+        if not recorded:
+            return {}
+        return {k: (recorded.get(k), getattr(self, k)) for k in self.COMPARED
+                if k in recorded and recorded.get(k) != getattr(self, k)
+                and not (k == "seed" and self.temperature == 0)}

@@ -66,8 +66,24 @@ class PreferenceDataset:
                 for r in self.rows]
 
 
-def _fail(source: str, row: int, column: str, problem: str) -> ValueError:
-    return ValueError(f"{source}: row {row}, column {column!r}: {problem}")
+def _fail(source: str, row: int | str, column: str, problem: str) -> ValueError:
+    """row: an index into the records, or a string such as "line 7" naming the place in the file."""
+    return ValueError(f"{source}: {row if isinstance(row, str) else f'row {row}'}, column {column!r}: {problem}")
+
+
+def _scores(value: Any, source: str, row: int | str) -> dict[str, tuple[float, float]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail(source, row, "scores", f"must be an object {{objective: [score_0, score_1]}}, got {type(value).__name__}")
+    out = {}
+    for name, pair in value.items():
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise _fail(source, row, f"scores.{name}", f"must be a pair [score_0, score_1], got {pair!r}")
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in pair):
+            raise _fail(source, row, f"scores.{name}", f"scores must be finite numbers, got {pair!r}")
+        out[name] = (float(pair[0]), float(pair[1]))
+    return out
 
 
 def _text(value: Any, source: str, row: int, column: str) -> str:
@@ -88,16 +104,19 @@ def _label(value: Any, source: str, row: int, column: str) -> int | None:
 
 def rows_from_records(records: Iterable[Mapping], source: str, objectives: list[str] | None = None,
                       prompt_column: str = "prompt", response_columns: tuple[str, ...] = ("responses",),
-                      preference_columns: Mapping[str, str] | None = None) -> PreferenceDataset:
+                      preference_columns: Mapping[str, str] | None = None,
+                      line_numbers: list[int] | None = None) -> PreferenceDataset:
     """Validate raw records into a PreferenceDataset; errors name the row and the column.
 
     response_columns: ("responses",) for a list of two, or two column names (e.g. response_0/1).
     preference_columns: objective -> column holding its label; default: the "preferences" dict.
+    line_numbers: each record's line in its file, so errors say "line N" (blank lines counted).
     """
     rows: list[PreferenceRow] = []
-    for i, rec in enumerate(records):
+    for index, rec in enumerate(records):
+        i = f"line {line_numbers[index]}" if line_numbers else index
         if not isinstance(rec, Mapping):
-            raise ValueError(f"{source}: row {i} is not a JSON object")
+            raise ValueError(f"{source}: {i if line_numbers else f'row {i}'} is not a JSON object")
         required = [prompt_column, *response_columns,
                     *(preference_columns.values() if preference_columns else ["preferences"])]
         for col in required:
@@ -122,10 +141,10 @@ def rows_from_records(records: Iterable[Mapping], source: str, objectives: list[
             objectives = list(prefs)
         if sorted(prefs) != sorted(objectives):
             raise _fail(source, i, "preferences", f"has objectives {sorted(prefs)}, expected {sorted(objectives)}")
-        if responses[0] == responses[1] and any(v is not None for v in prefs.values()):
-            raise _fail(source, i, "responses", "both responses are identical, so a preference between them "
-                        "means nothing; drop the row or set its labels to null")
-        scores = {k: (float(v[0]), float(v[1])) for k, v in (rec.get("scores") or {}).items()}
+        if " ".join(responses[0].split()) == " ".join(responses[1].split()) and any(v is not None for v in prefs.values()):
+            raise _fail(source, i, "responses", "both responses are identical (up to whitespace), so a preference "
+                        "between them means nothing; drop the row or set its labels to null")
+        scores = _scores(rec.get("scores"), source, i)
         rows.append(PreferenceRow(prompt, responses, prefs, scores))
     if not rows:
         raise ValueError(f"{source}: no rows; a preference dataset needs at least one labelled pair")
@@ -137,15 +156,20 @@ def load_jsonl(path: str | Path) -> PreferenceDataset:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no preference file at {path}; expected JSONL with one row per line")
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}: line {i + 1} is not valid JSON ({e.msg})") from None
-    return rows_from_records(records, str(path))
+    records, lines = [], []
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: line {number}, column {e.start + 1}: byte {raw[e.start]:#04x} is not UTF-8; "
+                             "save the file as UTF-8") from None
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: line {number} is not valid JSON (column {e.colno}: {e.msg})") from None
+            lines.append(number)
+    return rows_from_records(records, str(path), line_numbers=lines)
 
 
 def write_jsonl(dataset: PreferenceDataset, path: str | Path) -> None:

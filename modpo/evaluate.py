@@ -4,40 +4,23 @@ error per objective plus a KL(pi || pi_ref) estimate from the policy's own respo
 """
 from __future__ import annotations
 
-import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
-from .family import FamilySpec
+from .config import EvalSettings  # noqa: F401 (re-exported)
+from .family import FamilySpec, prompt_set_id
 from .feedback import trim_capped
 from .generate import BASE, GenerationSettings, generate, response_logps
 from .scorers import score
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    max_new_tokens: int = 64    # response length cap
-    temperature: float = 0.0    # 0 = greedy (the default: comparable, low-noise points)
-    seed: int = 0               # sampling seed when temperature > 0
-    batch_size: int = 32        # rows per generate call (rows mix adapters)
-    samples_saved: int = 24     # responses kept in eval.json for the dashboard
-    trim_capped: bool = False   # score a response cut by the cap up to its last complete sentence (as sampled data)
-
-    def generation(self) -> GenerationSettings:
-        return GenerationSettings(self.max_new_tokens, self.temperature, 1.0, self.seed)
 
 
 def mean_stderr(values) -> dict:
     v = np.asarray(values, dtype=float)
     stderr = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
     return {"mean": float(v.mean()), "stderr": stderr, "n": int(len(v))}
-
-
-def prompt_set_id(prompts: list[str]) -> str:
-    return hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:12]
 
 
 def score_responses(spec: FamilySpec, prompts: list[str], responses: list[str]) -> dict[str, np.ndarray]:

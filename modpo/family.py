@@ -11,23 +11,22 @@ appears in adapters/ only when complete: it is trained into jobs/<id>/adapter an
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-ADAPTER_KINDS = ("modpo", "dpo-margin", "merge", "mix", "base")
-DIRECTIONS = ("maximize", "minimize")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from . import schema
+from .schema import ADAPTER_KINDS, DIRECTIONS, JOB_STATES, SCHEMA_VERSION, FamilyError  # noqa: F401 (re-exported)
 
-
-class FamilyError(ValueError):
-    """A family, adapter or job on disk is missing, malformed, or from another version."""
+_ID = re.compile(schema.ID_PATTERN)
 
 
 # ---- atomic writes and validated reads ----------------------------------------------------------
@@ -55,30 +54,35 @@ def atomic_write_json(path: Path, obj: dict) -> None:
     atomic_write_text(path, json.dumps({"schema_version": SCHEMA_VERSION, **obj}, indent=2, default=str) + "\n")
 
 
-def read_json(path: Path, required: dict[str, type | tuple] | None = None) -> dict:
-    """Read a JSON file of ours; errors name the file and what is wrong with it."""
+def within(root: str | Path, path: str | Path) -> Path:
+    """path, refused unless it resolves (links followed) to a place inside root: a family folder is
+    untrusted data, and no read or write may follow a link out of it."""
+    root_real, real = Path(root).resolve(), Path(path).resolve()
+    if real != root_real and root_real not in real.parents:
+        raise FamilyError(f"{path}: is a link to a place outside the family folder {root}; refused "
+                          "(a family may not point outside itself): remove the link")
+    return Path(path)
+
+
+def read_json(path: Path, kind: str, root: Path | None = None) -> dict:
+    """A JSON file of the format, checked against its schema (schema.py); errors name the file and
+    what is wrong with it. root: refuse a path that leaves it through a link."""
     path = Path(path)
+    if root is not None:
+        within(root, path)
     if not path.is_file():
         raise FamilyError(f"{path}: file is missing")
+    data = path.read_bytes()
+    if not data.strip():
+        raise FamilyError(f"{path}: the file is empty (0 bytes or only whitespace); it was cut short")
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FamilyError(f"{path}: not valid JSON ({e}); the file is corrupt or was cut short") from None
-    if not isinstance(obj, dict):
-        raise FamilyError(f"{path}: expected a JSON object, got {type(obj).__name__}")
-    version = obj.get("schema_version")
-    if not isinstance(version, int):
-        raise FamilyError(f"{path}: field 'schema_version' is missing or not an integer")
-    if version > SCHEMA_VERSION:
-        raise FamilyError(f"{path}: schema_version {version} is newer than this library reads "
-                          f"({SCHEMA_VERSION}); upgrade modpo")
-    for key, typ in (required or {}).items():
-        if key not in obj:
-            raise FamilyError(f"{path}: required field {key!r} is missing")
-        if not isinstance(obj[key], typ):
-            raise FamilyError(f"{path}: field {key!r} should be {getattr(typ, '__name__', typ)}, "
-                              f"got {type(obj[key]).__name__}")
-    return obj
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise FamilyError(f"{path}: line {line}, column {column}: byte {data[e.start]:#04x} is not UTF-8; "
+                          "the file is corrupt or not one of ours") from None
+    return schema.validate(kind, schema.parse(text, str(path)), str(path))
 
 
 def check_id(adapter_id: str) -> str:
@@ -124,6 +128,7 @@ class FamilySpec:
     base_revision: str | None = None
     data: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # keys of family.json this version does not know: kept on rewrite
 
     def __post_init__(self):
         names = [o.name for o in self.objectives]
@@ -146,7 +151,7 @@ class FamilySpec:
         return self.objective_names.index(self.target)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "base_model": {"name": self.base_model, "revision": self.base_revision},
+        return {**self.extra, "name": self.name, "base_model": {"name": self.base_model, "revision": self.base_revision},
                 "objectives": [vars(o) for o in self.objectives], "target": self.target,
                 "beta": self.beta, "margins": self.margins, "data": self.data, "notes": self.notes}
 
@@ -158,20 +163,33 @@ def write_family(root: Path, spec: FamilySpec) -> None:
     atomic_write_json(root / "family.json", {**spec.to_json(), "adapters": adapters})
 
 
+FAMILY_KEYS = ("schema_version", "name", "base_model", "objectives", "target", "beta", "margins", "data", "notes",
+               "adapters")
+
+
 def read_family(root: Path) -> FamilySpec:
     path = Path(root) / "family.json"
-    obj = read_json(path, {"name": str, "base_model": dict, "objectives": list, "target": str,
-                           "beta": (int, float)})
+    obj = read_json(path, "family", root)
     try:
         objectives = [Objective(o["name"], o.get("direction", "maximize"), o.get("scorer", ""))
                       for o in obj["objectives"]]
         return FamilySpec(obj["name"], obj["base_model"]["name"], objectives, obj["target"], float(obj["beta"]),
                           obj.get("margins", {}), obj["base_model"].get("revision"), obj.get("data", {}),
-                          obj.get("notes", {}))
-    except (KeyError, TypeError) as e:
-        raise FamilyError(f"{path}: malformed entry ({e!r}); each objective needs a 'name'") from None
+                          obj.get("notes", {}), {k: v for k, v in obj.items() if k not in FAMILY_KEYS})
     except FamilyError as e:
         raise FamilyError(f"{path}: {e}") from None
+
+
+def family_recipe(family: "Family") -> dict:
+    """The training recipe of a family's points (TrainConfig fields), so a new point is trained like them:
+    notes.train_config when the builder recorded it, else the config of its first trained adapter."""
+    recorded = family.spec.notes.get("train_config")
+    if isinstance(recorded, dict):
+        return dict(recorded)
+    for p in family.points:
+        if p.kind == "modpo" and isinstance(p.meta.get("config"), dict):
+            return dict(p.meta["config"])
+    return {}
 
 
 # ---- points: adapters and the base model ---------------------------------------------------------
@@ -185,53 +203,81 @@ class Point:
     meta: dict
     eval: dict | None
     path: Path
+    eval_problem: str | None = None  # why eval.json could not be used (the point shows unevaluated; re-evaluate)
 
 
 def adapter_dir(root: Path, adapter_id: str) -> Path:
-    return Path(root) / "adapters" / check_id(adapter_id)
+    return within(root, Path(root) / "adapters" / check_id(adapter_id))
 
 
 def point_dir(root: Path, point_id: str) -> Path:
-    return Path(root) / "base" if point_id == "base" else adapter_dir(root, point_id)
+    return within(root, Path(root) / "base") if point_id == "base" else adapter_dir(root, point_id)
 
 
 def write_meta(directory: Path, meta: dict) -> None:
-    if meta.get("kind") not in ADAPTER_KINDS:
-        raise ValueError(f"meta kind must be one of {ADAPTER_KINDS}, got {meta.get('kind')!r}")
+    schema.validate("meta", {"schema_version": SCHEMA_VERSION, **meta}, str(Path(directory) / "meta.json"))
     atomic_write_json(Path(directory) / "meta.json", meta)
 
 
 def write_eval(directory: Path, evaluation: dict) -> None:
+    schema.validate("eval", {"schema_version": SCHEMA_VERSION, **evaluation}, str(Path(directory) / "eval.json"))
     atomic_write_json(Path(directory) / "eval.json", evaluation)
 
 
-def read_point(directory: Path, spec: FamilySpec) -> Point:
-    directory = Path(directory)
-    meta = read_json(directory / "meta.json", {"id": str, "kind": str})
-    if meta["kind"] not in ADAPTER_KINDS:
-        raise FamilyError(f"{directory / 'meta.json'}: kind {meta['kind']!r} is not one of {ADAPTER_KINDS}")
+def read_point(directory: Path, spec: FamilySpec, root: Path) -> Point:
+    """One point of a family; FamilyError when its meta.json or weights are unusable. An unusable
+    eval.json does not hide the point: it loads unevaluated, with eval_problem saying why."""
+    directory = within(root, directory)
+    meta_path = directory / "meta.json"
+    meta = read_json(meta_path, "meta", root)
+    expected_id = "base" if directory.name == "base" and directory.parent == Path(root) else directory.name
+    if meta["id"] != expected_id:
+        raise FamilyError(f"{meta_path}: id {meta['id']!r} does not match its folder {expected_id!r}; "
+                          "rename the folder or fix the id")
     base = meta.get("base_model")
     if base is not None and base != spec.base_model:
         raise FamilyError(f"{directory}: trained on base model {base!r}, but the family's is {spec.base_model!r}")
     weights = meta.get("weights")
-    if weights is not None and sorted(weights) != sorted(spec.objective_names):
-        raise FamilyError(f"{directory / 'meta.json'}: weights name {sorted(weights)}, "
-                          f"the family's objectives are {spec.objective_names}")
+    if weights is not None:
+        if sorted(weights) != sorted(spec.objective_names):
+            raise FamilyError(f"{meta_path}: weights name {sorted(weights)}, "
+                              f"the family's objectives are {spec.objective_names}")
+        if abs(sum(weights.values()) - 1) > 1e-4:
+            raise FamilyError(f"{meta_path}: weights {weights} do not sum to 1")
     if meta["kind"] in ("modpo", "dpo-margin", "merge"):
         weights_file = directory / "adapter_model.safetensors"
-        if not weights_file.is_file() or not (directory / "adapter_config.json").is_file():
+        config_file = directory / "adapter_config.json"
+        if not weights_file.is_file() or not config_file.is_file():
             raise FamilyError(f"{directory}: adapter_model.safetensors or adapter_config.json is missing")
-        check_safetensors(weights_file)
-    evaluation = read_json(directory / "eval.json", {"objectives": dict}) if (directory / "eval.json").exists() else None
-    if evaluation is not None:
-        missing = [o for o in spec.objective_names if o not in evaluation["objectives"]]
-        if missing:
-            raise FamilyError(f"{directory / 'eval.json'}: no scores for objectives {missing}; re-run evaluate")
-    return Point(meta["id"], meta["kind"], weights, meta, evaluation, directory)
+        for f in (weights_file, config_file):
+            within(root, f)
+        check_safetensors(weights_file, _lora_rank(config_file))
+    evaluation, problem = None, None
+    if (directory / "eval.json").exists() or (directory / "eval.json").is_symlink():
+        try:
+            evaluation = read_json(directory / "eval.json", "eval", root)
+            missing = [o for o in spec.objective_names if o not in evaluation["objectives"]]
+            if missing:
+                raise FamilyError(f"{directory / 'eval.json'}: no scores for objectives {missing}")
+        except FamilyError as e:
+            evaluation, problem = None, f"{e}; re-evaluate it with `python -m modpo evaluate --family {root}`"
+    return Point(meta["id"], meta["kind"], weights, meta, evaluation, directory, problem)
 
 
-def check_safetensors(path: Path) -> None:
-    """Cheap integrity check: the header parses and the file is as long as the header says."""
+def _lora_rank(config_file: Path) -> int | None:
+    try:
+        obj = schema.parse(config_file.read_text(encoding="utf-8"), str(config_file))
+    except UnicodeDecodeError:
+        raise FamilyError(f"{config_file}: not UTF-8 text") from None
+    rank = obj.get("r") if isinstance(obj, dict) else None
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        raise FamilyError(f"{config_file}: field r (the LoRA rank) should be an integer >= 1, got {rank!r}")
+    return rank
+
+
+def check_safetensors(path: Path, rank: int | None = None) -> None:
+    """Cheap integrity check without loading: the header parses, the file is as long as the header
+    says, and every LoRA tensor is 2-D with the rank of adapter_config.json (A: (r, in), B: (out, r))."""
     size = path.stat().st_size
     try:
         with path.open("rb") as f:
@@ -239,10 +285,17 @@ def check_safetensors(path: Path) -> None:
             if header_len <= 0 or 8 + header_len > size:
                 raise ValueError("header length out of range")
             header = json.loads(f.read(header_len))
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+        end = max((v["data_offsets"][1] for v in tensors.values()), default=0)
         if 8 + header_len + end != size:
             raise ValueError(f"expected {8 + header_len + end} bytes, found {size}")
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+        for name, v in tensors.items():
+            shape = v["shape"]
+            if rank is not None and ("lora_A" in name or "lora_B" in name):
+                r = shape[0] if "lora_A" in name else shape[-1]
+                if len(shape) != 2 or r != rank:
+                    raise ValueError(f"tensor {name} has shape {shape}, not that of a rank-{rank} LoRA factor")
+    except (ValueError, KeyError, TypeError, IndexError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FamilyError(f"{path}: corrupt or truncated safetensors file ({e}); delete the adapter "
                           "folder and train it again") from None
 
@@ -252,7 +305,7 @@ class Family:
     root: Path
     spec: FamilySpec
     points: list[Point]
-    errors: list[str]  # one line per adapter that failed to load; the rest still load
+    errors: list[str]  # one line per file that could not be used (the rest of the family still loads)
 
     def point(self, point_id: str) -> Point:
         for p in self.points:
@@ -262,19 +315,58 @@ class Family:
 
 
 def load_family(root: str | Path) -> Family:
-    """family.json must be valid; a broken adapter is reported in .errors and skipped."""
+    """family.json must be valid; a broken adapter or evaluation is reported in .errors, the rest loads."""
     root = Path(root)
     spec = read_family(root)
     points, errors = [], []
     dirs = [root / "base"] if (root / "base").is_dir() else []
     if (root / "adapters").is_dir():
-        dirs += sorted(p for p in (root / "adapters").iterdir() if p.is_dir() and not p.name.startswith("."))
+        dirs += sorted(p for p in within(root, root / "adapters").iterdir()
+                       if p.is_dir() and not p.name.startswith("."))
     for d in dirs:
         try:
-            points.append(read_point(d, spec))
+            point = read_point(d, spec, root)
         except FamilyError as e:
             errors.append(str(e))
+            continue
+        points.append(point)
+        if point.eval_problem:
+            errors.append(point.eval_problem)
+    try:
+        prompts = read_eval_prompts(root)
+    except FamilyError as e:
+        prompts = None
+        errors.append(f"{e}; the evaluation prompts are unknown, so new points cannot be evaluated")
+    if prompts:  # a point scored on other prompts is not comparable with the rest: shown unevaluated
+        sha = prompt_set_id(prompts)
+        for p in points:
+            if p.eval and p.eval.get("prompt_set", {}).get("sha", sha) != sha:
+                p.eval, p.eval_problem = None, (
+                    f"{p.path / 'eval.json'}: scored on another prompt set than data/eval_prompts.json, so it is "
+                    f"not comparable with the other points; re-evaluate it with `python -m modpo evaluate --family "
+                    f"{root}`")
+                errors.append(p.eval_problem)
     return Family(root, spec, points, errors)
+
+
+def prompt_set_id(prompts: list[str]) -> str:
+    return hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:12]
+
+
+def incomparable(family: Family, prompts: list[str], settings) -> str | None:
+    """Why evaluating new points of family on prompts with settings (an EvalSettings) would make them
+    incomparable with its evaluated points, or None."""
+    stored = read_eval_prompts(family.root)
+    if stored and prompts != stored:
+        return (f"the family's points are evaluated on data/eval_prompts.json ({len(stored)} prompts), not on the "
+                f"{len(prompts)} prompts given; drop --eval-prompts/--eval-limit, or re-evaluate every point on the "
+                "new set with `evaluate --force`")
+    differ = settings.differs_from(recorded_eval_settings(family))
+    if differ:
+        what = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in differ.items())
+        return (f"the family's points were evaluated with other settings ({what}); drop those flags, or "
+                "re-evaluate every point with them using `evaluate --force`")
+    return None
 
 
 def recorded_eval_settings(family: Family) -> dict:
@@ -296,7 +388,7 @@ def list_families(checkpoints_root: str | Path) -> list[str]:
 # ---- data: preference pairs with their precomputed columns ----------------------------------------
 
 def pairs_dir(root: Path, objective: str) -> Path:
-    return Path(root) / "data" / f"pairs-{check_id(objective)}"
+    return within(root, Path(root) / "data" / f"pairs-{check_id(objective)}")
 
 
 def write_pairs(root: Path, objective: str, info: dict, examples: list[dict]) -> None:
@@ -322,59 +414,111 @@ def read_pairs(root: Path, objective: str):
     d = pairs_dir(root, objective)
     if not (d / "info.json").exists():
         return None
-    info = read_json(d / "info.json")
+    info = read_json(d / "info.json", "pairs_info", root)
     info.pop("schema_version", None)
-    return info, datasets.load_from_disk(str(d))
+    for f in d.iterdir():
+        within(root, f)
+    try:
+        pairs = datasets.load_from_disk(str(d))
+        if len(pairs) != info["kept"]:
+            raise ValueError(f"{len(pairs)} rows, info.json says {info['kept']}")
+        if len(pairs):
+            pairs[len(pairs) - 1]  # reads the last row: a truncated Arrow file fails here, not mid-training
+    except Exception as e:  # Arrow and datasets raise many types for a damaged file
+        raise FamilyError(f"{d}: the stored pairs are damaged ({type(e).__name__}: {str(e)[:200]}); delete "
+                          f"that folder and re-run `python -m modpo sweep` with the same data to recompute them") from None
+    return info, pairs
+
+
+def eval_prompts_path(root: Path) -> Path:
+    return within(root, Path(root) / "data" / "eval_prompts.json")
 
 
 def read_eval_prompts(root: Path) -> list[str] | None:
-    path = Path(root) / "data" / "eval_prompts.json"
-    return read_json(path, {"prompts": list})["prompts"] if path.exists() else None
+    path = eval_prompts_path(root)
+    return read_json(path, "eval_prompts", root)["prompts"] if path.exists() else None
 
 
 def write_data_file(root: Path, name: str, obj: dict) -> None:
-    atomic_write_json(Path(root) / "data" / name, obj)
+    atomic_write_json(within(root, Path(root) / "data" / check_id(name)), obj)
 
 
 # ---- jobs: training runs on disk ------------------------------------------------------------------
-
-JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
-
+# status.json has one writer at a time: jobs.submit (queued), then the training process itself
+# (running ... done | failed); only once that process is gone may jobs.py write failed or cancelled.
+# launch.json is the launcher's own record of the process it started.
 
 def job_dir(root: Path, job_id: str) -> Path:
-    return Path(root) / "jobs" / check_id(job_id)
+    return within(root, Path(root) / "jobs" / check_id(job_id))
 
 
 def write_status(root: Path, job_id: str, **fields: Any) -> dict:
-    """Merge fields into jobs/<id>/status.json (atomically) and return the new status."""
+    """Merge fields into jobs/<id>/status.json (validated, atomically) and return the new status."""
     path = job_dir(root, job_id) / "status.json"
-    status = read_json(path) if path.exists() else {"id": job_id, "state": "queued"}
+    status = read_json(path, "status", root) if path.exists() else {"id": job_id, "state": "queued"}
     status.update(fields)
-    if status["state"] not in JOB_STATES:
-        raise ValueError(f"job state must be one of {JOB_STATES}, got {status['state']!r}")
-    status.pop("schema_version", None)
+    status["schema_version"] = SCHEMA_VERSION
+    schema.validate("status", status, str(path))
+    status.pop("schema_version")
     atomic_write_json(path, status)
     return status
 
 
 def read_status(root: Path, job_id: str) -> dict:
-    return read_json(job_dir(root, job_id) / "status.json", {"id": str, "state": str})
+    status = read_json(job_dir(root, job_id) / "status.json", "status", root)
+    if status["id"] != job_id:
+        raise FamilyError(f"{job_dir(root, job_id) / 'status.json'}: id {status['id']!r} does not match its folder")
+    return status
+
+
+def write_launch(root: Path, job_id: str, pid: int, started: float) -> None:
+    atomic_write_json(job_dir(root, job_id) / "launch.json", {"pid": pid, "started": started})
+
+
+def read_launch(root: Path, job_id: str) -> dict | None:
+    path = job_dir(root, job_id) / "launch.json"
+    return read_json(path, "launch", root) if path.exists() else None
 
 
 def list_jobs(root: Path) -> list[dict]:
+    """Every job's status; a status file that is unreadable or holds anything but our fields is listed
+    as refused (state failed, error naming the file) and never acted on."""
     jobs = []
-    for d in sorted((Path(root) / "jobs").glob("*/status.json")):
+    folder = Path(root) / "jobs"
+    if not folder.is_dir():
+        return jobs
+    for d in sorted(within(root, folder).iterdir()):
+        if not d.is_dir() or not _ID.match(d.name):
+            continue
         try:
-            jobs.append(read_json(d, {"id": str, "state": str}))
+            jobs.append(read_status(root, d.name))
         except FamilyError as e:
-            jobs.append({"id": d.parent.name, "state": "failed", "error": str(e)})
-    return sorted(jobs, key=lambda j: j.get("created", ""))
+            jobs.append({"id": d.name, "state": "failed", "refused": True, "error": f"refused: {e}"})
+    return sorted(jobs, key=lambda j: str(j.get("created", "")))
+
+
+@contextmanager
+def training_claim(root: Path, adapter_id: str):
+    """Held while one process trains adapter_id: a second process asking for the same adapter is
+    refused at once (it would race the first to publish) instead of training it twice."""
+    lock = within(root, Path(root) / "jobs" / f".train-{check_id(adapter_id)}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FamilyError(f"adapter {adapter_id!r} is being trained by another process right now; wait for it "
+                              "to finish (it will appear on the front) or pick another weighting") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def publish_adapter(root: Path, job_id: str, adapter_id: str) -> Path:
     """Move a finished adapter from jobs/<job>/adapter into adapters/<id> in one rename."""
     src = job_dir(root, job_id) / "adapter"
-    dst = adapter_dir(root, adapter_id)
+    dst = within(root, adapter_dir(root, adapter_id))
     if dst.exists():
         raise FamilyError(f"{dst} already exists; remove it first to retrain that adapter")
     dst.parent.mkdir(parents=True, exist_ok=True)

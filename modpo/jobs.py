@@ -1,10 +1,15 @@
 """Training jobs as background subprocesses of the CLI: queue, start, poll, cancel.
 
-A job is `python -m modpo train --family F --weights ... --job-id ID` with its output in
-jobs/<id>/log.txt; the CLI writes jobs/<id>/status.json as it goes, and this module only reads it,
-launches the next queued job when none runs, and notices jobs that died without saying so
-(SIGKILL, OOM, a server restart): those are marked failed and their partial adapter removed.
-One job runs at a time per family; a lock file serialises the check-and-start across sessions.
+A job on disk holds only validated *parameters* (schema.JOB_PARAMS: weights, steps, learning rate,
+LoRA settings); the command, `python -m modpo train --family F --job-id ID --weights ...`, is built
+here from them at launch. Nothing read from a family folder ever becomes an argv: a status.json that
+holds anything else (a "command", unknown keys, values out of range) is refused and never launched.
+
+The training process writes its own status.json as it goes (running, evaluating, done | failed);
+this module writes only launch.json (the pid it started), launches the next queued job when none
+runs, and marks failed the jobs whose process died without saying so (SIGKILL, OOM, a server
+restart), once that process is gone. One job runs at a time per family; a lock file serialises the
+check-and-start across sessions.
 """
 from __future__ import annotations
 
@@ -19,14 +24,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import family as fam
+from . import schema
+from .config import TrainConfig
 from .weights import target_first, weights_id
 
 _children: dict[int, subprocess.Popen] = {}  # jobs this process started, so it can reap them
+PARAM_FLAGS = {"learning_rate": "--lr", "lora_r": "--lora-r", "lora_alpha": "--lora-alpha",
+               "batch_size": "--batch-size", "max_length": "--max-length", "seed": "--seed"}
+ACTIVE = ("queued", "running")
 
 
 @contextmanager
 def _locked(root: Path):
-    lock = Path(root) / "jobs" / ".lock"
+    lock = fam.within(root, Path(root) / "jobs" / ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -36,34 +46,50 @@ def _locked(root: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def train_command(root: Path, job_id: str, weights: list[float], steps: int, learning_rate: float, beta: float,
-                  extra: list[str] | None = None) -> list[str]:
-    """The CLI invocation of a job, as an argument list (never a shell string)."""
-    return [sys.executable, "-m", "modpo", "train", "--family", str(Path(root).resolve()), "--job-id", job_id,
-            "--weights", ",".join(f"{w:g}" for w in weights), "--steps", str(int(steps)),
-            "--lr", f"{learning_rate:g}", "--beta", f"{beta:g}", *(extra or [])]
+def check_params(spec: fam.FamilySpec, params: dict, where: str = "job parameters") -> dict:
+    """params validated against the schema, the family's objectives and TrainConfig's rules."""
+    schema.validate("status", {"schema_version": schema.SCHEMA_VERSION, "id": "check", "state": "queued",
+                               "params": params}, where)
+    try:
+        target_first(spec.objective_names, spec.target, params["weights"])
+        TrainConfig(**{k: params[k] for k in PARAM_FLAGS if k in params})
+    except ValueError as e:
+        raise fam.FamilyError(f"{where}: {e}") from None
+    return params
 
 
-def submit(root: Path, weights: list[float], steps: int, learning_rate: float, beta: float,
-           extra: list[str] | None = None) -> str:
-    """Queue a training run of one weighting (family order); returns the job id."""
-    spec = fam.read_family(root)
-    target_first(spec.objective_names, spec.target, weights)  # raises a clear ValueError for bad weights
-    if not 1 <= steps <= 100_000:
-        raise ValueError(f"steps must be between 1 and 100000, got {steps}")
-    if not 0 < learning_rate < 1:
-        raise ValueError(f"learning rate must be in (0, 1), got {learning_rate}")
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0, got {beta}")
-    adapter = weights_id(weights)
+def train_command(root: Path, job_id: str, params: dict) -> list[str]:
+    """The CLI invocation of a job, built from its checked parameters: an argument list (never a shell
+    string), every value a number formatted here, so no text from disk reaches it."""
+    argv = [sys.executable, "-m", "modpo", "train", "--family", str(Path(root).resolve()),
+            f"--job-id={fam.check_id(job_id)}", "--weights=" + ",".join(f"{float(w)!r}" for w in params["weights"]),
+            f"--steps={int(params['steps'])}"]
+    for key, flag in PARAM_FLAGS.items():
+        if key in params:
+            value = params[key]
+            argv.append(f"{flag}={float(value)!r}" if isinstance(value, float) else f"{flag}={int(value)}")
+    if params.get("evaluate") is False:
+        argv.append("--no-eval")
+    return argv
+
+
+def submit(root: Path, weights: list[float], steps: int, **overrides) -> str:
+    """Queue a training run of one weighting (family order); returns the job id.
+
+    overrides: learning_rate, lora_r, lora_alpha, batch_size, max_length, seed (otherwise the family's
+    recipe), evaluate (default True). beta and the evaluation are always the family's.
+    """
+    family = fam.load_family(root)
+    params = check_params(family.spec, {"weights": [float(w) for w in weights], "steps": int(steps),
+                                        **{k: v for k, v in overrides.items() if v is not None}})
+    adapter = weights_id(params["weights"])
     with _locked(root):
-        active = [j for j in fam.list_jobs(root) if j["state"] in ("queued", "running") and j.get("adapter") == adapter]
+        active = [j for j in fam.list_jobs(root) if j["state"] in ACTIVE and j.get("adapter") == adapter]
         if active or fam.adapter_dir(root, adapter).exists():
             raise ValueError(f"adapter {adapter} already exists or is being trained; pick another weighting")
         job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        fam.write_status(root, job_id, state="queued", adapter=adapter, weights=list(weights), steps_requested=steps,
-                         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                         command=train_command(root, job_id, weights, steps, learning_rate, beta, extra))
+        fam.write_status(root, job_id, state="queued", adapter=adapter, params=params,
+                         created=time.strftime("%Y-%m-%dT%H:%M:%S"))
     refresh(root)
     return job_id
 
@@ -71,7 +97,10 @@ def submit(root: Path, weights: list[float], steps: int, learning_rate: float, b
 def _alive(pid: int, job_id: str) -> bool:
     child = _children.get(pid)
     if child is not None:
-        return child.poll() is None
+        if child.poll() is None:
+            return True
+        _children.pop(pid, None)  # reaped: no zombie stays behind
+        return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -79,43 +108,88 @@ def _alive(pid: int, job_id: str) -> bool:
     return job_id.encode() in cmdline  # guards against a recycled pid
 
 
+def _process(root: Path, job: dict) -> int | None:
+    """The pid of a job's live training process, or None."""
+    launch = fam.read_launch(root, job["id"]) if not job.get("refused") else None
+    pid = job.get("pid") or (launch or {}).get("pid")
+    return pid if pid and _alive(pid, job["id"]) else None
+
+
+def _launch(root: Path, job: dict) -> None:
+    try:
+        command = train_command(root, job["id"], check_params(fam.read_family(root), job.get("params") or {},
+                                                              f"{fam.job_dir(root, job['id']) / 'status.json'}"))
+    except fam.FamilyError as e:
+        fam.write_status(root, job["id"], state="failed", finished=time.time(), error=f"refused: {e}")
+        return
+    log = open(fam.job_dir(root, job["id"]) / "log.txt", "ab")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent),
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # the log is live
+    log.close()
+    _children[proc.pid] = proc
+    fam.write_launch(root, job["id"], proc.pid, time.time())
+
+
 def refresh(root: Path) -> list[dict]:
     """Mark dead jobs failed, start the next queued job if none runs; returns all jobs."""
+    for pid, child in list(_children.items()):  # reap finished children: no <defunct> process stays
+        if child.poll() is not None:
+            _children.pop(pid, None)
     with _locked(root):
         jobs = fam.list_jobs(root)
+        busy = False
         for j in jobs:
-            if j["state"] == "running" and j.get("pid") and not _alive(j["pid"], j["id"]):
+            if j["state"] not in ACTIVE or j.get("refused"):
+                continue
+            launched = j["state"] == "running" or fam.read_launch(root, j["id"]) is not None
+            if not launched:
+                continue
+            if _process(root, j):
+                busy = True
+                if j["state"] == "queued":  # launched, not yet reporting: shown as starting (not written)
+                    j.update(state="running", phase="starting")
+                continue
+            j.update(fam.read_status(root, j["id"]))  # the process may have finished since we listed
+            if j["state"] in ACTIVE:  # it died without saying so; now it cannot write again
                 fam.remove_partial(root, j["id"])
                 j.update(fam.write_status(root, j["id"], state="failed", finished=time.time(),
                                           error=j.get("error") or "the training process exited without finishing "
                                           "(killed?); see its log"))
-        if not any(j["state"] == "running" for j in jobs):
-            queued = [j for j in jobs if j["state"] == "queued"]
+        if not busy:
+            queued = [j for j in jobs if j["state"] == "queued" and not j.get("refused")
+                      and fam.read_launch(root, j["id"]) is None]
             if queued:
-                j = queued[0]
-                log = open(fam.job_dir(root, j["id"]) / "log.txt", "ab")
-                proc = subprocess.Popen(j["command"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent),
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})  # the log is live
-                log.close()
-                _children[proc.pid] = proc
-                j.update(fam.write_status(root, j["id"], state="running", pid=proc.pid, started=time.time()))
+                _launch(root, queued[0])
+                queued[0].update(fam.read_status(root, queued[0]["id"]))
+                if queued[0]["state"] == "queued" and fam.read_launch(root, queued[0]["id"]):
+                    queued[0].update(state="running", phase="starting")
         return jobs
+
+
+def active(jobs: list[dict]) -> bool:
+    return any(j["state"] in ACTIVE for j in jobs)
 
 
 def cancel(root: Path, job_id: str) -> dict:
     """Stop a queued or running job; its partial adapter is removed."""
     with _locked(root):
         status = fam.read_status(root, job_id)
-        if status["state"] == "running" and status.get("pid") and _alive(status["pid"], job_id):
+        pid = _process(root, status)
+        if pid:
             try:
-                os.killpg(status["pid"], signal.SIGTERM)
+                os.killpg(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            child = _children.pop(status["pid"], None)
+            child = _children.pop(pid, None)
             if child is not None:
                 child.wait(timeout=30)
-        if status["state"] in ("queued", "running"):
+            else:
+                deadline = time.time() + 30
+                while _alive(pid, job_id) and time.time() < deadline:
+                    time.sleep(0.1)
+        status = fam.read_status(root, job_id)
+        if status["state"] in ACTIVE:
             fam.remove_partial(root, job_id)
             status = fam.write_status(root, job_id, state="cancelled", finished=time.time())
     refresh(root)
@@ -126,6 +200,7 @@ def log_tail(root: Path, job_id: str, lines: int = 40) -> str:
     path = fam.job_dir(root, job_id) / "log.txt"
     if not path.exists():
         return ""
+    fam.within(root, path)
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
@@ -135,8 +210,7 @@ def wait(root: Path, job_id: str, timeout: float = 600, poll: float = 0.5) -> di
     while time.time() < deadline:
         refresh(root)
         status = fam.read_status(root, job_id)
-        if status["state"] not in ("queued", "running"):
+        if status["state"] not in ACTIVE:
             return status
         time.sleep(poll)
     raise TimeoutError(f"job {job_id} still {status['state']} after {timeout}s")
-

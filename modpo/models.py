@@ -137,14 +137,45 @@ def attach_adapters(model, adapters: dict[str, str | Path]):
         if not (Path(path) / "adapter_model.safetensors").is_file():
             raise ValueError(f"adapter {name!r}: no adapter_model.safetensors in {path}; only safetensors weights "
                              "are loaded (a pickled .bin can run code): convert it with peft's save_pretrained")
-    items = list(adapters.items())
-    if not items:
-        return model
-    if not hasattr(model, "peft_config"):
-        model = PeftModel.from_pretrained(model, str(items[0][1]), adapter_name=items[0][0], is_trainable=False)
-        items = items[1:]
-    for name, path in items:
-        if name not in model.peft_config:
-            model.load_adapter(str(path), adapter_name=name, is_trainable=False)
-    model.eval()
+    for name, path in adapters.items():
+        check_adapter_shapes(model, Path(path) / "adapter_model.safetensors")
+        try:
+            if not hasattr(model, "peft_config"):
+                model = PeftModel.from_pretrained(model, str(path), adapter_name=name, is_trainable=False)
+            elif name not in model.peft_config:
+                model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:  # wrong shapes, a config peft cannot read
+            if hasattr(model, "peft_config") and name in model.peft_config:
+                model.delete_adapter(name)
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            raise ValueError(f"adapter {name!r} in {path} does not fit the base model ({first}); delete that "
+                             "folder and train it again") from None
+    if hasattr(model, "peft_config"):
+        model.eval()
     return model
+
+
+def check_adapter_shapes(model, weights_file: Path) -> None:
+    """Refuse, before anything is loaded into model, an adapter whose LoRA factors do not fit its layers
+    (peft would inject the layers first and fail half-way, leaving the shared model altered)."""
+    from safetensors import safe_open
+
+    base = model.base_model.model if hasattr(model, "peft_config") else model  # PeftModel -> the transformer
+    with safe_open(str(weights_file), framework="pt") as f:
+        for key in f.keys():
+            factor = "lora_A" if ".lora_A." in key else "lora_B" if ".lora_B." in key else None
+            if factor is None:
+                continue
+            module_path = key.split(f".{factor}.")[0].removeprefix("base_model.model.")
+            try:
+                layer = base.get_submodule(module_path)
+            except AttributeError:
+                raise ValueError(f"{weights_file}: tensor {key} names a layer {module_path!r} the base model does not "
+                                 "have; this adapter belongs to another model") from None
+            layer = getattr(layer, "base_layer", layer)
+            shape = f.get_slice(key).get_shape()
+            want = (layer.in_features if factor == "lora_A" else layer.out_features) if hasattr(layer, "in_features") else None
+            got = shape[1] if factor == "lora_A" else shape[0]
+            if len(shape) != 2 or (want is not None and got != want):
+                raise ValueError(f"{weights_file}: tensor {key} has shape {list(shape)}, which does not fit layer "
+                                 f"{module_path} of the base model; delete the adapter folder and train it again")

@@ -2,9 +2,12 @@
 
 Used by the dashboard and by the demo build (the README's PNG), so both draw the same picture.
 Every marker carries its point id in customdata, so a selection maps back to adapters.
+Plotly renders a subset of HTML (links, bold) in text, hovers and titles: every string from a
+family (ids, objective and family names) goes through `literal`, so it shows as itself.
 """
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 
@@ -22,14 +25,19 @@ KIND_STYLE = {  # kind -> (legend name, marker symbol, colour)
 }
 
 
+def literal(text) -> str:
+    """text as plotly shows it literally: its HTML subset escaped."""
+    return html.escape(str(text), quote=False)
+
+
 def hover_text(row: pd.Series, objectives: list[str]) -> str:
-    lines = [f"<b>{row['id']}</b> ({row['kind']})"]
-    weights = [f"{o}={row[f'w_{o}']:.2f}" for o in objectives if pd.notna(row.get(f"w_{o}"))]
+    lines = [f"<b>{literal(row['id'])}</b> ({literal(row['kind'])})"]
+    weights = [f"{literal(o)}={row[f'w_{o}']:.2f}" for o in objectives if pd.notna(row.get(f"w_{o}"))]
     if weights:
         lines.append("weights: " + ", ".join(weights))
     for o in objectives:
         if pd.notna(row.get(o)):
-            lines.append(f"{o}: {row[o]:.4g} ± {row[f'{o}_stderr']:.2g}")
+            lines.append(f"{literal(o)}: {row[o]:.4g} ± {row[f'{o}_stderr']:.2g}")
     if pd.notna(row.get("kl")):
         lines.append(f"KL est.: {row['kl']:.3g}")
     if pd.notna(row.get("steps")):
@@ -53,7 +61,7 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
     data = table[table["evaluated"].astype(bool)].copy()
     fig = go.Figure()
     if data.empty:
-        fig.update_layout(title=title or "no evaluated points yet")
+        fig.update_layout(title=literal(title) if title else "no evaluated points yet")
         return fig
     mask = pareto_mask(data[[x, y]].to_numpy(float), [maximize[x], maximize[y]])
     data["front2d"] = mask
@@ -69,7 +77,7 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
             fig.add_trace(go.Scatter(
                 x=part[x], y=part[y], mode="markers+text" if kind != "modpo" or label_all else "markers",
                 name=label + ("" if on_front else " (dominated)"), customdata=part["id"].to_numpy(),
-                text=[i if kind != "modpo" or label_all else "" for i in part["id"]],
+                text=[literal(i) if kind != "modpo" or label_all else "" for i in part["id"]],
                 textposition="top right" if kind == "modpo" else "top center", textfont=dict(size=11),
                 error_x=dict(type="data", array=part[f"{x}_stderr"].fillna(0), thickness=1, width=0, color=colour),
                 error_y=dict(type="data", array=part[f"{y}_stderr"].fillna(0), thickness=1, width=0, color=colour),
@@ -79,8 +87,8 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
                 hovertext=[hover_text(r, objectives) for _, r in part.iterrows()], hoverinfo="text"))
     add_links_to_trained(fig, data, objectives, x, y)
     arrow = {True: "→ better", False: "← better"}
-    fig.update_layout(title=title, xaxis_title=f"{x} ({arrow[maximize[x]]})",
-                      yaxis_title=f"{y} ({'↑' if maximize[y] else '↓'} better)",
+    fig.update_layout(title=literal(title) if title else None, xaxis_title=f"{literal(x)} ({arrow[maximize[x]]})",
+                      yaxis_title=f"{literal(y)} ({'↑' if maximize[y] else '↓'} better)",
                       # no dragmode="select": Streamlit then forces clickmode "event" and a click on a
                       # scatter marker never selects; box and lasso stay in the chart's toolbar
                       legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=50, b=80),

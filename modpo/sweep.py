@@ -99,34 +99,43 @@ def prepare_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: P
 
 
 def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights, cfg: TrainConfig, point_id: str,
-                kind: str = "modpo", job_id: str | None = None, extra_meta: dict | None = None):
-    """Train one adapter through a job folder and publish it. Returns (meta, model)."""
+                kind: str = "modpo", job_id: str | None = None, extra_meta: dict | None = None, final: bool = True):
+    """Train one adapter through a job folder and publish it. Returns (meta, model).
+
+    Only one process may train a given adapter at a time (family.training_claim); a second one is
+    refused before it writes anything. final=False leaves the job running (its caller evaluates the
+    point next and says done only then).
+    """
     job_id = job_id or point_id
-    fam.remove_partial(root, job_id)
-    fam.write_status(root, job_id, state="running", kind=kind, adapter=point_id, step=0,
-                              created=time.strftime("%Y-%m-%dT%H:%M:%S"), started=time.time())
-    out = fam.job_dir(root, job_id) / "adapter"
-
-    def report(step, total, curve):
-        fam.write_status(root, job_id, step=step, total_steps=total, loss_curve=curve)
-
-    try:
-        ordered = [1.0] if kind == "dpo-margin" else target_first(spec, weights)
-        record, model = train_adapter(model, train_examples, ordered, cfg, out, peft_name(point_id),
-                                      report if is_main_process() else None,
-                                      work_dir=fam.job_dir(root, job_id) / "trainer")
-        meta = {"id": point_id, "kind": kind, "base_model": spec.base_model,
-                "weights": None if kind == "dpo-margin" else dict(zip(spec.objective_names, map(float, weights))),
-                "objective": spec.target if kind != "dpo-margin" else extra_meta.get("objective"),
-                "seed": cfg.seed, **record, "versions": versions(), **(extra_meta or {})}
-        if is_main_process():  # under accelerate launch, only rank 0 writes the family
-            fam.write_meta(out, meta)
-            fam.publish_adapter(root, job_id, point_id)
-            fam.write_status(root, job_id, state="done", finished=time.time(), step=record["steps"])
-    except BaseException as e:
+    with fam.training_claim(root, point_id):
+        if fam.adapter_dir(root, point_id).exists():
+            raise fam.FamilyError(f"adapter {point_id!r} already exists in {root}; pick another weighting or delete it")
         fam.remove_partial(root, job_id)
-        fam.write_status(root, job_id, state="failed", error=f"{type(e).__name__}: {e}", finished=time.time())
-        raise
+        fam.write_status(root, job_id, state="running", kind=kind, adapter=point_id, step=0, phase="training",
+                         pid=os.getpid(), created=time.strftime("%Y-%m-%dT%H:%M:%S"), started=time.time())
+        out = fam.job_dir(root, job_id) / "adapter"
+
+        def report(step, total, curve):
+            fam.write_status(root, job_id, step=step, total_steps=total, loss_curve=curve)
+
+        try:
+            ordered = [1.0] if kind == "dpo-margin" else target_first(spec, weights)
+            record, model = train_adapter(model, train_examples, ordered, cfg, out, peft_name(point_id),
+                                          report if is_main_process() else None,
+                                          work_dir=fam.job_dir(root, job_id) / "trainer")
+            meta = {"id": point_id, "kind": kind, "base_model": spec.base_model,
+                    "weights": None if kind == "dpo-margin" else dict(zip(spec.objective_names, map(float, weights))),
+                    "objective": spec.target if kind != "dpo-margin" else extra_meta.get("objective"),
+                    "seed": cfg.seed, **record, "versions": versions(), **(extra_meta or {})}
+            if is_main_process():  # under accelerate launch, only rank 0 writes the family
+                fam.write_meta(out, meta)
+                fam.publish_adapter(root, job_id, point_id)
+                fam.write_status(root, job_id, step=record["steps"],
+                                 **({"state": "done", "finished": time.time()} if final else {}))
+        except BaseException as e:
+            fam.remove_partial(root, job_id)
+            fam.write_status(root, job_id, state="failed", error=f"{type(e).__name__}: {e}", finished=time.time())
+            raise
     return meta, model
 
 
@@ -137,6 +146,7 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
     """Train (and evaluate) the whole family; finished adapters are skipped. Returns stage wall times."""
     root = Path(root)
     spec.notes.setdefault("tokenizer", tokenizer_fingerprint(tokenizer))
+    spec.notes.setdefault("train_config", cfg.to_json())  # the recipe new points inherit (family.family_recipe)
     fam.write_family(root, spec)
     if not (root / "data" / "preferences.jsonl").exists():
         write_jsonl(dataset, root / "data" / "preferences.jsonl")
@@ -190,14 +200,20 @@ def evaluate_missing(root: Path, model, tokenizer, prompts: list[str], settings:
     """Evaluate the base model and every adapter lacking eval.json (or all, with force)."""
     family = fam.load_family(root)
     spec = family.spec
-    if not (root / "base" / "meta.json").exists():
-        fam.write_meta(root / "base", {"id": "base", "kind": "base", "base_model": spec.base_model})
+    for problem in family.errors:
+        log(f"warning: {problem}")
+    if not (fam.point_dir(root, "base") / "meta.json").exists():
+        fam.write_meta(fam.point_dir(root, "base"), {"id": "base", "kind": "base", "base_model": spec.base_model})
         family = fam.load_family(root)
     todo = [p for p in family.points if force or p.eval is None]
     if not todo:
         return []
-    adapters = {peft_name(p.id): p.path for p in todo if p.kind != "base"}
-    model = attach_adapters(model, adapters)
+    for p in [p for p in todo if p.kind != "base"]:  # one unloadable adapter never stops the others
+        try:
+            model = attach_adapters(model, {peft_name(p.id): p.path})
+        except ValueError as e:
+            log(f"warning: skipped {p.id}: {e}")
+            todo.remove(p)
     names = {p.id: (BASE if p.kind == "base" else peft_name(p.id)) for p in todo}
     log(f"evaluating {len(todo)} policies on {len(prompts)} prompts")
     results = evaluate_points(model, tokenizer, spec, prompts, names, settings)

@@ -45,4 +45,8 @@ def target_first(objective_names: list[str], target: str, weights: Sequence[floa
         raise ValueError(f"weights has {len(w)} entries but the family has {len(objective_names)} objectives "
                          f"{objective_names}; give one weight per objective in that order")
     k = objective_names.index(target)
+    if all(math.isfinite(x) and x >= 0 for x in w) and abs(sum(w) - 1.0) <= 1e-6 and w[k] <= 0:
+        raise ValueError(f"the target objective {target!r} must get a weight > 0: MODPO divides by it (the end where "
+                         f"{target!r} has weight 0 is the margin model itself); got "
+                         + ", ".join(f"{o} {x:g}" for o, x in zip(objective_names, w)))
     return validate_weights([w[k]] + [x for i, x in enumerate(w) if i != k])

@@ -120,7 +120,7 @@ CASES = [
      r"schema_version"),
     ("family missing field", family_case(lambda o: o.pop("target")), fam.FamilyError, r"family.json.*target"),
     ("family bad direction", family_case(lambda o: o["objectives"][0].update(direction="up")), fam.FamilyError,
-     r"direction must be one of"),
+     r"direction.*is not one of"),
     ("path escapes root", lambda t: fam.inside_root(t, "../elsewhere"), fam.FamilyError, r"not a family name under"),
     ("path absolute", lambda t: fam.inside_root(t, "/etc"), fam.FamilyError, r"not a family name under"),
 ]

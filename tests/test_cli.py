@@ -141,8 +141,9 @@ def test_new_points_are_evaluated_with_the_family_settings(tiny_checkpoints):
     assert recorded["max_new_tokens"] == 24 and recorded["trim_capped"] is False
     parser = build_parser()
     bare = parser.parse_args(["evaluate", "--family", str(root)])
-    assert eval_settings(bare, root).max_new_tokens == 24
+    family = fam.load_family(root)
+    assert eval_settings(bare, family).max_new_tokens == 24
     given = parser.parse_args(["evaluate", "--family", str(root), "--max-new-tokens", "40", "--trim-capped"])
-    settings = eval_settings(given, root)
+    settings = eval_settings(given, family)
     assert (settings.max_new_tokens, settings.trim_capped) == (40, True)
     assert eval_settings(bare, None).max_new_tokens == 64

@@ -27,6 +27,6 @@ def test_two_process_ddp_trains_one_adapter(tmp_path, tiny_checkpoints):
     n_pairs = len(fam.read_pairs(root, "positivity")[1])
     # an epoch is ceil(pairs / (2 ranks x 8)) steps under DDP, ceil(pairs / 8) in one process
     assert epochs and abs(epochs[0] - 1 / math.ceil(n_pairs / 16)) < 1e-3, f"not DDP: epochs per step {epochs[:2]}"
-    meta = fam.read_json(fam.adapter_dir(root, "w-0.40-0.60") / "meta.json")
+    meta = fam.read_json(fam.adapter_dir(root, "w-0.40-0.60") / "meta.json", "meta")
     assert meta["steps"] == 4
     assert not (fam.job_dir(root, "w-0.40-0.60") / "adapter").exists()

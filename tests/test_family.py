@@ -19,7 +19,7 @@ def fake_adapter(root, adapter_id, base="tiny", weights=None):
     d = fam.adapter_dir(root, adapter_id)
     d.mkdir(parents=True)
     save_file({"x": torch.zeros(4)}, str(d / "adapter_model.safetensors"))
-    (d / "adapter_config.json").write_text("{}")
+    (d / "adapter_config.json").write_text('{"r": 4}')
     fam.write_meta(d, {"id": adapter_id, "kind": "modpo", "base_model": base,
                        "weights": weights or {"positivity": 0.5, "brevity": 0.5}})
     return d
@@ -92,7 +92,7 @@ def test_jobs_publish_only_complete_adapters(tmp_path):
     (partial / "adapter_config.json").write_text("{}")
     fam.publish_adapter(tmp_path, "j1", "w-0.30-0.70")
     assert (tmp_path / "adapters" / "w-0.30-0.70" / "adapter_config.json").exists() and not partial.exists()
-    with pytest.raises(ValueError, match="job state"):
+    with pytest.raises(ValueError, match="state.*is not one of"):
         fam.write_status(tmp_path, "j1", state="exploded")
 
 

@@ -109,7 +109,7 @@ def test_weights_outside_the_sources_hull_are_refused(tiny_family):
 
 def test_source_from_another_base_model_is_refused(tiny_family):
     d = tiny_family / "adapters" / "w-0.30-0.70"
-    meta = fam.read_json(d / "meta.json")
+    meta = fam.read_json(d / "meta.json", "meta")
     meta["base_model"] = "gpt2"
     fam.write_meta(d, {k: v for k, v in meta.items() if k != "schema_version"})
     with pytest.raises(KeyError, match="no adapter 'w-0.30-0.70'"):
