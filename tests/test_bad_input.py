@@ -42,6 +42,53 @@ def jsonl_case(text):
     return run
 
 
+def raw_jsonl_case(data: bytes):
+    def run(tmp):
+        (tmp / "bad.jsonl").write_bytes(data)
+        load_jsonl(tmp / "bad.jsonl")
+    return run
+
+
+def prompts_file_case(content, *argv):
+    """A CLI command given --eval-prompts pointing at a file with content (bytes or JSON-able)."""
+    def run(tmp):
+        path = tmp / "prompts.json"
+        path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+        (tmp / "fam").mkdir()
+        (tmp / "fam" / "family.json").write_text(json.dumps(FAMILY))
+        raise SystemExit(cli.main([a.replace("{tmp}", str(tmp)) for a in argv] + ["--eval-prompts", str(path)]))
+    return run
+
+
+def family_text_case(text: str):
+    def run(tmp):
+        (tmp / "f").mkdir()
+        (tmp / "f" / "family.json").write_text(text)
+        fam.read_family(tmp / "f")
+    return run
+
+
+def status_case(status):
+    def run(tmp):
+        (tmp / "jobs" / "j1").mkdir(parents=True)
+        (tmp / "jobs" / "j1" / "status.json").write_text(json.dumps({"schema_version": 1, "id": "j1", **status}))
+        fam.read_status(tmp, "j1")
+    return run
+
+
+def eval_file_case(text: str):
+    def run(tmp):
+        (tmp / "eval.json").write_text(text)
+        fam.read_json(tmp / "eval.json", "eval")
+    return run
+
+
+FAMILY = {"schema_version": 1, "name": "fam", "base_model": {"name": "tiny"},
+          "objectives": [{"name": "a", "direction": "maximize", "scorer": "words"},
+                         {"name": "b", "direction": "maximize", "scorer": "brevity"}],
+          "target": "a", "beta": 0.1}
+
+
 def family_case(edit):
     def run(tmp):
         root = tmp / "fam"
@@ -123,6 +170,81 @@ CASES = [
      r"direction.*is not one of"),
     ("path escapes root", lambda t: fam.inside_root(t, "../elsewhere"), fam.FamilyError, r"not a family name under"),
     ("path absolute", lambda t: fam.inside_root(t, "/etc"), fam.FamilyError, r"not a family name under"),
+    # round 2 (issue 11): data files name the file, line and column
+    ("data non-UTF-8 byte", raw_jsonl_case(b'{"prompt": "x"}\n{"prompt": "caf\xe9"}\n'), ValueError,
+     r"bad.jsonl: line 2, column 16: byte 0xe9 is not UTF-8"),
+    ("data bad JSON column", jsonl_case('{"prompt": "x", oops}\n'), ValueError, r"line 1 is not valid JSON \(column 17"),
+    ("data blank lines counted", jsonl_case("\n\n" + json.dumps({**GOOD, "prompt": 5}) + "\n"), ValueError,
+     r"line 3, column 'prompt': expected a string"),
+    ("data scores not numbers", jsonl_case(json.dumps({**GOOD, "scores": {"a": ["high", 0.1]}}) + "\n"), ValueError,
+     r"line 1, column 'scores.a': scores must be finite numbers"),
+    ("data scores not a pair", jsonl_case(json.dumps({**GOOD, "scores": {"a": [0.1, 0.2, 0.3]}}) + "\n"), ValueError,
+     r"line 1, column 'scores.a': must be a pair"),
+    ("data scores not an object", jsonl_case(json.dumps({**GOOD, "scores": [1, 2]}) + "\n"), ValueError,
+     r"column 'scores': must be an object"),
+    ("data scores NaN", jsonl_case('{"prompt": "p", "responses": ["a", "b"], "preferences": {"a": 0}, '
+                                   '"scores": {"a": [NaN, 1]}}\n'), ValueError, r"finite numbers"),
+    ("data whitespace-only difference", dataset_case(responses=["Hi  there.", "Hi there. "]), ValueError,
+     r"identical \(up to whitespace\)"),
+    ("data row not an object", jsonl_case("[1, 2]\n"), ValueError, r"line 1 is not a JSON object"),
+    # CLI refusals: one line that says what is wrong and what to do
+    ("cli steps zero", cli_case("train", "--family", "{tmp}/fam", "--weights", "0.5,0.5", "--steps", "0"), SystemExit,
+     r"--steps: must be > 0"),
+    ("cli steps negative", cli_case("train", "--family", "{tmp}/fam", "--weights", "0.5,0.5", "--steps", "-3"),
+     SystemExit, r"--steps: must be > 0"),
+    ("cli grid step zero", cli_case("sweep", "--family", "{tmp}/f", "--data", "{tmp}/p.jsonl", "--target", "a",
+                                    "--objectives", "a:maximize:words,b:maximize:brevity", "--grid-step", "0"),
+     SystemExit, r"--grid-step: must be > 0"),
+    ("cli grid step above one", cli_case("sweep", "--family", "{tmp}/f", "--data", "{tmp}/p.jsonl", "--target", "a",
+                                         "--objectives", "a:maximize:words,b:maximize:brevity", "--grid-step", "2"),
+     SystemExit, r"must be in \(0, 1\]"),
+    ("cli family is a file", cli_case("front", "--family", "{tmp}/p.jsonl"), SystemExit,
+     r"--family .*p.jsonl is a file; give a family folder"),
+    ("cli sweep family is a file", cli_case("sweep", "--family", "{tmp}/p.jsonl", "--data", "{tmp}/p.jsonl",
+                                            "--target", "a", "--objectives", "a:maximize:words,b:maximize:brevity"),
+     SystemExit, r"is a file; give a family folder"),
+    ("cli weights infinite", cli_case("train", "--family", "{tmp}/fam", "--weights", "inf,0"), SystemExit,
+     r"expected finite numbers"),
+    ("cli weights NaN", cli_case("train", "--family", "{tmp}/fam", "--weights", "nan,1"), SystemExit,
+     r"expected finite numbers"),
+    ("cli lr not a number", cli_case("train", "--family", "{tmp}/fam", "--weights", "1,0", "--lr", "fast"), SystemExit,
+     r"expected a number, got 'fast'"),
+    ("cli port zero", cli_case("dashboard", "--port", "0"), SystemExit, r"--port: must be > 0"),
+    ("cli eval prompts without key", prompts_file_case({"items": ["x"]}, "evaluate", "--family", "{tmp}/fam"),
+     SystemExit, r"prompts.json: a JSON object needs a 'prompts' key"),
+    ("cli eval prompts not UTF-8", prompts_file_case(b'["caf\xe9"]', "evaluate", "--family", "{tmp}/fam"), SystemExit,
+     r"prompts.json: byte 5 is not UTF-8"),
+    ("cli eval prompts empty strings", prompts_file_case(["", " "], "evaluate", "--family", "{tmp}/fam"), SystemExit,
+     r"non-empty JSON list of non-empty prompt strings"),
+    ("cli eval prompts missing", cli_case("evaluate", "--family", "{tmp}/nofam", "--eval-prompts", "{tmp}/none.json"),
+     SystemExit, r"family.json: file is missing"),
+    ("cli eval prompts bad JSON", prompts_file_case(b'["a",', "evaluate", "--family", "{tmp}/fam"), SystemExit,
+     r"not valid JSON \(line 1, column 6"),
+    ("cli target weight zero names it", lambda t: target_first(["b", "a"], "a", [1.0, 0.0]), ValueError,
+     r"target objective 'a' must get a weight > 0.*b 1, a 0"),
+    # family files: every JSON checked against its schema, with the field named
+    ("family NaN beta", family_text_case(json.dumps(FAMILY).replace('"beta": 0.1', '"beta": NaN')), fam.FamilyError,
+     r"family.json: NaN is not a number JSON allows"),
+    ("family objective name with markup", family_case(lambda o: o["objectives"][0].update(name="[x](http:y)")),
+     fam.FamilyError, r"field 'objectives\[0\].name'"),
+    ("family margin kind", family_case(lambda o: o.update(margins={"b": {"kind": "telepathy"}})), fam.FamilyError,
+     r"field 'margins.b.kind'"),
+    ("family base model empty", family_case(lambda o: o.update(base_model={"name": ""})), fam.FamilyError,
+     r"base_model.name"),
+    ("family old schema", family_case(lambda o: o.update(schema_version=0)), fam.FamilyError, r"schema_version"),
+    ("family zero bytes", family_text_case(""), fam.FamilyError, r"family.json: the file is empty"),
+    ("status holds a command", status_case({"state": "queued", "command": ["/bin/sh", "-c", "id"]}), fam.FamilyError,
+     r"status.json: unexpected field\(s\).*command"),
+    ("status params unknown", status_case({"state": "queued", "params": {"weights": [1, 0], "steps": 1, "argv": []}}),
+     fam.FamilyError, r"status.json: unexpected field\(s\) in params"),
+    ("status steps text", status_case({"state": "queued", "params": {"weights": [1, 0], "steps": "1; id"}}),
+     fam.FamilyError, r"field 'params.steps' should be integer"),
+    ("status id mismatch", status_case({"state": "queued", "id": "other"}), fam.FamilyError,
+     r"id 'other' does not match its folder"),
+    ("eval NaN mean", eval_file_case('{"schema_version": 1, "objectives": {"a": {"mean": NaN, "stderr": 0}}}'),
+     fam.FamilyError, r"eval.json: NaN is not a number"),
+    ("eval objective a number", eval_file_case('{"schema_version": 1, "objectives": {"a": 0.5}}'), fam.FamilyError,
+     r"field 'objectives.a' should be object"),
 ]
 
 
@@ -140,7 +262,7 @@ def test_bad_input_is_refused_with_a_clear_message(run, error, message, tmp_path
 
 def test_the_table_covers_every_kind_of_bad_input():
     kinds = {c[0].split()[0] for c in CASES}
-    assert len(CASES) >= 25
+    assert len(CASES) >= 80
     assert {"weights", "data", "cli", "config", "generation", "unknown", "family", "path"} <= kinds
 
 
