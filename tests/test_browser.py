@@ -34,6 +34,11 @@ NEW_ID = "w-0.60-0.40"
 HOSTILE = ('<script>window.__pwned = 1</script><b id="injected-bold">bold</b> '
            '<img src="x" onerror="window.__pwned = 2"> [click me](https://example.com/phish) **not bold**')
 
+# Names from a family folder and the URL: each would make a link or an element if rendered as markup.
+HOSTILE_ADAPTER = '<a id="adapter-link" href="https:evil.example">x<b>[md-link](https:evil.example)'
+HOSTILE_FAMILY = '<b id="family-bold">fam<b>[fam-link](https:evil.example)'
+HOSTILE_QUERY = "[click-me](https://evil.example/a)"
+
 pytestmark = pytest.mark.slow
 
 
@@ -89,6 +94,10 @@ def browser_root(request, tmp_path_factory) -> Path:
         for sample in record["samples"]:
             sample["response"] = HOSTILE
         path.write_text(json.dumps(record))
+    # names are attacks too: an adapter folder and a family folder named with HTML and markdown
+    some_adapter = next((root / "hostile" / "adapters").iterdir())
+    shutil.copytree(some_adapter, root / "hostile" / "adapters" / HOSTILE_ADAPTER)
+    shutil.copytree(root / "tiny", root / HOSTILE_FAMILY, ignore=skip)
     return root
 
 
@@ -113,11 +122,13 @@ def _stop_jobs(root: Path) -> None:
             job = json.loads(status.read_text())
         except (OSError, ValueError):
             continue
-        if job.get("state") == "running" and job.get("pid"):
+        launch = status.parent / "launch.json"
+        pid = job.get("pid") or (json.loads(launch.read_text()).get("pid") if launch.exists() else None)
+        if job.get("state") in ("queued", "running") and pid:
             try:
-                cmdline = Path(f"/proc/{job['pid']}/cmdline").read_bytes()
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
                 if status.parent.name.encode() in cmdline:  # still our job, not a recycled pid
-                    os.killpg(job["pid"], signal.SIGTERM)
+                    os.killpg(pid, signal.SIGTERM)
             except (OSError, ProcessLookupError):
                 pass
 
@@ -508,6 +519,35 @@ def test_model_output_is_shown_inert_in_a_real_browser(page, app_url, browser_ro
     assert page.locator("#injected-bold").count() == 0, "model output drew an HTML element"
     assert page.locator('img[src="x"]').count() == 0, "model output drew an image"
     assert page.locator('a[href="https://example.com/phish"]').count() == 0, "model output made a link"
+
+
+def test_names_from_families_and_urls_are_shown_as_text_in_a_real_browser(page, app_url, browser_root):
+    """Markup in a ?family= parameter, an adapter folder's name and a family's name shows literally:
+    no link, no element, no absolute server path."""
+    from urllib.parse import quote
+    from playwright.sync_api import expect
+
+    def no_markup():
+        assert page.locator('a[href*="evil.example"]').count() == 0, "a name became a link"
+        assert page.locator("#adapter-link, #family-bold").count() == 0, "a name became an HTML element"
+
+    page.goto(f"{app_url}/?family={quote(HOSTILE_QUERY)}")
+    warning = page.locator('[data-testid="stAlert"]').filter(has_text="click-me").first
+    expect(warning).to_contain_text(HOSTILE_QUERY, timeout=60_000)
+    assert str(browser_root) not in warning.inner_text(), "the server's checkpoints path was shown"
+    no_markup()
+    shot(page, "09-hostile-query")
+    page.goto(f"{app_url}/?family=hostile")
+    wait_for_chart(page)
+    expect(page.locator('[data-testid="stAlert"]').filter(has_text="md-link").first).to_contain_text(
+        HOSTILE_ADAPTER, timeout=30_000)
+    no_markup()
+    shot(page, "10-hostile-adapter-name")
+    page.goto(f"{app_url}/?family={quote(HOSTILE_FAMILY)}")
+    wait_for_chart(page)
+    expect(chart(page).locator(".gtitle")).to_contain_text(HOSTILE_FAMILY, timeout=30_000)
+    no_markup()
+    shot(page, "11-hostile-family-name")
 
 
 def _job_logs(root: Path) -> str:

@@ -1,5 +1,6 @@
 """Dashboard page logic with streamlit's AppTest, on a real tiny-model family."""
 import json
+import re
 import shutil
 
 import pytest
@@ -68,7 +69,7 @@ def test_no_family_and_broken_family_messages(tmp_path, checkpoints, monkeypatch
     del data["objectives"]
     (checkpoints / "broken" / "family.json").write_text(json.dumps(data))
     at = run(front_script, family="broken")
-    assert "cannot be loaded" in at.error[0].value and "'objectives' is missing" in at.error[0].value
+    assert "cannot be loaded" in plain(at.error[0].value) and "'objectives' is missing" in plain(at.error[0].value)
     at.sidebar.selectbox(key="family_picker").select("tiny").run()
     assert not at.error and len(table_of(at)) == 4
 
@@ -77,7 +78,7 @@ def test_broken_adapter_is_skipped_with_a_warning(checkpoints):
     weights = checkpoints / "tiny" / "adapters" / "w-0.30-0.70" / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     at = run(front_script)
-    assert "w-0.30-0.70" in at.warning[0].value and "truncated" in at.warning[0].value
+    assert "w-0.30-0.70" in plain(at.warning[0].value) and "truncated" in plain(at.warning[0].value)
     assert "w-0.30-0.70" not in set(table_of(at)["id"])
 
 
@@ -115,7 +116,7 @@ def test_filters_and_front_only(checkpoints):
 def test_compare_page_generates_side_by_side_on_tiny_model(checkpoints):
     state = {"selection": {"tiny": {"selected": ["w-0.70-0.30", "w-0.30-0.70"], "seen": {}}}}
     at = run(compare_script, **state)
-    headers = [m.value for m in at.markdown]
+    headers = [plain(m.value) for m in at.markdown]
     assert headers == ["**base**", "**w-0.70-0.30**", "**w-0.30-0.70**"], "base first, then by target weight"
     # the first held-out prompt has saved samples from evaluation: they show before any model loads
     assert len(at.text) == 3 and "_service_" + str(checkpoints / "tiny") not in at.session_state
@@ -139,7 +140,7 @@ def test_compare_page_rejects_long_prompt(checkpoints):
 
 
 @pytest.mark.parametrize("weights, message", [
-    ((0.0, 1.0), "target objective's weight"),
+    ((0.0, 1.0), "target objective 'positivity' must get a weight > 0"),
     ((0.0, 0.0), "at least one weight must be > 0"),
 ])
 def test_train_page_rejects_bad_weights(checkpoints, weights, message):
@@ -148,7 +149,7 @@ def test_train_page_rejects_bad_weights(checkpoints, weights, message):
     at.number_input(key="w_positivity").set_value(weights[0])
     at.number_input(key="w_brevity").set_value(weights[1])
     at.button[0].click().run()
-    assert message in at.error[0].value
+    assert message in plain(at.error[0].value)
     assert fam.list_jobs(checkpoints / "tiny") == before, "a rejected form must not queue a job"
 
 
@@ -160,15 +161,20 @@ def test_train_page_runs_a_real_job_and_the_point_appears(checkpoints):
     at.number_input(key="steps").set_value(3)
     at.button[0].click().run()
     assert "Queued job" in at.success[0].value
-    job = [j for j in fam.list_jobs(root) if j.get("command")][0]
+    job = [j for j in fam.list_jobs(root) if j.get("params")][0]
     status = jobs.wait(root, job["id"], timeout=300)
     assert status["state"] == "done", jobs.log_tail(root, job["id"])
     at.run()
-    assert any(job["id"] in e.label and "done" in e.label for e in at.expander)
+    assert any(job["id"] in plain(e.label) and "done" in plain(e.label) for e in at.expander)
     family = fam.load_family(root)
     assert family.point("w-0.55-0.45").eval is not None
     front = run(front_script)
     assert "w-0.55-0.45" in set(table_of(front)["id"])
+
+
+def plain(markdown: str) -> str:
+    """What a reader sees of text escaped by common.literal."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def test_selection_helpers():
@@ -201,13 +207,13 @@ def test_preview_a_weighting_adds_merge_and_mix_points(checkpoints):
     at.sidebar.number_input(key="preview_w_positivity").set_value(0.1)
     at.sidebar.number_input(key="preview_w_brevity").set_value(0.9)
     next(b for b in at.sidebar.button if "Preview" in b.label).click().run()
-    assert "not a convex combination" in at.error[0].value
+    assert "not a convex combination" in plain(at.error[0].value)
     # merged and mixed points compare like any adapter
     state = {"selection": {"tiny": {"selected": ["merge-0.60-0.40", "mix-0.60-0.40"], "seen": {}}}}
     cmp = run(compare_script, **state)
     cmp.radio(key="decoding").set_value("sample").run()
     cmp.button(key="generate").click().run()
-    assert [m.value for m in cmp.markdown] == ["**base**", "**merge-0.60-0.40**", "**mix-0.60-0.40**"]
+    assert [plain(m.value) for m in cmp.markdown] == ["**base**", "**merge-0.60-0.40**", "**mix-0.60-0.40**"]
     assert len(cmp.text) == 3
 
 
