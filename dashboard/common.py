@@ -22,12 +22,18 @@ DEFAULT_FAMILY = "demo"
 _MARKDOWN_SPECIAL = set(string.punctuation)
 
 
+ZERO_WIDTH = "\u200b"
+
+
 def literal(text) -> str:
     """text shown as itself in any Streamlit element that renders markdown (warnings, captions,
     headers, expander and widget labels): every ASCII punctuation mark is backslash-escaped, so no link,
-    HTML, emphasis, LaTeX or colour directive can form; newlines become spaces (no headings or lists).
+    HTML, emphasis, LaTeX or colour directive can form; a zero-width space breaks what GitHub markdown
+    would turn into a link on its own (://, www., @); newlines become spaces (no headings or lists).
     Every string from a family, a query parameter or a model goes through this or st.text / st.code."""
     text = " ".join(str(text).split("\n"))
+    for pattern in ("://", "www.", "WWW.", "@"):
+        text = text.replace(pattern, pattern[0] + ZERO_WIDTH + pattern[1:])
     return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in text)
 
 

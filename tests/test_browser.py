@@ -528,13 +528,17 @@ def test_names_from_families_and_urls_are_shown_as_text_in_a_real_browser(page, 
     from playwright.sync_api import expect
 
     def no_markup():
-        assert page.locator('a[href*="evil.example"]').count() == 0, "a name became a link"
+        links = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => [new URL(a.href).hostname, "
+                              "a.outerHTML.slice(0, 300)])")
+        assert not [l for l in links if "evil" in l[0]], f"a name became a link: {links}"
         assert page.locator("#adapter-link, #family-bold").count() == 0, "a name became an HTML element"
 
     page.goto(f"{app_url}/?family={quote(HOSTILE_QUERY)}")
     warning = page.locator('[data-testid="stAlert"]').filter(has_text="click-me").first
-    expect(warning).to_contain_text(HOSTILE_QUERY, timeout=60_000)
-    assert str(browser_root) not in warning.inner_text(), "the server's checkpoints path was shown"
+    expect(warning).to_be_visible(timeout=60_000)
+    shown = warning.inner_text().replace("\u200b", "")  # literal() breaks would-be autolinks with zero-width spaces
+    assert HOSTILE_QUERY in shown, shown
+    assert str(browser_root) not in shown, "the server's checkpoints path was shown"
     no_markup()
     shot(page, "09-hostile-query")
     page.goto(f"{app_url}/?family=hostile")
