@@ -173,6 +173,9 @@ def make_instant_point(root, weights, method: str, prompts: list[str], settings,
             raise ValueError(f"source {p.id!r} was trained on {p.meta.get('base_model')!r}, not the family's "
                              f"{spec.base_model!r}")
     coefficients = convex_coefficients(w, [source_weights(p, spec.objective_names, spec.margins) for p in src])
+    reason = fam.incomparable(family, prompts, settings)
+    if reason:  # a preview is drawn beside the trained points: it must be measured like them
+        raise ValueError(f"{root}: refused: {reason}")
     point_id = f"{method}-{weights_id(w)[2:]}"
     if model is None:
         model, tokenizer = load_base(spec.base_model)

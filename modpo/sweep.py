@@ -5,6 +5,7 @@ so a killed run leaves nothing half-written in the family, and a re-run skips wh
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -107,12 +108,14 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
     point next and says done only then).
     """
     job_id = job_id or point_id
-    with fam.training_claim(root, point_id):
+    main = is_main_process()  # under accelerate launch, only rank 0 claims, reports and writes the family
+    with fam.training_claim(root, point_id) if main else contextlib.nullcontext():
         if fam.adapter_dir(root, point_id).exists():
             raise fam.FamilyError(f"adapter {point_id!r} already exists in {root}; pick another weighting or delete it")
-        fam.remove_partial(root, job_id)
-        fam.write_status(root, job_id, state="running", kind=kind, adapter=point_id, step=0, phase="training",
-                         pid=os.getpid(), created=time.strftime("%Y-%m-%dT%H:%M:%S"), started=time.time())
+        if main:
+            fam.remove_partial(root, job_id)
+            fam.write_status(root, job_id, state="running", kind=kind, adapter=point_id, step=0, phase="training",
+                             pid=os.getpid(), created=time.strftime("%Y-%m-%dT%H:%M:%S"), started=time.time())
         out = fam.job_dir(root, job_id) / "adapter"
 
         def report(step, total, curve):
@@ -121,20 +124,21 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
         try:
             ordered = [1.0] if kind == "dpo-margin" else target_first(spec, weights)
             record, model = train_adapter(model, train_examples, ordered, cfg, out, peft_name(point_id),
-                                          report if is_main_process() else None,
+                                          report if main else None,
                                           work_dir=fam.job_dir(root, job_id) / "trainer")
             meta = {"id": point_id, "kind": kind, "base_model": spec.base_model,
                     "weights": None if kind == "dpo-margin" else dict(zip(spec.objective_names, map(float, weights))),
                     "objective": spec.target if kind != "dpo-margin" else extra_meta.get("objective"),
                     "seed": cfg.seed, **record, "versions": versions(), **(extra_meta or {})}
-            if is_main_process():  # under accelerate launch, only rank 0 writes the family
+            if main:
                 fam.write_meta(out, meta)
                 fam.publish_adapter(root, job_id, point_id)
                 fam.write_status(root, job_id, step=record["steps"],
                                  **({"state": "done", "finished": time.time()} if final else {}))
         except BaseException as e:
-            fam.remove_partial(root, job_id)
-            fam.write_status(root, job_id, state="failed", error=f"{type(e).__name__}: {e}", finished=time.time())
+            if main:
+                fam.remove_partial(root, job_id)
+                fam.write_status(root, job_id, state="failed", error=f"{type(e).__name__}: {e}", finished=time.time())
             raise
     return meta, model
 

@@ -73,10 +73,14 @@ def test_mixed_distribution_matches_the_formula(tiny_family):
 
 
 def test_merge_and_mix_points_are_saved_and_evaluated(tiny_family):
-    settings = EvalSettings(max_new_tokens=16)
-    merge, model = make_instant_point(tiny_family, [0.7, 0.3], "merge", PROMPTS, settings, log=lambda *_: None)
+    family = fam.load_family(tiny_family)
+    settings = EvalSettings.from_recorded(fam.recorded_eval_settings(family))
+    prompts = fam.read_eval_prompts(tiny_family)
+    with pytest.raises(ValueError, match="evaluated on data/eval_prompts.json"):  # measured like the trained points
+        make_instant_point(tiny_family, [0.7, 0.3], "merge", PROMPTS, settings, log=lambda *_: None)
+    merge, model = make_instant_point(tiny_family, [0.7, 0.3], "merge", prompts, settings, log=lambda *_: None)
     tok = load_base("tiny")[1]
-    mix, _ = make_instant_point(tiny_family, [0.7, 0.3], "mix", PROMPTS, settings, model=model, tokenizer=tok,
+    mix, _ = make_instant_point(tiny_family, [0.7, 0.3], "mix", prompts, settings, model=model, tokenizer=tok,
                                 log=lambda *_: None)
     family = fam.load_family(tiny_family)
     assert not family.errors
@@ -86,7 +90,7 @@ def test_merge_and_mix_points_are_saved_and_evaluated(tiny_family):
     assert m.meta["recipe"]["coefficients"] == pytest.approx([4 / 7, 3 / 7])
     assert (m.path / "adapter_model.safetensors").exists() and not (x.path / "adapter_model.safetensors").exists()
     for p in (m, x):
-        assert p.eval["prompt_set"]["n"] == 2 and set(p.eval["objectives"]) == {"positivity", "brevity"}
+        assert p.eval["prompt_set"]["n"] == len(prompts) and set(p.eval["objectives"]) == {"positivity", "brevity"}
     assert not (tiny_family / "jobs" / merge["id"]).exists()
 
 
@@ -122,5 +126,7 @@ def test_a_different_tokenizer_is_refused(tiny_family):
     assert spec.notes["tokenizer"]["vocab_size"] > 0  # recorded by the sweep
     model, tok = load_base("tiny")
     tok.add_tokens(["<|a-token-the-family-never-saw|>"])
+    prompts = fam.read_eval_prompts(tiny_family)  # measured like the family's points, so only the tokenizer differs
+    settings = EvalSettings.from_recorded(fam.recorded_eval_settings(fam.load_family(tiny_family)))
     with pytest.raises(ValueError, match="different tokenizer"):
-        make_instant_point(tiny_family, [0.7, 0.3], "mix", PROMPTS, EvalSettings(), model=model, tokenizer=tok)
+        make_instant_point(tiny_family, [0.7, 0.3], "mix", prompts, settings, model=model, tokenizer=tok)
