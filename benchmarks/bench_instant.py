@@ -54,10 +54,7 @@ def main():
         sources = default_sources(family)
         source_ids = {p.id for p in sources}
         trained = [p for p in family.points if p.kind == "modpo" and p.eval and p.id not in source_ids]
-        ev = trained[0].eval["settings"]
-        settings = EvalSettings(max_new_tokens=ev["max_new_tokens"], temperature=ev["temperature"], seed=ev["seed"],
-                                trim_capped=ev.get("trim_capped", False),
-                                batch_size=64)
+        settings = EvalSettings.from_recorded(trained[0].eval["settings"], batch_size=64)
         prompts = fam.read_eval_prompts(root)
         print(f"{spec.name}: {len(trained)} trained interior weightings; sources {sorted(source_ids)}; "
               f"{len(prompts)} eval prompts, {settings.max_new_tokens} new tokens", flush=True)
