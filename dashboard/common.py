@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import string
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
@@ -96,6 +98,43 @@ def pick_family() -> tuple[Path, object, object] | None:
     for problem in family.errors:
         st.warning(literal(f"Not shown, or shown unevaluated: {problem}"))
     return root, family, table
+
+
+# ---- the model service: one base model per family in memory, shared by every session --------------
+
+@dataclass
+class ModelService:
+    """One base model per family, shared by every session; generation is serialised by the lock."""
+    model: object
+    tokenizer: object
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    responses: dict = field(default_factory=dict)  # (point id, prompt, settings) -> {"text", "scores"}
+
+    def answer(self, family, points: list, prompt: str, settings) -> int:
+        """Cache the answers of the points not yet answered for (prompt, settings); returns how many."""
+        from modpo.evaluate import adapters_of, answer_points, policy_of
+        from modpo.models import attach_adapters
+
+        with self.lock:
+            todo = [p for p in points if (p.id, prompt, settings) not in self.responses]
+            if not todo:
+                return 0
+            self.model = attach_adapters(self.model, adapters_of(family, todo))
+            answers = answer_points(self.model, self.tokenizer, family.spec, [prompt],
+                                    {p.id: policy_of(p) for p in todo}, settings)
+            for p in todo:
+                a = answers[p.id]
+                self.responses[(p.id, prompt, settings)] = {
+                    "text": a["texts"][0], "capped": a["capped"][0],
+                    "scores": {k: float(v[0]) for k, v in a["scores"].items()}}
+            return len(todo)
+
+
+@st.cache_resource(show_spinner="Loading the base model...", max_entries=2)
+def model_service(root: str, base_model: str) -> ModelService:
+    from modpo.models import load_base
+    model, tokenizer = load_base(base_model)
+    return ModelService(model, tokenizer)
 
 
 # ---- selection: one list of adapter ids per family --------------------------------------------------

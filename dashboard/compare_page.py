@@ -7,9 +7,6 @@ text, never as HTML or markdown.
 """
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-
 import streamlit as st
 
 from dashboard import common
@@ -19,59 +16,10 @@ MAX_PROMPT_CHARS = 2000
 EVAL_KEY = "eval"
 
 
-@dataclass
-class ModelService:
-    """One base model per family in memory, shared by every session; generation is serialised."""
-    model: object
-    tokenizer: object
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    responses: dict = field(default_factory=dict)  # (point id, prompt, settings) -> {"text", "scores"}
-
-
-@st.cache_resource(show_spinner="Loading the base model...", max_entries=2)
-def model_service(root: str, base_model: str) -> ModelService:
-    from modpo.models import load_base
-    model, tokenizer = load_base(base_model)
-    return ModelService(model, tokenizer)
-
-
-def generate_missing(service: ModelService, family, points: list, prompt: str, settings) -> int:
-    """Generate the responses of points not yet cached: every adapter (and the base) in one batch,
-    each decoding-time mix with its own sources; returns how many were generated."""
-    from modpo.evaluate import score_responses
-    from modpo.feedback import trim_capped
-    from modpo.generate import BASE, generate
-    from modpo.instant import mix_generate
-    from modpo.models import attach_adapters, peft_name
-
-    with service.lock:
-        todo = [p for p in points if (p.id, prompt, settings) not in service.responses]
-        if not todo:
-            return 0
-        mixes = [p for p in todo if p.kind == "mix"]
-        batched = [p for p in todo if p.kind != "mix"]
-        sources = {s for p in mixes for s in p.meta["recipe"]["sources"]}
-        needed = {peft_name(p.id): p.path for p in batched if p.kind != "base"}
-        needed.update({peft_name(s): family.point(s).path for s in sources})
-        service.model = attach_adapters(service.model, needed)
-        outputs = {}
-        if batched:
-            names = [BASE if p.kind == "base" else peft_name(p.id) for p in batched]
-            generated = generate(service.model, service.tokenizer, [prompt] * len(batched), names, settings)
-            outputs.update({p.id: o for p, o in zip(batched, generated)})
-        for p in mixes:
-            recipe = p.meta["recipe"]
-            outputs[p.id] = mix_generate(service.model, service.tokenizer, [prompt], [peft_name(s) for s in recipe["sources"]],
-                                         recipe["coefficients"], settings)[0]
-        texts = {i: o["text"] for i, o in outputs.items()}
-        if fam.recorded_eval_settings(family).get("trim_capped"):  # shown and scored as the front was measured
-            texts = dict(zip(texts, trim_capped(list(texts.values()), [outputs[i]["response_ids"] for i in texts],
-                                                service.tokenizer.eos_token_id)))
-        scores = score_responses(family.spec, [prompt] * len(todo), [texts[p.id] for p in todo])
-        for i, p in enumerate(todo):
-            service.responses[(p.id, prompt, settings)] = {
-                "text": texts[p.id], "scores": {k: float(v[i]) for k, v in scores.items()}}
-        return len(todo)
+def generate_missing(service: common.ModelService, family, points: list, prompt: str, settings) -> int:
+    """Answers of the points not yet cached for (prompt, settings), through the library's one answering
+    pipeline (evaluate.answer_points: batched adapters, mixes, trimming, scoring); returns how many."""
+    return service.answer(family, points, prompt, settings)
 
 
 def order_points(family, ids: list[str]) -> list:
@@ -104,17 +52,21 @@ def eval_max_new_tokens(family, default: int = 64) -> int:
 
 
 def render_settings(family):
-    from modpo.generate import GenerationSettings
+    """The page's generation settings as EvalSettings (with the family's trimming), so answers here are
+    made and scored as the front was measured."""
+    from modpo.config import EvalSettings
     c1, c2, c3 = st.columns(3)
     max_new = c1.slider("Max new tokens", 1, 256, min(256, eval_max_new_tokens(family)), key="max_new_tokens",
                         help="the default is the evaluation's, so the saved samples show at once")
     mode = c2.radio("Decoding", ["greedy", "sample"], horizontal=True, key="decoding")
     temperature = c3.slider("Temperature", 0.1, 2.0, 0.8, key="temperature", disabled=mode == "greedy")
     seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="seed", disabled=mode == "greedy")
-    if fam.recorded_eval_settings(family).get("trim_capped"):
+    trim = bool(fam.recorded_eval_settings(family).get("trim_capped"))
+    if trim:
         st.caption("As in this family's evaluation, an answer that hits the token cap is shown and scored up to "
                    "its last complete sentence.")
-    return GenerationSettings(max_new, 0.0 if mode == "greedy" else float(temperature), 1.0, int(seed) if mode == "sample" else 0)
+    return EvalSettings(max_new_tokens=max_new, temperature=0.0 if mode == "greedy" else float(temperature),
+                        seed=int(seed) if mode == "sample" else 0, trim_capped=trim)
 
 
 def render_prompt(root) -> str | None:
@@ -142,7 +94,7 @@ def prompt_problem(text: str) -> str | None:
     return None
 
 
-def render_columns(family, points, prompt, settings, service: ModelService | None) -> int:
+def render_columns(family, points, prompt, settings, service: common.ModelService | None) -> int:
     """One column per point; returns how many responses are still missing."""
     missing = 0
     cols = st.columns(len(points))
@@ -187,7 +139,7 @@ def render() -> None:
         return
     service = st.session_state.get("_service_" + str(root))
     if st.button("Generate", type="primary", key="generate"):
-        service = model_service(str(root), family.spec.base_model)
+        service = common.model_service(str(root), family.spec.base_model)
         st.session_state["_service_" + str(root)] = service
         with st.spinner(f"Generating for {len(points)} policies in one batch..."):
             generate_missing(service, family, points, prompt, settings)

@@ -123,7 +123,6 @@ def render_preview(root, family) -> None:
             go = st.form_submit_button("Preview")
     if not go:
         return
-    from dashboard.compare_page import model_service  # heavy imports only once a preview is asked for
     from modpo.config import EvalSettings
     from modpo.family import read_eval_prompts
 
@@ -137,7 +136,7 @@ def render_preview(root, family) -> None:
     try:
         with st.status(f"{method} at w = {[round(w, 3) for w in weights]}: evaluating on {len(prompts)} prompts...",
                        expanded=False) as status:
-            service = model_service(str(root), spec.base_model)
+            service = common.model_service(str(root), spec.base_model)
             with service.lock:
                 from modpo.instant import make_instant_point
                 meta, service.model = make_instant_point(root, weights, method, prompts, settings,

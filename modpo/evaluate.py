@@ -1,20 +1,57 @@
-"""Evaluation: every policy (adapter, base, merge) generates for the same held-out prompts with the
-same settings, each response is scored by each objective's scorer, and we report mean and standard
-error per objective plus a KL(pi || pi_ref) estimate from the policy's own responses.
+"""Answering and evaluation: the one pipeline from points to scored answers.
+
+`answer_points` makes every kind of point (the base model, a trained or merged adapter, a
+decoding-time mix) answer a list of prompts with given settings: generate, trim answers cut by the
+token cap (when the settings say so), score with each objective's scorer. Evaluation, previews, the
+Compare page and the benchmarks all call it, so a point is measured the same way wherever it is.
+
+`evaluate_points` adds the reference pass for the KL estimate and builds each eval.json record:
+mean and standard error per objective, plus KL(pi || pi_ref) estimated on the policy's own answers.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 
 from .config import EvalSettings  # noqa: F401 (re-exported)
 from .family import FamilySpec, prompt_set_id
-from .feedback import trim_capped
-from .generate import BASE, GenerationSettings, generate, response_logps
+from .generate import BASE, generate, mix_generate, response_logps, trim_capped
 from .scorers import score
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A decoding-time mix of adapters already loaded in the model (peft names) with its coefficients."""
+    adapters: tuple[str, ...]
+    coefficients: tuple[float, ...]
+
+
+Policy = str | Mix  # a peft adapter name, BASE for the base model, or a Mix
+
+
+def policy_of(point) -> Policy:
+    """How a family point answers (its adapters must be attached: see `adapters_of`)."""
+    from .models import peft_name
+    if point.kind == "base":
+        return BASE
+    if point.kind == "mix":
+        recipe = point.meta["recipe"]
+        return Mix(tuple(peft_name(s) for s in recipe["sources"]), tuple(recipe["coefficients"]))
+    return peft_name(point.id)
+
+
+def adapters_of(family, points) -> dict:
+    """peft name -> folder of every adapter the points need (a mix needs its sources)."""
+    from .models import peft_name
+    needed = {}
+    for p in points:
+        sources = p.meta["recipe"]["sources"] if p.kind == "mix" else [] if p.kind == "base" else [p.id]
+        for source in sources:
+            point = p if source == p.id else family.point(source)
+            needed[peft_name(point.id)] = point.path
+    return needed
 
 
 def mean_stderr(values) -> dict:
@@ -33,44 +70,72 @@ def score_responses(spec: FamilySpec, prompts: list[str], responses: list[str]) 
     return out
 
 
-def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], points: dict[str, str],
-                    settings: EvalSettings = EvalSettings()) -> dict[str, dict]:
-    """Evaluate several policies in shared batches.
+def answer_points(model, tokenizer, spec: FamilySpec, prompts: list[str], policies: dict[str, Policy],
+                  settings: EvalSettings, progress: str | None = None) -> dict[str, dict]:
+    """Each point's answers to every prompt: point id -> {"texts", "response_ids", "logps", "capped",
+    "scores": {objective: (N,)}}. logps: the summed log-prob of each answer under the point's own policy.
 
-    points: point id -> peft adapter name in model, or "__base__" for the base model.
-    Returns point id -> the eval.json record.
+    Adapters and the base model share batches (one row per point x prompt, peft adapter_names); each
+    mix decodes with its own sources. Answers cut by the cap are trimmed to their last complete
+    sentence when settings.trim_capped, before scoring: shown and scored as measured.
     """
     if not prompts:
-        raise ValueError("no evaluation prompts")
-    ids = list(points)
-    rows_prompts = [p for _ in ids for p in prompts]
-    rows_adapters = [points[i] for i in ids for _ in prompts]
-    start = time.perf_counter()
-    outputs = generate(model, tokenizer, rows_prompts, rows_adapters, settings.generation(), settings.batch_size,
-                       progress=f"generate ({len(ids)} policies x {len(prompts)} prompts)", with_logps=True)
-    response_ids = [o["response_ids"] for o in outputs]
-    policy = torch.tensor([o["logp"] for o in outputs])  # (P * N,), from the generation's own logits
-    reference = policy.clone()  # the base model's rows are their own reference
-    adapted = [i for i, a in enumerate(rows_adapters) if a != BASE]
-    if adapted:
-        reference[adapted] = response_logps(model, tokenizer, [rows_prompts[i] for i in adapted],
-                                            [response_ids[i] for i in adapted], [BASE] * len(adapted),
-                                            settings.batch_size)
-    log_ratios = (policy - reference).numpy()  # (P * N,)
-    texts = [o["text"] for o in outputs]
+        raise ValueError("no prompts to answer")
+    outputs: dict[str, list[dict]] = {}
+    batched = [i for i, p in policies.items() if not isinstance(p, Mix)]
+    if batched:
+        rows = generate(model, tokenizer, [p for _ in batched for p in prompts],
+                        [policies[i] for i in batched for _ in prompts], settings.generation(), settings.batch_size,
+                        progress=progress and f"{progress} ({len(batched)} policies x {len(prompts)} prompts)",
+                        with_logps=True)
+        outputs.update({i: rows[k * len(prompts):(k + 1) * len(prompts)] for k, i in enumerate(batched)})
+    for i, mix in policies.items():
+        if isinstance(mix, Mix):
+            rows = []
+            for start in range(0, len(prompts), settings.batch_size):
+                rows += mix_generate(model, tokenizer, prompts[start:start + settings.batch_size], list(mix.adapters),
+                                     list(mix.coefficients), settings.generation())
+            outputs[i] = [{**r, "logp": r["mixed_logp"]} for r in rows]
+    ids = list(policies)
+    n = len(prompts)
+    response_ids = [r["response_ids"] for i in ids for r in outputs[i]]
+    texts = [r["text"] for i in ids for r in outputs[i]]
     if settings.trim_capped:
         texts = trim_capped(texts, response_ids, tokenizer.eos_token_id)
-    wall = (time.perf_counter() - start) / len(ids)
-    n = len(prompts)
-    return {point_id: build_record(spec, point_id, prompts, texts[k * n:(k + 1) * n],
-                                   response_ids[k * n:(k + 1) * n], log_ratios[k * n:(k + 1) * n], settings, wall)
-            for k, point_id in enumerate(ids)}
+    scores = score_responses(spec, prompts * len(ids), texts)  # one scorer call over every answer
+    return {i: {"texts": texts[k * n:(k + 1) * n], "response_ids": response_ids[k * n:(k + 1) * n],
+                "logps": np.array([r["logp"] for r in outputs[i]]),
+                "capped": [tokenizer.eos_token_id not in r for r in response_ids[k * n:(k + 1) * n]],
+                "scores": {o: s[k * n:(k + 1) * n] for o, s in scores.items()}}
+            for k, i in enumerate(ids)}
 
 
-def build_record(spec: FamilySpec, point_id: str, prompts: list[str], texts: list[str], response_ids: list[list[int]],
-                 log_ratios: np.ndarray, settings: EvalSettings, wall_time_s: float) -> dict:
-    """The eval.json record of one policy from its responses to the evaluation prompts."""
-    scores = score_responses(spec, prompts, texts)
+def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], policies: dict[str, Policy],
+                    settings: EvalSettings = EvalSettings()) -> dict[str, dict]:
+    """Evaluate several policies in shared batches; returns point id -> the eval.json record.
+
+    The reference log-probs (the KL estimate's other half) take one base-model pass over the answers
+    of every point but the base model, whose answers are their own reference.
+    """
+    start = time.perf_counter()
+    answers = answer_points(model, tokenizer, spec, prompts, policies, settings, progress="generate")
+    rows = [(i, k) for i in policies if policies[i] != BASE for k in range(len(prompts))]
+    reference = {}
+    if rows:
+        logps = response_logps(model, tokenizer, [prompts[k] for _, k in rows],
+                               [answers[i]["response_ids"][k] for i, k in rows], [BASE] * len(rows),
+                               settings.batch_size)
+        for (i, k), value in zip(rows, logps.tolist()):
+            reference.setdefault(i, []).append(value)
+    wall = (time.perf_counter() - start) / len(policies)
+    return {i: build_record(i, prompts, a, a["logps"] - np.array(reference.get(i, a["logps"])), settings, wall)
+            for i, a in answers.items()}
+
+
+def build_record(point_id: str, prompts: list[str], answers: dict, log_ratios: np.ndarray, settings: EvalSettings,
+                 wall_time_s: float) -> dict:
+    """The eval.json record of one policy from its answers (answer_points) and log-ratios to the reference."""
+    scores = answers["scores"]
     return {
         "id": point_id,
         "objectives": {name: mean_stderr(s) for name, s in scores.items()},
@@ -78,10 +143,10 @@ def build_record(spec: FamilySpec, point_id: str, prompts: list[str], texts: lis
                "estimator": "mean log pi(y|x) - log pi_ref(y|x) over the policy's own evaluation responses "
                             "(greedy: the log-ratio at the mode, not an unbiased KL)"
                if settings.temperature == 0 else "Monte Carlo, sampled responses"},
-        "mean_response_tokens": float(np.mean([len(r) for r in response_ids])),
+        "mean_response_tokens": float(np.mean([len(r) for r in answers["response_ids"]])),
         "settings": asdict(settings),
         "prompt_set": {"n": len(prompts), "sha": prompt_set_id(prompts)},
-        "samples": [{"prompt": prompts[i], "response": texts[i],
+        "samples": [{"prompt": prompts[i], "response": answers["texts"][i],
                      "scores": {name: float(s[i]) for name, s in scores.items()}}
                     for i in range(min(settings.samples_saved, len(prompts)))],
         "wall_time_s": round(wall_time_s, 2),

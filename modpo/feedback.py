@@ -5,13 +5,11 @@ label the better one per objective (by its direction); equal scores are a tie (n
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from .data import PreferenceDataset, PreferenceRow
 from .family import Objective
-from .generate import GenerationSettings, generate
+from .generate import GenerationSettings, generate, trim_capped
 from .scorers import score
 
 
@@ -19,25 +17,6 @@ def label(scores_a: float, scores_b: float, maximize: bool, tie_tol: float = 1e-
     if abs(scores_a - scores_b) <= tie_tol:
         return None
     return int((scores_b > scores_a) == maximize)
-
-
-_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
-
-
-def trim_to_sentence(text: str) -> str | None:
-    """A response cut by the token cap, trimmed to its last complete sentence (None: no sentence ended).
-
-    Training appends EOS to every response, so a response cut mid-sentence would teach the model to
-    stop mid-sentence; trimmed, it is a prefix the model could have ended on.
-    """
-    ends = list(_SENTENCE_END.finditer(text))
-    return text[:ends[-1].end()].strip() if ends else None
-
-
-def trim_capped(texts: list[str], response_ids: list[list[int]], eos_token_id: int) -> list[str]:
-    """Each response that hit the token cap (no EOS in its ids) trimmed to its last complete sentence;
-    kept whole when no sentence ended. Responses that ended by themselves are untouched."""
-    return [(trim_to_sentence(t) or t) if eos_token_id not in ids else t for t, ids in zip(texts, response_ids)]
 
 
 def sample_preferences(model, tokenizer, prompts: list[str], objectives: list[Objective],

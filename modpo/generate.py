@@ -1,10 +1,14 @@
-"""Batched generation over several adapters at once, and log-probs of given responses.
+"""Decoding: batched generation over several adapters at once, decoding-time mixing of adapters,
+log-probs of given responses, and trimming of answers cut by the token cap.
 
 One base model in memory; each row of a batch names its adapter (peft `adapter_names=[...]`,
 "__base__" for the base model), so K adapters answer a prompt in one generate call instead of K.
+A mix ("MOD", Shi et al. 2024) decodes from softmax(sum_i c_i log pi_i(. | x, y_<t)), all K source
+policies in one forward over K copies of each prompt.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -38,7 +42,7 @@ def _is_peft(model) -> bool:
     return hasattr(model, "peft_config")
 
 
-def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -72,7 +76,7 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
     out: list[dict] = []
     for start in tqdm(range(0, len(prompts), batch_size), desc=progress, disable=progress is None, unit="batch"):
         chunk = prompts[start:start + batch_size]
-        ids, mask = _left_pad([prompt_ids(tokenizer, p) for p in chunk], pad)
+        ids, mask = left_pad([prompt_ids(tokenizer, p) for p in chunk], pad)
         kwargs = dict(max_new_tokens=settings.max_new_tokens, pad_token_id=pad, eos_token_id=eos,
                       do_sample=settings.temperature > 0, min_new_tokens=settings.min_new_tokens or None)
         if settings.temperature > 0:
@@ -134,3 +138,79 @@ def response_logps(model, tokenizer, prompts: list[str], response_ids: list[list
             kwargs["adapter_names"] = adapter_names[start:start + batch_size]
         out.append(model_sequence_logps(model, ids.to(device), mask.to(device), lab.to(device), **kwargs).cpu())
     return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.no_grad()
+def mix_generate(model, tokenizer, prompts: list[str], adapter_names: list[str], coefficients: list[float],
+                 settings: GenerationSettings = GenerationSettings()) -> list[dict]:
+    """Decode from softmax(sum_i c_i log pi_i(. | x, y_<t)) for each prompt.
+
+    One forward per step over K copies of the batch (row b*K + i runs adapter i on prompt b), with a
+    KV cache. Returns [{"text", "response_ids", "mixed_logp"}]; mixed_logp is the summed log-prob of
+    the response under the mixed policy.
+    """
+    k = len(adapter_names)
+    if k == 0 or len(coefficients) != k:
+        raise ValueError(f"give one coefficient per adapter: {len(adapter_names)} adapters, {len(coefficients)} coefficients")
+    coef = torch.tensor(coefficients, dtype=torch.float32)
+    if (coef < 0).any() or abs(float(coef.sum()) - 1) > 1e-6:
+        raise ValueError(f"mixing coefficients must be >= 0 and sum to 1, got {coefficients}")
+    model.eval()
+    device = next(model.parameters()).device
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    generator = torch.Generator().manual_seed(settings.seed)
+    ids, mask = left_pad([prompt_ids(tokenizer, p) for p in prompts], pad)  # (B, T)
+    b = ids.shape[0]
+    ids, mask = ids.repeat_interleave(k, 0).to(device), mask.repeat_interleave(k, 0).to(device)  # (B*K, T)
+    names = adapter_names * b
+    past, step_ids = None, ids
+    out_tokens = torch.full((b, settings.max_new_tokens), pad, dtype=torch.long)
+    logps = torch.zeros(b)
+    done = torch.zeros(b, dtype=torch.bool)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    for t in range(settings.max_new_tokens):
+        out = model(input_ids=step_ids, attention_mask=mask, past_key_values=past, use_cache=True,
+                    position_ids=positions[:, -step_ids.shape[1]:], adapter_names=names)
+        past = out.past_key_values
+        token_logps = out.logits[:, -1, :].float().log_softmax(-1).cpu().view(b, k, -1)  # (B, K, V)
+        mixed = (coef[None, :, None] * token_logps).sum(1).log_softmax(-1)  # (B, V)
+        if settings.temperature > 0:
+            probs = (mixed / settings.temperature).softmax(-1)
+            next_tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        else:
+            next_tokens = mixed.argmax(-1)
+        next_tokens = torch.where(done, torch.full_like(next_tokens, pad), next_tokens)
+        logps += torch.where(done, 0.0, mixed.gather(1, next_tokens[:, None]).squeeze(1))
+        out_tokens[:, t] = next_tokens
+        done |= next_tokens == eos
+        if done.all():
+            break
+        step_ids = next_tokens.repeat_interleave(k).to(device)[:, None]
+        mask = torch.cat([mask, torch.ones((mask.shape[0], 1), dtype=mask.dtype, device=device)], 1)
+        positions = torch.cat([positions, positions[:, -1:] + 1], 1)
+    results = []
+    for i in range(b):
+        row = out_tokens[i].tolist()
+        row = row[:row.index(eos) + 1] if eos in row else [x for x in row[:t + 1]]
+        results.append({"text": tokenizer.decode(row, skip_special_tokens=True).strip(), "response_ids": row,
+                        "mixed_logp": float(logps[i])})
+    return results
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+
+
+def trim_to_sentence(text: str) -> str | None:
+    """A response cut by the token cap, trimmed to its last complete sentence (None: no sentence ended).
+
+    Training appends EOS to every response, so a response cut mid-sentence would teach the model to
+    stop mid-sentence; trimmed, it is a prefix the model could have ended on.
+    """
+    ends = list(_SENTENCE_END.finditer(text))
+    return text[:ends[-1].end()].strip() if ends else None
+
+
+def trim_capped(texts: list[str], response_ids: list[list[int]], eos_token_id: int) -> list[str]:
+    """Each response that hit the token cap (no EOS in its ids) trimmed to its last complete sentence;
+    kept whole when no sentence ended. Responses that ended by themselves are untouched."""
+    return [(trim_to_sentence(t) or t) if eos_token_id not in ids else t for t, ids in zip(texts, response_ids)]

@@ -179,3 +179,25 @@ def check_adapter_shapes(model, weights_file: Path) -> None:
             if len(shape) != 2 or (want is not None and got != want):
                 raise ValueError(f"{weights_file}: tensor {key} has shape {list(shape)}, which does not fit layer "
                                  f"{module_path} of the base model; delete the adapter folder and train it again")
+
+
+def save_adapter(model, adapter_name: str, output_dir: Path) -> None:
+    """Save one adapter of a PeftModel (safetensors) so that its folder loads as is with
+    PeftModel.from_pretrained: peft saves a non-default adapter under <dir>/<name>/, moved up here."""
+    output_dir = Path(output_dir)
+    model.save_pretrained(str(output_dir), selected_adapters=[adapter_name], safe_serialization=True)
+    nested = output_dir / adapter_name
+    if nested.is_dir() and not (output_dir / "adapter_config.json").exists():
+        for f in nested.iterdir():
+            f.replace(output_dir / f.name)
+        nested.rmdir()
+
+
+def library_versions() -> dict:
+    """The versions that made an adapter, for its meta.json."""
+    import platform
+
+    import peft
+    import transformers
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "peft": peft.__version__}

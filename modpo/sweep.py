@@ -8,32 +8,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 from . import family as fam
 from .family import read_eval_prompts  # noqa: F401 (re-exported)
 from .data import PreferenceDataset, tokenize_pairs, write_jsonl
-from .evaluate import EvalSettings, evaluate_points
-from .generate import BASE
+from .evaluate import EvalSettings, adapters_of, evaluate_points, policy_of
 from .weights import target_first as _target_first, weights_id  # noqa: F401 (re-exported)
 from .margins import MarginSpec, margin_summary, precompute_columns
-from .models import attach_adapters, peft_name, tokenizer_fingerprint
+from .models import attach_adapters, library_versions, peft_name, tokenizer_fingerprint
 from .config import TrainConfig
 from .train import train_adapter
 
 
 def margin_adapter_id(objective: str) -> str:
     return f"dpo-{objective}"
-
-
-def versions() -> dict:
-    import peft
-    import torch
-    import transformers
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "peft": peft.__version__}
 
 
 def target_first(spec: fam.FamilySpec, weights) -> list[float]:
@@ -129,7 +119,7 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
             meta = {"id": point_id, "kind": kind, "base_model": spec.base_model,
                     "weights": None if kind == "dpo-margin" else dict(zip(spec.objective_names, map(float, weights))),
                     "objective": spec.target if kind != "dpo-margin" else extra_meta.get("objective"),
-                    "seed": cfg.seed, **record, "versions": versions(), **(extra_meta or {})}
+                    "seed": cfg.seed, **record, "versions": library_versions(), **(extra_meta or {})}
             if main:
                 fam.write_meta(out, meta)
                 fam.publish_adapter(root, job_id, point_id)
@@ -212,15 +202,14 @@ def evaluate_missing(root: Path, model, tokenizer, prompts: list[str], settings:
     todo = [p for p in family.points if force or p.eval is None]
     if not todo:
         return []
-    for p in [p for p in todo if p.kind != "base"]:  # one unloadable adapter never stops the others
+    for p in list(todo):  # one unloadable adapter never stops the others
         try:
-            model = attach_adapters(model, {peft_name(p.id): p.path})
-        except ValueError as e:
+            model = attach_adapters(model, adapters_of(family, [p]))
+        except (ValueError, KeyError) as e:
             log(f"warning: skipped {p.id}: {e}")
             todo.remove(p)
-    names = {p.id: (BASE if p.kind == "base" else peft_name(p.id)) for p in todo}
     log(f"evaluating {len(todo)} policies on {len(prompts)} prompts")
-    results = evaluate_points(model, tokenizer, spec, prompts, names, settings)
+    results = evaluate_points(model, tokenizer, spec, prompts, {p.id: policy_of(p) for p in todo}, settings)
     for p in todo:  # p.path is base/ or adapters/<checked id> as load_family found it under root; atomic write
         fam.write_eval(p.path, results[p.id])
     fam.write_data_file(root, "eval_prompts.json", {"prompts": prompts})

@@ -14,7 +14,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .config import TrainConfig
 from .data import PairCollator
-from .loss import check_weights, model_sequence_logps, modpo_loss
+from .loss import check_weights, implicit_rewards, model_sequence_logps, modpo_loss
+from .models import save_adapter
 
 def lora_config(cfg: TrainConfig):
     from peft import LoraConfig
@@ -41,8 +42,8 @@ class ModpoTrainer(Trainer):
                             inputs["margin_chosen_rewards"], inputs["margin_rejected_rewards"],
                             self.weights, self.beta)  # (B,)
         with torch.no_grad():
-            chosen_rewards = self.beta * (policy_chosen_logps - inputs["reference_chosen_logps"])
-            rejected_rewards = self.beta * (policy_rejected_logps - inputs["reference_rejected_logps"])
+            chosen_rewards = implicit_rewards(policy_chosen_logps, inputs["reference_chosen_logps"], self.beta)
+            rejected_rewards = implicit_rewards(policy_rejected_logps, inputs["reference_rejected_logps"], self.beta)
             self._reward_stats.append((chosen_rewards > rejected_rewards).float().mean().detach())
         loss = losses.mean()
         return (loss, {"logps": logps}) if return_outputs else loss
@@ -112,19 +113,9 @@ def train_adapter(model, train_examples, weights, cfg: TrainConfig, output_dir: 
     trainer.train()
     wall = time.perf_counter() - start
     if trainer.is_world_process_zero():
-        model.save_pretrained(str(output_dir), selected_adapters=[adapter_name], safe_serialization=True)
-        _flatten_adapter_dir(Path(output_dir), adapter_name)
+        save_adapter(model, adapter_name, Path(output_dir))
     history = trainer.state.log_history
     return {"steps": trainer.state.global_step, "wall_time_s": round(wall, 2),
             "loss_curve": [[h["step"], h["loss"]] for h in history if "loss" in h],
             "reward_accuracy": [[h["step"], h["reward_accuracy"]] for h in history if "reward_accuracy" in h],
             "train_pairs": len(train_examples), "config": cfg.to_json()}, model
-
-
-def _flatten_adapter_dir(output_dir: Path, adapter_name: str) -> None:
-    """peft saves a non-default adapter under <dir>/<name>/; move it up so the folder loads as is."""
-    nested = output_dir / adapter_name
-    if nested.is_dir() and not (output_dir / "adapter_config.json").exists():
-        for f in nested.iterdir():
-            f.replace(output_dir / f.name)
-        nested.rmdir()

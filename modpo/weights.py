@@ -33,6 +33,19 @@ def validate_weights(weights: Sequence[float], n_objectives: int | None = None) 
     return w
 
 
+def validate_simplex(weights: Sequence[float], objective_names: list[str]) -> list[float]:
+    """Family-order weights checked to be a point of the simplex (no target rule: merges and mixes may sit
+    anywhere the sources reach); a ValueError that names the objectives."""
+    try:
+        w = [float(x) for x in weights]
+    except (TypeError, ValueError):
+        raise ValueError(f"weights must be numbers, got {weights!r}") from None
+    if len(w) != len(objective_names) or not all(math.isfinite(x) and x >= 0 for x in w) or abs(sum(w) - 1) > 1e-6:
+        raise ValueError(f"weights must be {len(objective_names)} numbers >= 0 summing to 1 "
+                         f"(objectives {objective_names}), got {list(weights)}")
+    return w
+
+
 def weights_id(weights: Sequence[float]) -> str:
     """Adapter id of a weighting in family order, e.g. (0.7, 0.3) -> 'w-0.70-0.30'."""
     return "w-" + "-".join(f"{float(w):.2f}" for w in weights)

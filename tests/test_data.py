@@ -127,14 +127,14 @@ def test_pad_pairs_masks_prompt_and_padding():
     ("no sentence ends here", None),
 ])
 def test_capped_responses_are_trimmed_to_their_last_sentence(text, expected):
-    from modpo.feedback import trim_to_sentence
+    from modpo.generate import trim_to_sentence
     assert trim_to_sentence(text) == expected
 
 
 def test_only_responses_that_hit_the_cap_are_trimmed():
     """trim_capped (sampling and the demo's evaluation): a response that ended with EOS is kept as is even
     when its last sentence is unfinished; a capped one is cut to its last complete sentence, or kept whole."""
-    from modpo.feedback import trim_capped
+    from modpo.generate import trim_capped
     eos = 2
     texts = ["Short answer. And a fragment", "Short answer. And a fragment", "no sentence end at all"]
     ids = [[5, 6, eos], [5, 6, 7], [5, 6, 7]]

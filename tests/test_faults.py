@@ -59,15 +59,15 @@ def test_sweep_killed_between_adapters_resumes(tmp_path, tiny_prefs):
 
 
 def test_five_sessions_generating_at_once_share_one_model_and_all_get_answers(tiny_checkpoints, monkeypatch):
-    from dashboard import compare_page
-    from modpo import generate as generate_module
-    from modpo.generate import GenerationSettings
+    from dashboard import common, compare_page
+    from modpo import evaluate as answering
+    from modpo.config import EvalSettings
 
     root = tiny_checkpoints / "tiny"
     family = fam.load_family(root)
     points = [family.point(i) for i in ("base", "w-0.70-0.30", "w-0.30-0.70")]
     loads, active, overlap = [], [0], [0]
-    real_generate = generate_module.generate
+    real_generate = answering.generate
 
     def counting_generate(*args, **kwargs):
         active[0] += 1
@@ -78,15 +78,15 @@ def test_five_sessions_generating_at_once_share_one_model_and_all_get_answers(ti
         finally:
             active[0] -= 1
 
-    monkeypatch.setattr(generate_module, "generate", counting_generate)
-    compare_page.model_service.clear()
-    settings = GenerationSettings(max_new_tokens=12)
+    monkeypatch.setattr(answering, "generate", counting_generate)
+    common.model_service.clear()
+    settings = EvalSettings(max_new_tokens=12)
     prompts = [f"session {i}: tell me about tea" for i in range(5)]
     results, errors = {}, []
 
     def session(i):
         try:
-            service = compare_page.model_service(str(root), family.spec.base_model)
+            service = common.model_service(str(root), family.spec.base_model)
             loads.append(id(service))
             compare_page.generate_missing(service, family, points, prompts[i], settings)
             results[i] = {p.id: service.responses[(p.id, prompts[i], settings)]["text"] for p in points}
@@ -102,5 +102,6 @@ def test_five_sessions_generating_at_once_share_one_model_and_all_get_answers(ti
     assert len(set(loads)) == 1, "every session must share one model service (one base model in memory)"
     assert sorted(results) == list(range(5))
     assert all(set(r) == {p.id for p in points} for r in results.values())
-    assert all(isinstance(text, str) for r in results.values() for text in r.values())
+    service = common.model_service(str(root), family.spec.base_model)
+    assert compare_page.generate_missing(service, family, points, prompts[0], settings) == 0, "answers are cached"
     assert overlap[0] == 1, "generation must be serialised: one batched call at a time"

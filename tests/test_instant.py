@@ -6,8 +6,8 @@ import torch
 
 from modpo import family as fam
 from modpo.evaluate import EvalSettings
-from modpo.generate import GenerationSettings, generate
-from modpo.instant import convex_coefficients, make_instant_point, merge_adapters, mix_generate
+from modpo.generate import GenerationSettings, generate, mix_generate
+from modpo.instant import convex_coefficients, make_instant_point, merge_adapters
 from modpo.models import attach_adapters, load_base, peft_name
 
 PROMPTS = ["tell me about cats", "how do i cook rice"]
