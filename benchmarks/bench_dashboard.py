@@ -27,8 +27,14 @@ def synthetic_family(root: Path, n: int, seed: int = 0) -> None:
     """n evaluated adapters on a made-up concave front (small real safetensors files)."""
     from safetensors.numpy import save_file  # numpy, not torch: the front page must not need torch
     rng = np.random.default_rng(seed)
-    spec = fam.FamilySpec("bench", "tiny", [fam.Objective("a", "maximize", "words"), fam.Objective("b", "maximize", "brevity")],
-                          "a", 0.1, {"b": {"kind": "explicit", "scorer": "brevity", "scale": 0.01}})
+    spec = fam.FamilySpec(
+        "bench",
+        "tiny",
+        [fam.Objective("a", "maximize", "words"), fam.Objective("b", "maximize", "brevity")],
+        "a",
+        0.1,
+        {"b": {"kind": "explicit", "scorer": "brevity", "scale": 0.01}},
+    )
     fam.write_meta(root / "base", {"id": "base", "kind": "base", "base_model": "tiny"})
     fam.write_eval(root / "base", {"id": "base", "objectives": {"a": {"mean": 0, "stderr": 0.1, "n": 64},
                                                                  "b": {"mean": 0, "stderr": 0.1, "n": 64}}})
@@ -101,7 +107,9 @@ def bench_generation(family_dir: Path, k: int, repeats: int = 3, max_new_tokens:
             fn()
             runs.append(time.perf_counter() - t)
         times[label] = statistics.median(runs)
-        print(f"{label:>28s}: {times[label]:.2f} s (median of {repeats}) for K={len(names)} on {family.spec.base_model}")
+        print(
+            f"{label:>28s}: {times[label]:.2f} s (median of {repeats}) for K={len(names)} on {family.spec.base_model}"
+        )
     print(f"speed-up of one batch over one call per adapter: "
           f"{times['one call per adapter'] / times['one batch (adapter_names)']:.2f}x")
 

@@ -39,7 +39,6 @@ from modpo.data import prompt_ids  # noqa: E402
 from modpo.generate import GenerationSettings, generate  # noqa: E402
 from modpo.models import attach_adapters, load_base  # noqa: E402
 
-
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -113,15 +112,15 @@ def main():
         chosen = names[:k]
         warmup = 0 if (a.warmup_first_k_only and i_k > 0) else a.warmup
 
-        def batched():
+        def batched(k=k, chosen=chosen):
             generate(model, tokenizer, [prompt] * k, chosen, settings, batch_size=k)
 
-        def per_adapter():
+        def per_adapter(chosen=chosen):
             for n in chosen:
                 model.set_adapter(n)
                 generate(model, tokenizer, [prompt], None, settings, batch_size=1)
 
-        def floor():
+        def floor(k=k, chosen=chosen):
             model.set_adapter(chosen[0])
             generate(model, tokenizer, [prompt] * k, None, settings, batch_size=k)
 

@@ -72,12 +72,16 @@ def main():
                 point = fam.load_family(root).point(meta["id"])
                 row[method] = {"id": meta["id"], "produce_s": meta["wall_time_s"], "eval_s": meta["eval_wall_time_s"],
                                "distance_se": distance(point.eval, p.eval, names),
-                               "scores": {o: point.eval["objectives"][o]["mean"] for o in names}}
+                               "scores": {o: point.eval["objectives"][o]["mean"] for o in names},
+                               "mean_tokens": point.eval["mean_response_tokens"]}
             row["trained_scores"] = {o: p.eval["objectives"][o]["mean"] for o in names}
+            row["trained_tokens"] = p.eval["mean_response_tokens"]
             rows.append(row)
             print(f"{p.id}: trained {row['trained_scores']} | merge {row['merge']['scores']} "
                   f"({row['merge']['distance_se']['euclid']:.1f} se) | mix {row['mix']['scores']} "
-                  f"({row['mix']['distance_se']['euclid']:.1f} se)", flush=True)
+                  f"({row['mix']['distance_se']['euclid']:.1f} se) | mean tokens trained / merge / mix "
+              f"{row['trained_tokens']:.1f} / {row['merge']['mean_tokens']:.1f} / {row['mix']['mean_tokens']:.1f}",
+              flush=True)
         table = front_table(fam.load_family(root))
         maximize = {o.name: o.maximize for o in spec.objectives}
         fig = front_figure(table, names, maximize, names[1], names[0],

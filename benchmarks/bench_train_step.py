@@ -50,7 +50,6 @@ from modpo.margins import MarginSpec, pair_logps, precompute_columns  # noqa: E4
 from modpo.models import load_base  # noqa: E402
 from modpo.train import ModpoTrainer, lora_config, train_adapter  # noqa: E402
 
-
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Set in main(): where models go and in which dtype their weights load.
 DEVICE = torch.device("cpu")
@@ -279,8 +278,10 @@ def main():
         fresh_memory()
         times = run_on_the_fly(a.model, examples, cfg, margin_dir, pad)
         results["on_the_fly"] = {"step_s": summary(times, a.warmup), "steps_s": times, "peak_gib": peak_memory_gib()}
-        print(f"on-the-fly  {results['on_the_fly']['step_s']:.3f} s/step (peak {results['on_the_fly']['peak_gib']} GiB)",
-              flush=True)
+        print(
+            f"on-the-fly  {results['on_the_fly']['step_s']:.3f} s/step (peak {results['on_the_fly']['peak_gib']} GiB)",
+            flush=True,
+        )
         save()
     variants = {"off": [("trl", False)], "on": [("trl", True)],
                 "both": [("trl", False), ("trl_checkpointing", True)]}[a.trl_checkpointing]

@@ -43,21 +43,6 @@ def checkpoints_root() -> Path:
     return Path(os.environ.get("MODPO_CHECKPOINTS", REPO / "checkpoints")).resolve()
 
 
-def _signature(root: Path) -> tuple:
-    """Changes whenever family.json, an adapter folder or an eval.json changes (cheap: one stat each)."""
-    prompts = root / "data" / "eval_prompts.json"
-    stamps = [(root / "family.json").stat().st_mtime_ns, prompts.stat().st_mtime_ns if prompts.exists() else 0]
-    for parent in (root / "adapters", root / "base"):
-        if parent.is_dir():
-            stamps.append(parent.stat().st_mtime_ns)
-            for d in os.scandir(parent):
-                if d.is_dir():
-                    stamps.append(d.stat().st_mtime_ns)
-                    e = Path(d.path) / "eval.json"
-                    stamps.append(e.stat().st_mtime_ns if e.exists() else 0)
-    return tuple(stamps)
-
-
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _load(root: str, signature: tuple):
     family = fam.load_family(Path(root))
@@ -66,7 +51,7 @@ def _load(root: str, signature: tuple):
 
 def load(root: Path):
     """(Family, front table), reloaded only when something on disk changed."""
-    return _load(str(root), _signature(root))
+    return _load(str(root), fam.signature(root))
 
 
 def pick_family() -> tuple[Path, object, object] | None:

@@ -34,8 +34,11 @@ def saved_sample(point, prompt: str, settings) -> dict | None:
     if not point.eval:
         return None
     ev = point.eval.get("settings", {})
-    if (ev.get("max_new_tokens"), ev.get("temperature"), ev.get("seed")) != \
-            (settings.max_new_tokens, settings.temperature, settings.seed if settings.temperature > 0 else ev.get("seed")):
+    if (ev.get("max_new_tokens"), ev.get("temperature"), ev.get("seed")) != (
+        settings.max_new_tokens,
+        settings.temperature,
+        settings.seed if settings.temperature > 0 else ev.get("seed"),
+    ):
         return None
     for s in point.eval.get("samples", []):
         if s["prompt"] == prompt:

@@ -68,7 +68,9 @@ def render_hypervolume(family, table: pd.DataFrame, objectives: list[str]) -> No
     cols = st.columns(len(objectives) + 1)
     ref = []
     for c, o, r in zip(cols, objectives, default_ref):
-        ref.append(c.number_input(f"reference {common.literal(o)}", value=float(np.round(r, 4)), format="%.4f", key=f"ref_{o}"))
+        ref.append(
+            c.number_input(f"reference {common.literal(o)}", value=float(np.round(r, 4)), format="%.4f", key=f"ref_{o}")
+        )
     try:
         hv, _ = table_hypervolume(family, evaluated, reference_point=ref, objectives=objectives)
         cols[-1].metric("Hypervolume", f"{hv:.4g}", help="Volume of objective space dominated by the evaluated "

@@ -38,12 +38,23 @@ def render_form(root, family) -> None:
                               value=round(1 / len(spec.objectives), 2), step=0.05, key=f"w_{o.name}")
                for c, o in zip(cols, spec.objectives)]
         c1, c2 = st.columns(2)
-        steps = c1.number_input("Steps", 1, 10_000, int(recipe.get("max_steps") or 20) if (recipe.get("max_steps") or 0) > 0
-                                else 20, key="steps")
-        lr = c2.number_input("Learning rate", 1e-6, 0.1, float(recipe.get("learning_rate", 5e-4)), format="%.5f", key="lr")
-        st.caption(common.literal(f"Trained like the family's other points: beta {spec.beta:g}, LoRA r "
-                                  f"{recipe.get('lora_r', '?')} / alpha {recipe.get('lora_alpha', '?')}, then evaluated "
-                                  "on its prompts with its settings."))
+        steps = c1.number_input(
+            "Steps",
+            1,
+            10_000,
+            int(recipe.get("max_steps") or 20) if (recipe.get("max_steps") or 0) > 0 else 20,
+            key="steps",
+        )
+        lr = c2.number_input(
+            "Learning rate", 1e-6, 0.1, float(recipe.get("learning_rate", 5e-4)), format="%.5f", key="lr"
+        )
+        st.caption(
+            common.literal(
+                f"Trained like the family's other points: beta {spec.beta:g}, LoRA r "
+                f"{recipe.get('lora_r', '?')} / alpha {recipe.get('lora_alpha', '?')}, then evaluated "
+                "on its prompts with its settings."
+            )
+        )
         submitted = st.form_submit_button("Train", type="primary")
     if submitted:
         try:

@@ -1,6 +1,19 @@
 """MODPO Explorer: multi-objective DPO, a family of LoRA adapters per weighting, and its Pareto front.
 
-Modules: loss and pareto (pure math), data, scorers, margins, config, train, generate, evaluate,
-feedback, family (all file I/O), front, sweep, jobs, cli. Import what you need from each.
+Modules, in layer order (each imports only from the ones above it; ARCHITECTURE.md has the map):
+  pure math     weights.py (weightings: validation, ids, the loss's order), loss.py (sequence
+                log-probs, DPO and MODPO losses), pareto.py (front, hypervolume)
+  formats       schema.py (JSON schemas of the family format), config.py (TrainConfig,
+                GenerationSettings, EvalSettings), family.py (all file I/O of families, adapters,
+                evaluations and jobs)
+  views         front.py (a family as a table with its front), plots.py (plotly figures)
+  data          data.py (preference rows, tokenized pairs), scorers.py (objective scorers)
+  models        models.py (loading models and adapters, safetensors only), generate.py (decoding:
+                batched adapters, decoding-time mixing, trimming)
+  pipelines     margins.py (the one-pass reference/margin precompute), train.py (a LoRA adapter on the
+                transformers Trainer), evaluate.py (answering and evaluation: one pipeline for every
+                point kind), feedback.py (on-policy pairs labelled by scorers), instant.py (merged and
+                mixed points), sweep.py (a whole family), demo.py (the shipped demo family)
+  processes     jobs.py (background training runs), cli.py (the command line; __main__.py runs it)
 """
 __version__ = "0.1.0"

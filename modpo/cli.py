@@ -5,7 +5,6 @@ This is the only place that parses arguments; the dashboard launches the same co
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -34,7 +33,9 @@ def _positive(kind):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected a {'whole ' if kind is int else ''}number, got {text!r}"
+            ) from None
         if not value > 0 or (kind is float and not math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return value
@@ -44,7 +45,9 @@ def _positive(kind):
 def _grid_step(text: str) -> float:
     value = _positive(float)(text)
     if value > 1:
-        raise argparse.ArgumentTypeError(f"--grid-step must be in (0, 1] (the spacing of weights on the simplex), got {text}")
+        raise argparse.ArgumentTypeError(
+            f"--grid-step must be in (0, 1] (the spacing of weights on the simplex), got {text}"
+        )
     return value
 
 
@@ -67,7 +70,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    "family's beta cannot change)")
     g.add_argument("--lora-r", type=_positive(int), help=f"LoRA rank (paper: {d.lora_r})")
     g.add_argument("--lora-alpha", type=_positive(float), help=f"LoRA alpha (paper: {d.lora_alpha})")
-    g.add_argument("--target-modules", help=f"comma-separated module names that get LoRA (default {','.join(d.target_modules)})")
+    g.add_argument(
+        "--target-modules", help=f"comma-separated module names that get LoRA (default {','.join(d.target_modules)})"
+    )
     g.add_argument("--lr", type=_positive(float), help=f"learning rate (paper: {d.learning_rate})")
     g.add_argument("--epochs", type=_positive(float), help=f"epochs over the pairs (paper: {d.epochs})")
     g.add_argument("--steps", type=_positive(int), help="optimizer steps; overrides --epochs")
@@ -147,7 +152,7 @@ def family_root(a, exists: bool = True) -> Path:
     root = Path(a.family)
     if root.exists() and not root.is_dir():
         raise ValueError(f"--family {root} is a file; give a family folder (one holding family.json)")
-    if exists and not (root / "family.json").is_file():
+    if exists and not fam.is_family(root):
         raise ValueError(f"{root / 'family.json'}: file is missing; --family must name a family folder "
                          "(build one with `python -m modpo sweep` or `python -m modpo demo`)")
     return root
@@ -215,7 +220,7 @@ def cmd_sweep(a) -> int:
     from .sweep import margin_adapter_id, run_sweep
 
     root = family_root(a, exists=False)
-    existing = fam.load_family(root) if (root / "family.json").is_file() else None
+    existing = fam.load_family(root) if fam.is_family(root) else None
     objectives = parse_objectives(a.objectives)
     margins = parse_margins(a.margin)
     for o in objectives:
@@ -330,19 +335,19 @@ def cmd_front(a) -> int:
 
 
 def cmd_generate(a) -> int:
-    from .generate import BASE, GenerationSettings, generate
-    from .models import attach_adapters, load_base, peft_name
+    from .evaluate import adapters_of, answer_points, policy_of
+    from .models import attach_adapters, load_base
 
     family = fam.load_family(family_root(a))
-    ids = a.adapters.split(",")
-    points = [family.point(i) for i in ids]
+    points = [family.point(i) for i in a.adapters.split(",")]
     model, tokenizer = load_base(family.spec.base_model)
-    model = attach_adapters(model, {peft_name(p.id): p.path for p in points if p.kind != "base"})
-    names = [BASE if p.kind == "base" else peft_name(p.id) for p in points]
-    outs = generate(model, tokenizer, [a.prompt] * len(names), names,
-                    GenerationSettings(a.max_new_tokens, a.temperature, 1.0, a.seed))
-    for p, o in zip(points, outs):
-        print(f"--- {p.id} ---\n{o['text']}\n")
+    model = attach_adapters(model, adapters_of(family, points))
+    settings = EvalSettings(max_new_tokens=a.max_new_tokens, temperature=a.temperature, seed=a.seed,
+                            trim_capped=bool(fam.recorded_eval_settings(family).get("trim_capped")))
+    answers = answer_points(model, tokenizer, family.spec, [a.prompt], {p.id: policy_of(p) for p in points}, settings)
+    for p in points:
+        scores = ", ".join(f"{k} {v[0]:.3g}" for k, v in answers[p.id]["scores"].items())
+        print(f"--- {p.id} ({scores}) ---\n{answers[p.id]['texts'][0]}\n")
     return 0
 
 
@@ -353,7 +358,7 @@ def cmd_instant(a) -> int:
     prompts = load_prompts(a.eval_prompts, root, a.eval_limit)
     if not prompts:
         raise ValueError(f"{root}: no evaluation prompts; pass --eval-prompts FILE")
-    settings = eval_settings(a, family)  # make_instant_point refuses settings or prompts the family was not measured with
+    settings = eval_settings(a, family)  # make_instant_point refuses settings the family was not measured with
     meta, _ = make_instant_point(root, a.weights, a.command, prompts, settings,
                                  a.sources.split(",") if a.sources else None, getattr(a, "combination", "cat"))
     print(f"{a.command} point {meta['id']} evaluated; produced in {meta['wall_time_s']:.2f}s")
@@ -363,7 +368,9 @@ def cmd_instant(a) -> int:
 def cmd_dashboard(a) -> int:
     """Start the app bound to --host (loopback unless asked otherwise), as an argument list."""
     import subprocess
-    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+
+    import dashboard
+    app = Path(dashboard.__file__).resolve().parent / "app.py"  # also inside an installed wheel
     argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", a.host,
             "--server.port", str(a.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     env = dict(os.environ, **({"MODPO_CHECKPOINTS": str(Path(a.checkpoints).resolve())} if a.checkpoints else {}))
@@ -400,7 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "NAME=explicit:SCALE (scorer value x SCALE, on the beta*log-ratio scale); repeatable")
     p.add_argument("--grid-step", type=_grid_step, default=0.25, help="interior weight grid spacing, in (0, 1] "
                    "(default %(default)s)")
-    p.add_argument("--weights", nargs="+", type=_floats, help="explicit weightings instead of a grid, e.g. 0.7,0.3 0.4,0.6")
+    p.add_argument(
+        "--weights", nargs="+", type=_floats, help="explicit weightings instead of a grid, e.g. 0.7,0.3 0.4,0.6"
+    )
     add_train_options(p)
     add_eval_options(p)
     p.set_defaults(func=cmd_sweep)
@@ -479,3 +488,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def run() -> None:
+    """The `modpo` console script (pyproject.toml)."""
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""Configurations: training (written into each adapter's meta.json) and evaluation (into eval.json).
+"""Configurations: training (written into each adapter's meta.json), generation, and evaluation
+(written into eval.json).
 
 Kept free of heavy imports so the CLI's --help and the dashboard's forms load fast.
 """
@@ -37,7 +38,10 @@ class TrainConfig:
             (0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}"),
             (0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), got {self.learning_rate}"),
             (self.epochs > 0 or self.max_steps > 0, "give epochs > 0 or max_steps > 0"),
-            (self.max_steps == -1 or self.max_steps >= 1, f"max_steps must be >= 1 (or -1 for epochs), got {self.max_steps}"),
+            (
+                self.max_steps == -1 or self.max_steps >= 1,
+                f"max_steps must be >= 1 (or -1 for epochs), got {self.max_steps}",
+            ),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.grad_accum >= 1, f"grad_accum must be >= 1, got {self.grad_accum}"),
             (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}"),
@@ -53,6 +57,25 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 64     # response length cap
+    temperature: float = 0.0     # 0 = greedy
+    top_p: float = 1.0           # nucleus sampling when temperature > 0
+    seed: int = 0                # sampling seed
+    min_new_tokens: int = 0      # > 0: no EOS before this many tokens (benchmarks: equal lengths)
+
+    def __post_init__(self):
+        if not 1 <= self.max_new_tokens <= 4096:
+            raise ValueError(f"max_new_tokens must be in [1, 4096], got {self.max_new_tokens}")
+        if not 0 <= self.temperature <= 5:
+            raise ValueError(f"temperature must be in [0, 5] (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError(f"min_new_tokens must be in [0, max_new_tokens], got {self.min_new_tokens}")
+
+
+@dataclass(frozen=True)
 class EvalSettings:
     max_new_tokens: int = 64    # response length cap
     temperature: float = 0.0    # 0 = greedy (the default: comparable, low-noise points)
@@ -64,8 +87,7 @@ class EvalSettings:
     # what makes two evaluations comparable (batch_size and samples_saved change no score)
     COMPARED = ("max_new_tokens", "temperature", "seed", "trim_capped")
 
-    def generation(self):
-        from .generate import GenerationSettings
+    def generation(self) -> GenerationSettings:
         return GenerationSettings(self.max_new_tokens, self.temperature, 1.0, self.seed)
 
     @classmethod

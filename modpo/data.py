@@ -75,7 +75,9 @@ def _scores(value: Any, source: str, row: int | str) -> dict[str, tuple[float, f
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise _fail(source, row, "scores", f"must be an object {{objective: [score_0, score_1]}}, got {type(value).__name__}")
+        raise _fail(
+            source, row, "scores", f"must be an object {{objective: [score_0, score_1]}}, got {type(value).__name__}"
+        )
     out = {}
     for name, pair in value.items():
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
@@ -141,7 +143,9 @@ def rows_from_records(records: Iterable[Mapping], source: str, objectives: list[
             objectives = list(prefs)
         if sorted(prefs) != sorted(objectives):
             raise _fail(source, i, "preferences", f"has objectives {sorted(prefs)}, expected {sorted(objectives)}")
-        if " ".join(responses[0].split()) == " ".join(responses[1].split()) and any(v is not None for v in prefs.values()):
+        if " ".join(responses[0].split()) == " ".join(responses[1].split()) and any(
+            v is not None for v in prefs.values()
+        ):
             raise _fail(source, i, "responses", "both responses are identical (up to whitespace), so a preference "
                         "between them means nothing; drop the row or set its labels to null")
         scores = _scores(rec.get("scores"), source, i)

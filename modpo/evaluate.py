@@ -111,12 +111,13 @@ def answer_points(model, tokenizer, spec: FamilySpec, prompts: list[str], polici
 
 
 def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], policies: dict[str, Policy],
-                    settings: EvalSettings = EvalSettings()) -> dict[str, dict]:
+                    settings: EvalSettings | None = None) -> dict[str, dict]:
     """Evaluate several policies in shared batches; returns point id -> the eval.json record.
 
     The reference log-probs (the KL estimate's other half) take one base-model pass over the answers
     of every point but the base model, whose answers are their own reference.
     """
+    settings = settings or EvalSettings()
     start = time.perf_counter()
     answers = answer_points(model, tokenizer, spec, prompts, policies, settings, progress="generate")
     rows = [(i, k) for i in policies if policies[i] != BASE for k in range(len(prompts))]
@@ -125,7 +126,7 @@ def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], poli
         logps = response_logps(model, tokenizer, [prompts[k] for _, k in rows],
                                [answers[i]["response_ids"][k] for i, k in rows], [BASE] * len(rows),
                                settings.batch_size)
-        for (i, k), value in zip(rows, logps.tolist()):
+        for (i, _), value in zip(rows, logps.tolist()):
             reference.setdefault(i, []).append(value)
     wall = (time.perf_counter() - start) / len(policies)
     return {i: build_record(i, prompts, a, a["logps"] - np.array(reference.get(i, a["logps"])), settings, wall)

@@ -151,9 +151,17 @@ class FamilySpec:
         return self.objective_names.index(self.target)
 
     def to_json(self) -> dict:
-        return {**self.extra, "name": self.name, "base_model": {"name": self.base_model, "revision": self.base_revision},
-                "objectives": [vars(o) for o in self.objectives], "target": self.target,
-                "beta": self.beta, "margins": self.margins, "data": self.data, "notes": self.notes}
+        return {
+            **self.extra,
+            "name": self.name,
+            "base_model": {"name": self.base_model, "revision": self.base_revision},
+            "objectives": [vars(o) for o in self.objectives],
+            "target": self.target,
+            "beta": self.beta,
+            "margins": self.margins,
+            "data": self.data,
+            "notes": self.notes,
+        }
 
 
 def write_family(root: Path, spec: FamilySpec) -> None:
@@ -165,6 +173,40 @@ def write_family(root: Path, spec: FamilySpec) -> None:
 
 FAMILY_KEYS = ("schema_version", "name", "base_model", "objectives", "target", "beta", "margins", "data", "notes",
                "adapters")
+
+
+def family_file(root: Path) -> Path:
+    return within(root, Path(root) / "family.json")
+
+
+def is_family(root: Path) -> bool:
+    return (Path(root) / "family.json").is_file()
+
+
+def preferences_file(root: Path) -> Path:
+    """The labelled pairs a family was trained on (JSONL, data.py's schema)."""
+    return within(root, Path(root) / "data" / "preferences.jsonl")
+
+
+def front_png(root: Path) -> Path:
+    return within(root, Path(root) / "front.png")
+
+
+def signature(root: Path) -> tuple:
+    """Changes whenever family.json, the eval prompts, an adapter folder or an eval.json changes (one
+    stat each): a cache of a loaded family is fresh while its signature is."""
+    root = Path(root)
+    prompts = root / "data" / "eval_prompts.json"
+    stamps = [(root / "family.json").stat().st_mtime_ns, prompts.stat().st_mtime_ns if prompts.exists() else 0]
+    for parent in (root / "adapters", root / "base"):
+        if parent.is_dir():
+            stamps.append(parent.stat().st_mtime_ns)
+            for d in os.scandir(parent):
+                if d.is_dir():
+                    stamps.append(d.stat().st_mtime_ns)
+                    e = Path(d.path) / "eval.json"
+                    stamps.append(e.stat().st_mtime_ns if e.exists() else 0)
+    return tuple(stamps)
 
 
 def read_family(root: Path) -> FamilySpec:
@@ -212,6 +254,12 @@ def adapter_dir(root: Path, adapter_id: str) -> Path:
 
 def point_dir(root: Path, point_id: str) -> Path:
     return within(root, Path(root) / "base") if point_id == "base" else adapter_dir(root, point_id)
+
+
+def ensure_base_point(root: Path, base_model: str) -> None:
+    """The base model's point (base/meta.json, no weights), so it is evaluated beside the adapters."""
+    if not (point_dir(root, "base") / "meta.json").exists():
+        write_meta(point_dir(root, "base"), {"id": "base", "kind": "base", "base_model": base_model})
 
 
 def write_meta(directory: Path, meta: dict) -> None:
@@ -425,8 +473,10 @@ def read_pairs(root: Path, objective: str):
         if len(pairs):
             pairs[len(pairs) - 1]  # reads the last row: a truncated Arrow file fails here, not mid-training
     except Exception as e:  # Arrow and datasets raise many types for a damaged file
-        raise FamilyError(f"{d}: the stored pairs are damaged ({type(e).__name__}: {str(e)[:200]}); delete "
-                          f"that folder and re-run `python -m modpo sweep` with the same data to recompute them") from None
+        raise FamilyError(
+            f"{d}: the stored pairs are damaged ({type(e).__name__}: {str(e)[:200]}); delete "
+            f"that folder and re-run `python -m modpo sweep` with the same data to recompute them"
+        ) from None
     return info, pairs
 
 

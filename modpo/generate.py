@@ -9,33 +9,14 @@ policies in one forward over K copies of each prompt.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import torch
 
+from .config import GenerationSettings  # noqa: F401 (re-exported)
 from .data import prompt_ids
 from .loss import IGNORE_INDEX, model_sequence_logps
 
 BASE = "__base__"
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    max_new_tokens: int = 64     # response length cap
-    temperature: float = 0.0     # 0 = greedy
-    top_p: float = 1.0           # nucleus sampling when temperature > 0
-    seed: int = 0                # sampling seed
-    min_new_tokens: int = 0      # > 0: no EOS before this many tokens (benchmarks: equal lengths)
-
-    def __post_init__(self):
-        if not 1 <= self.max_new_tokens <= 4096:
-            raise ValueError(f"max_new_tokens must be in [1, 4096], got {self.max_new_tokens}")
-        if not 0 <= self.temperature <= 5:
-            raise ValueError(f"temperature must be in [0, 5] (0 = greedy), got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
-            raise ValueError(f"min_new_tokens must be in [0, max_new_tokens], got {self.min_new_tokens}")
 
 
 def _is_peft(model) -> bool:
@@ -151,7 +132,9 @@ def mix_generate(model, tokenizer, prompts: list[str], adapter_names: list[str],
     """
     k = len(adapter_names)
     if k == 0 or len(coefficients) != k:
-        raise ValueError(f"give one coefficient per adapter: {len(adapter_names)} adapters, {len(coefficients)} coefficients")
+        raise ValueError(
+            f"give one coefficient per adapter: {len(adapter_names)} adapters, {len(coefficients)} coefficients"
+        )
     coef = torch.tensor(coefficients, dtype=torch.float32)
     if (coef < 0).any() or abs(float(coef.sum()) - 1) > 1e-6:
         raise ValueError(f"mixing coefficients must be >= 0 and sum to 1, got {coefficients}")

@@ -94,9 +94,15 @@ def precompute_columns(model, examples: list[dict], pad_token_id: int, margins: 
             mc = torch.stack(cols_c, 1) if cols_c else torch.zeros(len(chunk), 0)  # (B, n-1)
             mr = torch.stack(cols_r, 1) if cols_r else torch.zeros(len(chunk), 0)
             for i, ex in enumerate(chunk):
-                out.append({**ex, "reference_chosen_logps": float(ref_c[i]), "reference_rejected_logps": float(ref_r[i]),
-                            "margin_chosen_rewards": [float(x) for x in mc[i]],
-                            "margin_rejected_rewards": [float(x) for x in mr[i]]})
+                out.append(
+                    {
+                        **ex,
+                        "reference_chosen_logps": float(ref_c[i]),
+                        "reference_rejected_logps": float(ref_r[i]),
+                        "margin_chosen_rewards": [float(x) for x in mc[i]],
+                        "margin_rejected_rewards": [float(x) for x in mr[i]],
+                    }
+                )
     finally:
         if active is not None and isinstance(active, str):
             model.set_adapter(active)

@@ -111,7 +111,9 @@ def load_base(name: str, revision: str | None = None, dtype: torch.dtype = torch
         model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=dtype, use_safetensors=True,
                                                      trust_remote_code=trust_remote_code)
     except OSError as e:
-        where = "the local folder" if Path(path).is_dir() else "the Hugging Face hub (is the name right? are you online?)"
+        where = (
+            "the local folder" if Path(path).is_dir() else "the Hugging Face hub (is the name right? are you online?)"
+        )
         raise ValueError(f"could not load model {name!r} from {where}; safetensors weights are required. "
                          f"Details: {str(e).splitlines()[0]}") from e
     tokenizer = load_tokenizer(name, revision, trust_remote_code)
@@ -174,7 +176,11 @@ def check_adapter_shapes(model, weights_file: Path) -> None:
                                  "have; this adapter belongs to another model") from None
             layer = getattr(layer, "base_layer", layer)
             shape = f.get_slice(key).get_shape()
-            want = (layer.in_features if factor == "lora_A" else layer.out_features) if hasattr(layer, "in_features") else None
+            want = (
+                (layer.in_features if factor == "lora_A" else layer.out_features)
+                if hasattr(layer, "in_features")
+                else None
+            )
             got = shape[1] if factor == "lora_A" else shape[0]
             if len(shape) != 2 or (want is not None and got != want):
                 raise ValueError(f"{weights_file}: tensor {key} has shape {list(shape)}, which does not fit layer "

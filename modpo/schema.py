@@ -167,7 +167,9 @@ def parse(text: str, where: str) -> Any:
 
 
 def _place(error: jsonschema.ValidationError) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".") or "the top level"
+    return (
+        "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".") or "the top level"
+    )
 
 
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
@@ -180,7 +182,8 @@ def _describe(e: jsonschema.ValidationError) -> str:
         missing = next((k for k in e.validator_value if k not in e.instance), "?")
         return f"required field {missing!r} is missing" + ("" if place == "the top level" else f" in {place!r}")
     if e.validator == "type":
-        return f"field {place!r} should be {e.validator_value}, got {_JSON_TYPES.get(type(e.instance), '?')} {e.instance!r:.60}"
+        got = _JSON_TYPES.get(type(e.instance), "?")
+        return f"field {place!r} should be {e.validator_value}, got {got} {e.instance!r:.60}"
     if e.validator == "additionalProperties" and e.validator_value is False:
         return f"unexpected field(s) in {place}: {e.message.split('(')[-1].rstrip(')')}; this file may hold only " \
                "the fields this library writes"

@@ -12,14 +12,15 @@ import time
 from pathlib import Path
 
 from . import family as fam
-from .family import read_eval_prompts  # noqa: F401 (re-exported)
+from .config import TrainConfig
 from .data import PreferenceDataset, tokenize_pairs, write_jsonl
 from .evaluate import EvalSettings, adapters_of, evaluate_points, policy_of
-from .weights import target_first as _target_first, weights_id  # noqa: F401 (re-exported)
+from .family import read_eval_prompts  # noqa: F401 (re-exported)
 from .margins import MarginSpec, margin_summary, precompute_columns
 from .models import attach_adapters, library_versions, peft_name, tokenizer_fingerprint
-from .config import TrainConfig
 from .train import train_adapter
+from .weights import target_first as _target_first  # noqa: F401 (re-exported)
+from .weights import weights_id
 
 
 def margin_adapter_id(objective: str) -> str:
@@ -135,15 +136,15 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
 
 def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset,
               grid: list[tuple[float, ...]], cfg: TrainConfig, eval_prompts: list[str] | None,
-              eval_settings: EvalSettings = EvalSettings(), margin_cfg: TrainConfig | None = None,
+              eval_settings: EvalSettings | None = None, margin_cfg: TrainConfig | None = None,
               log=print) -> dict:
     """Train (and evaluate) the whole family; finished adapters are skipped. Returns stage wall times."""
     root = Path(root)
     spec.notes.setdefault("tokenizer", tokenizer_fingerprint(tokenizer))
     spec.notes.setdefault("train_config", cfg.to_json())  # the recipe new points inherit (family.family_recipe)
     fam.write_family(root, spec)
-    if not (root / "data" / "preferences.jsonl").exists():
-        write_jsonl(dataset, root / "data" / "preferences.jsonl")
+    if not fam.preferences_file(root).exists():
+        write_jsonl(dataset, fam.preferences_file(root))
     times = {}
     # 1. Margin models: DPO on each implicit-margin objective.
     for m in margin_specs(spec):
@@ -184,7 +185,7 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
     # 4. Evaluation of everything not yet evaluated.
     if eval_prompts and is_main_process():
         t = time.perf_counter()
-        evaluate_missing(root, model, tokenizer, eval_prompts, eval_settings, log)
+        evaluate_missing(root, model, tokenizer, eval_prompts, eval_settings or EvalSettings(), log)
         times["evaluate"] = time.perf_counter() - t
     return times
 
@@ -196,8 +197,8 @@ def evaluate_missing(root: Path, model, tokenizer, prompts: list[str], settings:
     spec = family.spec
     for problem in family.errors:
         log(f"warning: {problem}")
-    if not (fam.point_dir(root, "base") / "meta.json").exists():
-        fam.write_meta(fam.point_dir(root, "base"), {"id": "base", "kind": "base", "base_model": spec.base_model})
+    if "base" not in [p.id for p in family.points]:
+        fam.ensure_base_point(root, spec.base_model)
         family = fam.load_family(root)
     todo = [p for p in family.points if force or p.eval is None]
     if not todo:

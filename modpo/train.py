@@ -17,6 +17,7 @@ from .data import PairCollator
 from .loss import check_weights, implicit_rewards, model_sequence_logps, modpo_loss
 from .models import save_adapter
 
+
 def lora_config(cfg: TrainConfig):
     from peft import LoraConfig
 

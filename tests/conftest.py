@@ -18,6 +18,7 @@ OBJECTIVES = [Objective("positivity", "maximize", "sentiment"), Objective("brevi
 def tiny():
     """A fresh (model, tokenizer): training modifies the model in place, so each test gets its own."""
     import torch
+
     from modpo.models import load_base
     torch.manual_seed(0)
     return load_base("tiny")
@@ -44,6 +45,7 @@ def spec_explicit():
 def tiny_checkpoints(tmp_path_factory, tiny_prefs):
     """A checkpoints root holding 'tiny': a real (tiny-model) family with 3 trained, evaluated weightings."""
     import json
+
     from modpo.cli import main
     from modpo.data import write_jsonl
     root = tmp_path_factory.mktemp("checkpoints")

@@ -308,7 +308,7 @@ def two_point_box(points: list[dict], plot: dict, pad: float = 8) -> tuple[list[
             if box[2] - box[0] < 12 or box[3] - box[1] < 12:
                 continue  # plotly takes a tiny drag for a click
 
-            def inside(p, m=3):  # with a margin, so no marker sits on the border
+            def inside(p, m=3, box=box):  # with a margin, so no marker sits on the border
                 return box[0] - m <= p["x"] <= box[2] + m and box[1] - m <= p["y"] <= box[3] + m
             if not (inside(a, -1) and inside(b, -1)):
                 continue
@@ -525,12 +525,13 @@ def test_names_from_families_and_urls_are_shown_as_text_in_a_real_browser(page, 
     """Markup in a ?family= parameter, an adapter folder's name and a family's name shows literally:
     no link, no element, no absolute server path."""
     from urllib.parse import quote
+
     from playwright.sync_api import expect
 
     def no_markup():
         links = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => [new URL(a.href).hostname, "
                               "a.outerHTML.slice(0, 300)])")
-        assert not [l for l in links if "evil" in l[0]], f"a name became a link: {links}"
+        assert not [link for link in links if "evil" in link[0]], f"a name became a link: {links}"
         assert page.locator("#adapter-link, #family-bold").count() == 0, "a name became an HTML element"
 
     page.goto(f"{app_url}/?family={quote(HOSTILE_QUERY)}")

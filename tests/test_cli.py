@@ -21,7 +21,9 @@ FAST = ["--lora-r", "8", "--lora-alpha", "16", "--lr", "5e-3", "--steps", "6", "
 @pytest.fixture
 def family_dir(tmp_path, tiny_prefs):
     write_jsonl(tiny_prefs, tmp_path / "prefs.jsonl")
-    (tmp_path / "eval.json").write_text(json.dumps(["tell me about cats", "how do i cook rice", "give me advice on sleep"]))
+    (tmp_path / "eval.json").write_text(
+        json.dumps(["tell me about cats", "how do i cook rice", "give me advice on sleep"])
+    )
     return tmp_path
 
 
@@ -99,7 +101,8 @@ def test_killed_training_leaves_no_adapter_and_rerun_succeeds(family_dir):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not fam.adapter_dir(root, "w-0.30-0.70").exists()
-    assert fam.read_status(root, "job1")["state"] == "running"  # the process could not say anything: jobs.py judges it by pid
+    # the process could not say anything: jobs.py judges it by pid
+    assert fam.read_status(root, "job1")["state"] == "running"
     cmd[cmd.index("400")] = "3"
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert (fam.adapter_dir(root, "w-0.30-0.70") / "adapter_model.safetensors").exists()

@@ -3,8 +3,17 @@ import json
 
 import pytest
 
-from modpo.data import (IGNORE_INDEX, load_hf, load_jsonl, load_pku_saferlhf, pad_pairs, prompt_ids,
-                        rows_from_records, tokenize_pairs, write_jsonl)
+from modpo.data import (
+    IGNORE_INDEX,
+    load_hf,
+    load_jsonl,
+    load_pku_saferlhf,
+    pad_pairs,
+    prompt_ids,
+    rows_from_records,
+    tokenize_pairs,
+    write_jsonl,
+)
 from modpo.models import load_tokenizer
 
 ROWS = [
@@ -37,15 +46,36 @@ def test_jsonl_round_trip(tmp_path):
     assert load_jsonl(tmp_path / "copy.jsonl").rows == ds.rows
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"responses": ["a", "b"], "preferences": {"help": 0, "short": 0}}, r"line 2, column 'prompt': is missing"),
-    ({"prompt": 3, "responses": ["a", "b"], "preferences": {"help": 0, "short": 0}}, r"line 2, column 'prompt': expected a string, got int"),
-    ({"prompt": "x", "responses": ["a", " "], "preferences": {"help": 0, "short": 0}}, r"line 2, column 'responses': is empty"),
-    ({"prompt": "x", "responses": ["a"], "preferences": {"help": 0, "short": 0}}, r"line 2, column 'responses': must be a list of exactly two"),
-    ({"prompt": "x", "responses": ["a", "b"], "preferences": {"help": 2, "short": 0}}, r"line 2, column 'preferences.help': a preference must be 0, 1 or null"),
-    ({"prompt": "x", "responses": ["a", "b"], "preferences": {"help": 0}}, r"line 2, column 'preferences': has objectives \['help'\], expected"),
-    ({"prompt": "x", "responses": ["same", "same"], "preferences": {"help": 0, "short": 1}}, r"line 2, column 'responses': both responses are identical"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"responses": ["a", "b"], "preferences": {"help": 0, "short": 0}}, r"line 2, column 'prompt': is missing"),
+        (
+            {"prompt": 3, "responses": ["a", "b"], "preferences": {"help": 0, "short": 0}},
+            r"line 2, column 'prompt': expected a string, got int",
+        ),
+        (
+            {"prompt": "x", "responses": ["a", " "], "preferences": {"help": 0, "short": 0}},
+            r"line 2, column 'responses': is empty",
+        ),
+        (
+            {"prompt": "x", "responses": ["a"], "preferences": {"help": 0, "short": 0}},
+            r"line 2, column 'responses': must be a list of exactly two",
+        ),
+        (
+            {"prompt": "x", "responses": ["a", "b"], "preferences": {"help": 2, "short": 0}},
+            r"line 2, column 'preferences.help': a preference must be 0, 1 or null",
+        ),
+        (
+            {"prompt": "x", "responses": ["a", "b"], "preferences": {"help": 0}},
+            r"line 2, column 'preferences': has objectives \['help'\], expected",
+        ),
+        (
+            {"prompt": "x", "responses": ["same", "same"], "preferences": {"help": 0, "short": 1}},
+            r"line 2, column 'responses': both responses are identical",
+        ),
+    ],
+)
 def test_malformed_row_names_row_and_column(tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
         load_jsonl(write(tmp_path, [ROWS[0], bad]))

@@ -78,6 +78,7 @@ def test_every_adapter_records_its_build(demo):
 def test_every_adapter_loads_with_plain_peft_and_generates(demo):
     import torch
     from peft import PeftModel
+
     from modpo.data import format_prompt
     from modpo.models import load_base
     family, _ = demo

@@ -24,7 +24,9 @@ def test_every_kind_of_point_is_trimmed_the_same_way(loaded):
     family, model, tok = loaded
     policies = {"base": BASE, "w-0.70-0.30": peft_name("w-0.70-0.30"),
                 "mix": Mix((peft_name("w-1.00-0.00"), peft_name("w-0.30-0.70")), (0.5, 0.5))}
-    trimmed = answer_points(model, tok, family.spec, PROMPTS, policies, EvalSettings(max_new_tokens=10, trim_capped=True))
+    trimmed = answer_points(
+        model, tok, family.spec, PROMPTS, policies, EvalSettings(max_new_tokens=10, trim_capped=True)
+    )
     raw = answer_points(model, tok, family.spec, PROMPTS, policies, EvalSettings(max_new_tokens=10))
     for point_id in policies:
         t, r = trimmed[point_id], raw[point_id]

@@ -14,8 +14,8 @@ def make_family(root, spec):
 
 
 def fake_adapter(root, adapter_id, base="tiny", weights=None):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
     d = fam.adapter_dir(root, adapter_id)
     d.mkdir(parents=True)
     save_file({"x": torch.zeros(4)}, str(d / "adapter_model.safetensors"))

@@ -8,7 +8,6 @@ import sys
 import threading
 import time
 
-
 from modpo import family as fam
 from modpo.data import write_jsonl
 

@@ -117,7 +117,9 @@ def test_source_from_another_base_model_is_refused(tiny_family):
     meta["base_model"] = "gpt2"
     fam.write_meta(d, {k: v for k, v in meta.items() if k != "schema_version"})
     with pytest.raises(KeyError, match="no adapter 'w-0.30-0.70'"):
-        make_instant_point(tiny_family, [0.7, 0.3], "merge", PROMPTS, EvalSettings(), sources=["w-1.00-0.00", "w-0.30-0.70"])
+        make_instant_point(
+            tiny_family, [0.7, 0.3], "merge", PROMPTS, EvalSettings(), sources=["w-1.00-0.00", "w-0.30-0.70"]
+        )
     assert "trained on base model 'gpt2'" in "\n".join(fam.load_family(tiny_family).errors)
 
 

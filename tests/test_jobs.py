@@ -51,7 +51,9 @@ def test_cancel_stops_the_run_and_leaves_no_adapter(root):
     status = jobs.cancel(root, job)
     assert status["state"] == "cancelled"
     pid = fam.read_launch(root, job)["pid"]
-    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or b"modpo" not in open(f"/proc/{pid}/cmdline", "rb").read(), 30)
+    assert wait_for(
+        lambda: not os.path.exists(f"/proc/{pid}") or b"modpo" not in open(f"/proc/{pid}/cmdline", "rb").read(), 30
+    )
     assert not fam.adapter_dir(root, "w-0.50-0.50").exists()
     assert not (fam.job_dir(root, job) / "adapter").exists()
 

@@ -29,7 +29,10 @@ def test_modpo_loss_hand_computed():
 def test_modpo_with_one_hot_weights_is_dpo():
     g = torch.Generator().manual_seed(0)
     logps = [torch.randn(7, generator=g, dtype=torch.float64) * 5 for _ in range(4)]
-    margins_c, margins_r = torch.randn(7, 2, generator=g, dtype=torch.float64), torch.randn(7, 2, generator=g, dtype=torch.float64)
+    margins_c, margins_r = (
+        torch.randn(7, 2, generator=g, dtype=torch.float64),
+        torch.randn(7, 2, generator=g, dtype=torch.float64),
+    )
     torch.testing.assert_close(modpo_loss(*logps, margins_c, margins_r, [1.0, 0.0, 0.0], beta=0.3),
                                dpo_loss(*logps, beta=0.3), rtol=0, atol=0)
 

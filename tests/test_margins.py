@@ -23,8 +23,12 @@ def test_batched_logps_equal_per_sequence_loop(tiny, tiny_prefs):
     examples, _ = tokenize_pairs(tiny_prefs.pairs("positivity")[:6], tok, 256)
     chosen, rejected = pair_logps(model, examples, tok.pad_token_id)
     for i, ex in enumerate(examples):
-        torch.testing.assert_close(chosen[i], one_sequence_logp(model, ex["prompt_ids"], ex["chosen_ids"]), rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(rejected[i], one_sequence_logp(model, ex["prompt_ids"], ex["rejected_ids"]), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            chosen[i], one_sequence_logp(model, ex["prompt_ids"], ex["chosen_ids"]), rtol=1e-4, atol=1e-4
+        )
+        torch.testing.assert_close(
+            rejected[i], one_sequence_logp(model, ex["prompt_ids"], ex["rejected_ids"]), rtol=1e-4, atol=1e-4
+        )
     # the generation-side helper (right padding, per-row adapters) agrees too
     many = response_logps(model, tok, [tiny_prefs.pairs("positivity")[i].prompt for i in range(6)],
                           [ex["chosen_ids"] for ex in examples])
@@ -51,7 +55,9 @@ def test_stored_columns_equal_on_the_fly(tmp_path, tiny, tiny_prefs, spec_explic
         assert abs(float(pol_c - ref_c)) > 1e-3, "the adapter must change log-probs for this test to mean anything"
         torch.testing.assert_close(torch.tensor(ex["reference_chosen_logps"]), ref_c, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(torch.tensor(ex["reference_rejected_logps"]), ref_r, rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(torch.tensor(ex["margin_chosen_rewards"][0]), 0.1 * (pol_c - ref_c), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            torch.tensor(ex["margin_chosen_rewards"][0]), 0.1 * (pol_c - ref_c), rtol=1e-4, atol=1e-4
+        )
         brevity = score("brevity", [ex["prompt"]], [ex["chosen"]])[0]
         assert abs(ex["margin_chosen_rewards"][1] - 0.01 * brevity) < 1e-9
     # a second call with the same settings reads the cache instead of recomputing

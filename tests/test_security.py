@@ -52,8 +52,9 @@ def test_every_from_pretrained_of_a_model_asks_for_safetensors():
 
 
 def test_a_pickled_base_model_is_refused(tmp_path):
-    from modpo.models import load_base
     import torch
+
+    from modpo.models import load_base
     model, tok = load_base("tiny")
     folder = tmp_path / "pickled"
     model.config.save_pretrained(folder)
@@ -85,11 +86,35 @@ def test_a_pickled_adapter_is_refused(tmp_path, tiny_checkpoints):
 
 def test_trust_remote_code_is_off_unless_the_flag_asks():
     from modpo.cli import build_parser
-    args = build_parser().parse_args(["sweep", "--family", "f", "--data", "d", "--objectives", "a:maximize:words,b:maximize:brevity",
-                                      "--target", "a"])
+
+    args = build_parser().parse_args(
+        [
+            "sweep",
+            "--family",
+            "f",
+            "--data",
+            "d",
+            "--objectives",
+            "a:maximize:words,b:maximize:brevity",
+            "--target",
+            "a",
+        ]
+    )
     assert args.trust_remote_code is False
-    args = build_parser().parse_args(["sweep", "--family", "f", "--data", "d", "--objectives", "a:maximize:words,b:maximize:brevity",
-                                      "--target", "a", "--trust-remote-code"])
+    args = build_parser().parse_args(
+        [
+            "sweep",
+            "--family",
+            "f",
+            "--data",
+            "d",
+            "--objectives",
+            "a:maximize:words,b:maximize:brevity",
+            "--target",
+            "a",
+            "--trust-remote-code",
+        ]
+    )
     assert args.trust_remote_code is True
 
 
@@ -131,5 +156,7 @@ def test_the_url_family_parameter_cannot_leave_the_root(tmp_path, tiny_checkpoin
     at.query_params["family"] = "../secret"
     at.run()
     assert not at.exception, at.exception
-    shown = re.sub(r"\\(.)", r"\1", " ".join(str(e.value) for e in at.error) + " ".join(str(w.value) for w in at.warning))
+    shown = re.sub(
+        r"\\(.)", r"\1", " ".join(str(e.value) for e in at.error) + " ".join(str(w.value) for w in at.warning)
+    )
     assert "../secret" in shown and ("refused" in shown or "not a family name" in shown), shown

@@ -3,9 +3,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from modpo.config import TrainConfig
 from modpo.data import tokenize_pairs
 from modpo.margins import MarginSpec, precompute_columns
-from modpo.config import TrainConfig
 from modpo.train import train_adapter
 
 CFG = dict(lora_r=8, lora_alpha=16, learning_rate=5e-3, max_steps=12, batch_size=8, max_length=256, warmup_ratio=0.0)
@@ -35,7 +35,14 @@ def test_lora_changes_base_frozen_and_loss_falls(tmp_path, tiny, tiny_prefs):
     assert lora_b and all(v.abs().max() > 0 for v in lora_b), "LoRA B starts at zero and must have moved"
     base = peft_model.get_base_model().state_dict()
     for k, v in base_before.items():
-        torch.testing.assert_close(base[k.replace(".weight", ".base_layer.weight")] if k.replace(".weight", ".base_layer.weight") in base else base[k], v, rtol=0, atol=0)
+        torch.testing.assert_close(
+            base[k.replace(".weight", ".base_layer.weight")]
+            if k.replace(".weight", ".base_layer.weight") in base
+            else base[k],
+            v,
+            rtol=0,
+            atol=0,
+        )
 
 
 def test_seeded_runs_reproduce(tmp_path, tiny_prefs):
@@ -53,6 +60,7 @@ def test_seeded_runs_reproduce(tmp_path, tiny_prefs):
 
 def test_saved_adapter_loads_with_plain_peft(tmp_path, tiny, tiny_prefs):
     from peft import PeftModel
+
     from modpo.models import load_base
     model, tok = tiny
     examples = examples_for(model, tok, tiny_prefs)

@@ -92,6 +92,7 @@ def test_a_lora_tensor_that_does_not_fit_the_model_is_refused_before_loading(roo
     """Same rank, wrong width: the header check passes, attaching refuses it and leaves the model as it was;
     evaluate skips it with a warning and evaluates the rest."""
     from safetensors.torch import load_file, save_file
+
     from modpo.models import attach_adapters, load_base
     d = root / "adapters" / "w-0.70-0.30"
     tensors = load_file(str(d / "adapter_model.safetensors"))
@@ -292,6 +293,7 @@ def test_markup_in_names_is_shown_literally_in_the_app(root, tmp_path, monkeypat
 
 def test_plotly_labels_and_hovers_escape_html():
     import pandas as pd
+
     from modpo.plots import front_figure
     evil = '<a href="https://evil.example">x</a>'
     table = pd.DataFrame([{"id": evil, "kind": "merge", "w_a": 0.5, "w_b": 0.5, "a": 1.0, "a_stderr": 0.1, "b": 2.0,
