@@ -1,0 +1,31 @@
+"""modpo/config.py: the settings dataclasses and how a family's saved settings become them."""
+import pytest
+
+from modpo.config import EvalSettings, GenerationSettings, TrainConfig
+
+
+def test_train_config_round_trips_through_json():
+    cfg = TrainConfig(lora_r=8, lora_alpha=16, target_modules=["q_proj"])
+    assert TrainConfig(**{**cfg.to_json(), "target_modules": tuple(cfg.to_json()["target_modules"])}) == cfg
+    assert cfg.to_json()["target_modules"] == ["q_proj"]
+
+
+def test_eval_settings_from_a_family_record():
+    recorded = {"max_new_tokens": 48, "temperature": 0.0, "seed": 3, "trim_capped": True, "batch_size": 8,
+                "a_future_field": 1}
+    s = EvalSettings.from_recorded(recorded, max_new_tokens=None, temperature=0.7)
+    assert (s.max_new_tokens, s.temperature, s.seed, s.trim_capped, s.batch_size) == (48, 0.7, 3, True, 8)
+    assert EvalSettings.from_recorded(None) == EvalSettings()
+    assert s.generation() == GenerationSettings(48, 0.7, 1.0, 3)
+
+
+def test_what_makes_evaluations_incomparable():
+    recorded = {"max_new_tokens": 48, "temperature": 0.0, "seed": 3, "trim_capped": True, "batch_size": 8}
+    assert EvalSettings(max_new_tokens=48, seed=0, trim_capped=True, batch_size=64).differs_from(recorded) == {}
+    assert EvalSettings(max_new_tokens=24, trim_capped=True).differs_from(recorded) == {"max_new_tokens": (48, 24)}
+    assert EvalSettings().differs_from({}) == {}
+
+
+def test_generation_settings_validate():
+    with pytest.raises(ValueError, match="min_new_tokens"):
+        GenerationSettings(max_new_tokens=4, min_new_tokens=5)

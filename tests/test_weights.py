@@ -1,0 +1,24 @@
+"""modpo/weights.py: weighting ids, the loss's order, and the messages for bad weightings."""
+import pytest
+
+from modpo.weights import target_first, validate_simplex, validate_weights, weights_id
+
+
+def test_ids_round_to_two_decimals_in_family_order():
+    assert weights_id([0.7, 0.3]) == "w-0.70-0.30"
+    assert weights_id([1 / 3, 1 / 3, 1 / 3]) == "w-0.33-0.33-0.33"
+    assert weights_id([1.0, 0.0 * -1 + 0.0]) == "w-1.00-0.00"
+
+
+def test_target_first_moves_the_target_weight_to_the_front():
+    assert target_first(["a", "b", "c"], "b", [0.2, 0.5, 0.3]) == [0.5, 0.2, 0.3]
+    with pytest.raises(ValueError, match="target objective 'b' must get a weight > 0.*a 0.6, b 0, c 0.4"):
+        target_first(["a", "b", "c"], "b", [0.6, 0.0, 0.4])
+
+
+def test_simplex_checks():
+    assert validate_simplex([0.0, 1.0], ["a", "b"]) == [0.0, 1.0]  # a merge may sit at the target's zero end
+    for bad in ([0.5, 0.6], [1.2, -0.2], [float("inf"), 0.0], [1.0]):
+        with pytest.raises(ValueError, match="numbers >= 0 summing to 1"):
+            validate_simplex(bad, ["a", "b"])
+    assert validate_weights([0.25, 0.75]) == [0.25, 0.75]
