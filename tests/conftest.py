@@ -58,3 +58,18 @@ def tiny_checkpoints(tmp_path_factory, tiny_prefs):
                  "--lora-r", "8", "--lora-alpha", "16", "--lr", "5e-3", "--steps", "8", "--max-length", "256",
                  "--max-new-tokens", "24", "--eval-prompts", str(work / "eval.json")]) == 0
     return root
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed real-browser test leaves a screenshot of the page, named after the test and its step."""
+    outcome = yield
+    report = outcome.get_result()
+    page = item.funcargs.get("page") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and page is not None:
+        try:
+            from browser_helpers import ARTIFACTS, CURRENT
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"failure-{item.name}-{CURRENT['step']}.png"), full_page=True)
+        except Exception:  # noqa: BLE001 - the test's own failure is what matters
+            pass

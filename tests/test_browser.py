@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -40,6 +39,25 @@ HOSTILE_FAMILY = '<b id="family-bold">fam<b>[fam-link](https:evil.example)'
 HOSTILE_QUERY = "[click-me](https://evil.example/a)"
 
 pytestmark = pytest.mark.slow
+
+from browser_helpers import (  # noqa: E402 (after the constants the helpers do not need)
+    ARTIFACTS,
+    chart,
+    click_target,
+    drag_box,
+    drag_modes,
+    figure,
+    markers,
+    metric,
+    nav,
+    response_columns,
+    shot,
+    step,
+    two_point_box,
+    use_box_select,
+    wait_for_chart,
+    wait_selected,
+)
 
 
 def _require_browser():
@@ -184,182 +202,6 @@ def page(app_url):
             browser.close()
 
 
-# ---- page helpers ---------------------------------------------------------------------------------
-
-def shot(page, name: str) -> Path:
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
-def metric(page, label: str):
-    return page.locator('[data-testid="stMetric"]').filter(has_text=label).locator('[data-testid="stMetricValue"]')
-
-
-def chart(page):
-    """The front chart (the first plotly figure on the page)."""
-    return page.locator(".js-plotly-plot").first
-
-
-# Every drawn marker with its point id (the trace's customdata) and its centre on screen.
-MARKERS_JS = """gd => {
-  const out = [];
-  gd.querySelectorAll('.scatterlayer .trace').forEach(tr => {
-    const cd = tr.__data__;
-    const trace = cd && cd[0] && cd[0].trace;
-    if (!trace || !trace.customdata) return;
-    tr.querySelectorAll('.points path.point').forEach(p => {
-      const d = p.__data__;
-      const r = p.getBoundingClientRect();
-      if (!d || r.width === 0 || r.height === 0) return;
-      out.push({id: String(trace.customdata[d.i]), x: r.x + r.width / 2, y: r.y + r.height / 2});
-    });
-  });
-  return out;
-}"""
-
-# Point ids in the figure the app sent, and which the app rings as selected (width 3) or new (width 2).
-FIGURE_JS = """gd => {
-  const ids = [], selected = [], fresh = [];
-  (gd.data || []).forEach(t => {
-    if (!t.customdata) return;
-    const w = (t.marker && t.marker.line && t.marker.line.width) || [];
-    Array.from(t.customdata).forEach((id, i) => {
-      ids.push(String(id));
-      if (w[i] === 3) selected.push(String(id));
-      if (w[i] === 2) fresh.push(String(id));
-    });
-  });
-  return {ids, selected, fresh};
-}"""
-
-
-def markers(page) -> list[dict]:
-    return chart(page).evaluate(MARKERS_JS)
-
-
-def figure(page) -> dict:
-    return chart(page).evaluate(FIGURE_JS)
-
-
-def wait_for_chart(page, min_points: int = 2) -> None:
-    from playwright.sync_api import Error as PlaywrightError
-    for attempt in range(5):  # a rerun of the app may replace the chart's element while we look at it
-        try:
-            chart(page).wait_for(state="visible", timeout=60_000)
-            page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(state="visible", timeout=60_000)
-            chart(page).scroll_into_view_if_needed(timeout=10_000)
-            break
-        except PlaywrightError:
-            if attempt == 4:
-                raise
-            page.wait_for_timeout(500)
-    deadline = time.time() + 30
-    while len(markers(page)) < min_points:
-        assert time.time() < deadline, f"the front chart shows fewer than {min_points} markers"
-        page.wait_for_timeout(250)
-
-
-def wait_selected(page, ids: set[str], timeout: float = 30) -> None:
-    """Until the figure the app re-rendered rings exactly these ids as selected."""
-    deadline = time.time() + timeout
-    while True:
-        got = set(figure(page)["selected"])
-        if got == ids:
-            return
-        assert time.time() < deadline, f"the chart rings {sorted(got)} as selected, expected {sorted(ids)}"
-        page.wait_for_timeout(250)
-
-
-def drag_modes(page) -> list[str]:
-    return chart(page).evaluate("gd => [gd._fullLayout.clickmode, gd._fullLayout.dragmode]")
-
-
-def use_box_select(page) -> None:
-    """Pick the chart toolbar's Box Select tool, unless it is already the drag mode."""
-    if drag_modes(page)[1] == "select":
-        return
-    chart(page).hover()
-    page.locator('.modebar-btn[data-attr="dragmode"][data-val="select"]').first.click()
-    deadline = time.time() + 10
-    while drag_modes(page)[1] != "select":
-        assert time.time() < deadline, f"the Box Select tool did not switch the chart's drag mode: {drag_modes(page)}"
-        page.wait_for_timeout(100)
-
-
-def click_target(points: list[dict]) -> dict:
-    """An adapter's marker with no other marker drawn on or near it, so a click can only mean that one."""
-    def room(p):
-        return min((abs(p["x"] - q["x"]) + abs(p["y"] - q["y"]) for q in points if q is not p), default=1e9)
-    return max(points, key=lambda p: (p["id"] != "base", min(room(p), 40)))
-
-
-def two_point_box(points: list[dict], plot: dict, pad: float = 8) -> tuple[list[dict], tuple]:
-    """Two markers and a rectangle (x0, y0, x1, y1) inside the plot area holding their centres and no other."""
-    lo_x, lo_y = plot["x"] + 2, plot["y"] + 2
-    hi_x, hi_y = plot["x"] + plot["width"] - 2, plot["y"] + plot["height"] - 2
-    best = None
-    for i, a in enumerate(points):
-        for b in points[i + 1:]:
-            if a["id"] == b["id"]:
-                continue
-            box = (max(lo_x, min(a["x"], b["x"]) - pad), max(lo_y, min(a["y"], b["y"]) - pad),
-                   min(hi_x, max(a["x"], b["x"]) + pad), min(hi_y, max(a["y"], b["y"]) + pad))
-            if box[2] - box[0] < 12 or box[3] - box[1] < 12:
-                continue  # plotly takes a tiny drag for a click
-
-            def inside(p, m=3, box=box):  # with a margin, so no marker sits on the border
-                return box[0] - m <= p["x"] <= box[2] + m and box[1] - m <= p["y"] <= box[3] + m
-            if not (inside(a, -1) and inside(b, -1)):
-                continue
-            if any(inside(p) for p in points if p is not a and p is not b):
-                continue
-            # smallest box first, but two markers drawn apart beat two drawn on top of each other
-            key = (abs(a["x"] - b["x"]) + abs(a["y"] - b["y"]) < 6, (box[2] - box[0]) * (box[3] - box[1]))
-            if best is None or key < best[0]:
-                best = (key, [a, b], box)
-    assert best, f"no rectangle on the chart holds exactly two of its {len(points)} markers"
-    return best[1], best[2]
-
-
-def drag_box(page, box: tuple) -> None:
-    x0, y0, x1, y1 = box
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for k in range(1, 11):  # several moves, as a hand would, so plotly draws the box as it goes
-        page.mouse.move(x0 + (x1 - x0) * k / 10, y0 + (y1 - y0) * k / 10)
-    page.mouse.up()
-
-
-def nav(page, title: str, heading: str, tries: int = 3) -> None:
-    """Follow the sidebar's page link (keeps the streamlit session, and with it the selection), until the
-    page's heading shows. Retried: a page switch that lands while the app reruns itself can be lost."""
-    for attempt in range(tries):
-        page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
-        try:
-            page.get_by_role("heading", name=heading).wait_for(timeout=30_000)
-            return
-        except Exception:  # noqa: BLE001 - playwright's TimeoutError; retried, then reported below
-            if attempt == tries - 1:
-                raise AssertionError(f"the sidebar link {title!r} did not open the page {heading!r} "
-                                     f"after {tries} clicks (url {page.url})") from None
-
-
-def response_columns(page) -> list[dict]:
-    """The compare page's columns: header (adapter id), response text and its caption line."""
-    return page.evaluate("""() => {
-      const out = [];
-      document.querySelectorAll('[data-testid="stColumn"]').forEach(c => {
-        const head = c.querySelector('[data-testid="stMarkdownContainer"] strong');
-        const text = c.querySelector('[data-testid="stText"]');
-        if (!head) return;
-        const captions = Array.from(c.querySelectorAll('[data-testid="stCaptionContainer"]')).map(e => e.innerText);
-        out.push({id: head.innerText.trim(), text: text ? text.innerText : null, captions});
-      });
-      return out;
-    }""")
-
-
 # ---- the test -------------------------------------------------------------------------------------
 
 def test_select_compare_and_train_in_a_real_browser(page, app_url, browser_root):
@@ -371,129 +213,121 @@ def walk_through(page, app_url: str, browser_root: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for old in ARTIFACTS.glob("*.png"):
         old.unlink()
-    step = "start"
+    # 1. Front page of the demo family: one click selects one point
+    step("front")
+    page.goto(f"{app_url}/?family=demo")
+    wait_for_chart(page)
+    expect(metric(page, "Selected")).to_have_text("0", timeout=30_000)
+    points = markers(page)
+    fig = figure(page)
+    assert set(p["id"] for p in points) <= set(fig["ids"]) and len(fig["ids"]) >= 3, fig
+    shot(page, "01-front-demo")
+
+    step("click")
+    target = click_target(points)
+    modes = drag_modes(page)
+    page.mouse.click(target["x"], target["y"])
     try:
-        # 1. Front page of the demo family: one click selects one point
-        step = "front"
-        page.goto(f"{app_url}/?family=demo")
-        wait_for_chart(page)
-        expect(metric(page, "Selected")).to_have_text("0", timeout=30_000)
-        points = markers(page)
-        fig = figure(page)
-        assert set(p["id"] for p in points) <= set(fig["ids"]) and len(fig["ids"]) >= 3, fig
-        shot(page, "01-front-demo")
+        expect(metric(page, "Selected")).to_have_text("1", timeout=30_000)
+    except AssertionError:
+        raise AssertionError(
+            f"clicking the marker of {target['id']} selected nothing (chart clickmode/dragmode {modes}). "
+            "Streamlit forces clickmode='event' while dragmode is 'select' or 'lasso' and then ignores clicks "
+            "on scatter points, so a figure that starts in box-select mode cannot be clicked to select: "
+            "leave dragmode unset (Streamlit's default, pan, selects on click)") from None
+    wait_for_chart(page)
+    wait_selected(page, {target["id"]})
+    page.mouse.move(5, 5)  # away from the chart, so no hover label hides the picture
+    page.wait_for_timeout(300)
+    shot(page, "02-front-click-selects-one")
 
-        step = "click"
-        target = click_target(points)
-        modes = drag_modes(page)
-        page.mouse.click(target["x"], target["y"])
-        try:
-            expect(metric(page, "Selected")).to_have_text("1", timeout=30_000)
-        except AssertionError:
-            raise AssertionError(
-                f"clicking the marker of {target['id']} selected nothing (chart clickmode/dragmode {modes}). "
-                "Streamlit forces clickmode='event' while dragmode is 'select' or 'lasso' and then ignores clicks "
-                "on scatter points, so a figure that starts in box-select mode cannot be clicked to select: "
-                "leave dragmode unset (Streamlit's default, pan, selects on click)") from None
-        wait_for_chart(page)
-        wait_selected(page, {target["id"]})
-        page.mouse.move(5, 5)  # away from the chart, so no hover label hides the picture
-        page.wait_for_timeout(300)
-        shot(page, "02-front-click-selects-one")
+    # 2. a box over exactly two markers selects those two
+    step("box")
+    use_box_select(page)
+    points = markers(page)
+    plot = chart(page).locator(".nsewdrag").first.bounding_box()
+    pair, box = two_point_box(points, plot)
+    drag_box(page, box)
+    expect(metric(page, "Selected")).to_have_text("2", timeout=30_000)
+    wait_for_chart(page)
+    pair_ids = {p["id"] for p in pair}
+    wait_selected(page, pair_ids)
+    page.mouse.move(5, 5)
+    page.wait_for_timeout(300)
+    shot(page, "03-front-box-selects-two")
 
-        # 2. a box over exactly two markers selects those two
-        step = "box"
-        use_box_select(page)
-        points = markers(page)
-        plot = chart(page).locator(".nsewdrag").first.bounding_box()
-        pair, box = two_point_box(points, plot)
-        drag_box(page, box)
-        expect(metric(page, "Selected")).to_have_text("2", timeout=30_000)
-        wait_for_chart(page)
-        pair_ids = {p["id"] for p in pair}
-        wait_selected(page, pair_ids)
-        page.mouse.move(5, 5)
-        page.wait_for_timeout(300)
-        shot(page, "03-front-box-selects-two")
+    # 3. Compare: the two selected adapters (and the base model) answer, freshly sampled
+    step("compare")
+    nav(page, "Compare", "Compare generations")
+    page.get_by_role("button", name="Generate").wait_for(timeout=60_000)
+    chosen = page.locator('[data-testid="stMultiSelect"]').first
+    for i in pair_ids:
+        expect(chosen).to_contain_text(i)
+    page.locator('[data-testid="stRadio"]').filter(has_text="Decoding").get_by_text("sample", exact=True).click()
+    # sampled settings differ from the evaluation's: the saved samples must disappear
+    expect(page.get_by_text("not generated yet").first).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Generate").click()
+    deadline = time.time() + 300
+    while True:
+        cols = response_columns(page)
+        done = [c for c in cols if c["id"] in pair_ids and c["text"] is not None
+                and not any("saved at evaluation" in cap for cap in c["captions"])]
+        if len(done) >= 2 and page.get_by_text("not generated yet").count() == 0:
+            break
+        assert time.time() < deadline, f"generation did not finish within 300 s: {cols}"
+        page.wait_for_timeout(1000)
+    ids = [c["id"] for c in cols]
+    assert pair_ids <= set(ids) and "base" in ids, ids
+    assert ids.index("base") == 0, f"the base model comes first: {ids}"
+    for c in done:
+        assert c["text"].strip(), f"{c['id']} answered with empty text: {cols}"
+        assert any(" · " in cap or any(ch.isdigit() for ch in cap) for cap in c["captions"]), c
+    shot(page, "04-compare-generated")
 
-        # 3. Compare: the two selected adapters (and the base model) answer, freshly sampled
-        step = "compare"
-        nav(page, "Compare", "Compare generations")
-        page.get_by_role("button", name="Generate").wait_for(timeout=60_000)
-        chosen = page.locator('[data-testid="stMultiSelect"]').first
-        for i in pair_ids:
-            expect(chosen).to_contain_text(i)
-        page.locator('[data-testid="stRadio"]').filter(has_text="Decoding").get_by_text("sample", exact=True).click()
-        # sampled settings differ from the evaluation's: the saved samples must disappear
-        expect(page.get_by_text("not generated yet").first).to_be_visible(timeout=30_000)
-        page.get_by_role("button", name="Generate").click()
-        deadline = time.time() + 300
-        while True:
-            cols = response_columns(page)
-            done = [c for c in cols if c["id"] in pair_ids and c["text"] is not None
-                    and not any("saved at evaluation" in cap for cap in c["captions"])]
-            if len(done) >= 2 and page.get_by_text("not generated yet").count() == 0:
-                break
-            assert time.time() < deadline, f"generation did not finish within 300 s: {cols}"
-            page.wait_for_timeout(1000)
-        ids = [c["id"] for c in cols]
-        assert pair_ids <= set(ids) and "base" in ids, ids
-        assert ids.index("base") == 0, f"the base model comes first: {ids}"
-        for c in done:
-            assert c["text"].strip(), f"{c['id']} answered with empty text: {cols}"
-            assert any(" · " in cap or any(ch.isdigit() for ch in cap) for cap in c["captions"]), c
-        shot(page, "04-compare-generated")
+    # 4. Train a new weighting on the tiny family; its point appears on the front, marked new
+    step("train")
+    page.goto(f"{app_url}/train?family=tiny")
+    page.get_by_role("heading", name="Train a new weighting").wait_for(timeout=60_000)
+    for label, value in (("w positivity", "0.6"), ("w brevity", "0.4"), ("Steps", "3")):
+        field = page.get_by_label(label, exact=True)
+        field.fill(value)
+        field.press("Tab")
+    page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.get_by_text("Queued job").first).to_be_visible(timeout=30_000)
+    shot(page, "05-train-queued")
+    job = page.locator('[data-testid="stExpander"] summary').filter(has_text=NEW_ID)
+    expect(job.first).to_be_visible(timeout=60_000)
+    deadline = time.time() + 240
+    while True:
+        label = job.first.inner_text()
+        if "· done" in label:
+            break
+        assert "failed" not in label and "cancelled" not in label, \
+            f"the job ended as {label!r}:\n" + _job_logs(browser_root)
+        assert time.time() < deadline, f"the job is still {label!r} after 240 s:\n" + _job_logs(browser_root)
+        page.wait_for_timeout(1000)
+    shot(page, "06-train-done")
 
-        # 4. Train a new weighting on the tiny family; its point appears on the front, marked new
-        step = "train"
-        page.goto(f"{app_url}/train?family=tiny")
-        page.get_by_role("heading", name="Train a new weighting").wait_for(timeout=60_000)
-        for label, value in (("w positivity", "0.6"), ("w brevity", "0.4"), ("Steps", "3")):
-            field = page.get_by_label(label, exact=True)
-            field.fill(value)
-            field.press("Tab")
-        page.get_by_role("button", name="Train", exact=True).click()
-        expect(page.get_by_text("Queued job").first).to_be_visible(timeout=30_000)
-        shot(page, "05-train-queued")
-        job = page.locator('[data-testid="stExpander"] summary').filter(has_text=NEW_ID)
-        expect(job.first).to_be_visible(timeout=60_000)
-        deadline = time.time() + 240
-        while True:
-            label = job.first.inner_text()
-            if "· done" in label:
-                break
-            assert "failed" not in label and "cancelled" not in label, \
-                f"the job ended as {label!r}:\n" + _job_logs(browser_root)
-            assert time.time() < deadline, f"the job is still {label!r} after 240 s:\n" + _job_logs(browser_root)
-            page.wait_for_timeout(1000)
-        shot(page, "06-train-done")
-
-        step = "front-after-train"
-        # a finished job makes the Train page rerun itself (which clears the "Queued job" note): let it
-        # settle first, so the page switch below does not race it
-        try:
-            page.get_by_text("Queued job").first.wait_for(state="hidden", timeout=15_000)
-        except Exception:  # noqa: BLE001 - only a courtesy wait; nav() retries anyway
-            pass
-        nav(page, "Front", "Pareto front")
-        wait_for_chart(page)
-        deadline = time.time() + 30
-        while NEW_ID not in figure(page)["ids"]:
-            assert time.time() < deadline, f"{NEW_ID} is not on the front chart: {figure(page)}"
-            page.wait_for_timeout(500)
-        fig = figure(page)
-        assert fig["fresh"] == [NEW_ID], f"only the new point is ringed as new: {fig}"
-        assert NEW_ID in {p["id"] for p in markers(page)}, "the new point is drawn"
-        expect(metric(page, "Points")).to_have_text(str(len(fig["ids"])))
-        page.mouse.move(5, 5)
-        page.wait_for_timeout(300)
-        shot(page, "07-front-new-point")
-    except BaseException:
-        try:
-            shot(page, f"failure-{step}")
-        except Exception:  # noqa: BLE001 - the original error matters more
-            pass
-        raise
+    step("front-after-train")
+    # a finished job makes the Train page rerun itself (which clears the "Queued job" note): let it
+    # settle first, so the page switch below does not race it
+    try:
+        page.get_by_text("Queued job").first.wait_for(state="hidden", timeout=15_000)
+    except Exception:  # noqa: BLE001 - only a courtesy wait; nav() retries anyway
+        pass
+    nav(page, "Front", "Pareto front")
+    wait_for_chart(page)
+    deadline = time.time() + 30
+    while NEW_ID not in figure(page)["ids"]:
+        assert time.time() < deadline, f"{NEW_ID} is not on the front chart: {figure(page)}"
+        page.wait_for_timeout(500)
+    fig = figure(page)
+    assert fig["fresh"] == [NEW_ID], f"only the new point is ringed as new: {fig}"
+    assert NEW_ID in {p["id"] for p in markers(page)}, "the new point is drawn"
+    expect(metric(page, "Points")).to_have_text(str(len(fig["ids"])))
+    page.mouse.move(5, 5)
+    page.wait_for_timeout(300)
+    shot(page, "07-front-new-point")
 
 
 def test_model_output_is_shown_inert_in_a_real_browser(page, app_url, browser_root):

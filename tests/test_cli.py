@@ -38,6 +38,7 @@ def small_family(d):
     assert main(sweep_args(d, "--steps", "2", weights=("0.5,0.5",), margin="brevity=explicit:0.01")) == 0
 
 
+@pytest.mark.slow
 def test_sweep_evaluate_front_end_to_end(family_dir, capsys):
     assert main(sweep_args(family_dir)) == 0
     stages = capsys.readouterr().out
@@ -83,6 +84,7 @@ def test_sweep_evaluate_front_end_to_end(family_dir, capsys):
     assert fam.load_family(root).point("w-0.60-0.40").eval is not None
 
 
+@pytest.mark.slow
 def test_killed_training_leaves_no_adapter_and_rerun_succeeds(family_dir):
     small_family(family_dir)
     root = family_dir / "fam"
@@ -126,6 +128,7 @@ def test_bad_cli_input_gives_clear_error(family_dir, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_help_explains_each_command():
     for command in ("sweep", "train", "evaluate", "front", "generate"):
         out = subprocess.run([sys.executable, "-m", "modpo", command, "--help"], capture_output=True, text=True)

@@ -12,6 +12,8 @@ import pytest
 from modpo import family as fam
 from modpo import jobs
 
+pytestmark = pytest.mark.slow  # real training subprocesses
+
 FAST = {"learning_rate": 5e-3, "lora_r": 8, "lora_alpha": 16, "max_length": 256, "evaluate": False}
 
 

@@ -19,10 +19,6 @@ def calls(path: Path):
             yield node, ast.unparse(node.func)
 
 
-def test_the_sources_are_scanned():
-    assert len(SOURCES) >= 25 and any(p.name == "family.py" for p in SOURCES)
-
-
 def test_no_shell_no_pickle_no_unsafe_torch_load():
     problems = []
     for path in SOURCES:
@@ -116,14 +112,6 @@ def test_trust_remote_code_is_off_unless_the_flag_asks():
         ]
     )
     assert args.trust_remote_code is True
-
-
-def test_the_dashboard_binds_to_loopback_by_default():
-    import tomllib
-    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["address"] == "127.0.0.1"
-    readme = (REPO / "README.md").read_text()
-    assert re.search(r"python -m streamlit run dashboard/app\.py", readme)
 
 
 @pytest.mark.parametrize("typed", ["../outside", "/etc", "demo/../../x", "..", ""])

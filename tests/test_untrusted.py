@@ -215,6 +215,7 @@ def test_train_inherits_the_recipe_and_refuses_incomparable_overrides(root, tmp_
 
 # ---- interrupts, and the dashboard's address ------------------------------------------------------------
 
+@pytest.mark.slow
 def test_ctrl_c_during_train_prints_one_line_and_exits_130(root):
     cmd = [sys.executable, "-m", "modpo", "train", "--family", str(root), "--weights", "0.4,0.6", "--steps", "500",
            "--no-eval", "--job-id", "ctrlc"]
@@ -245,6 +246,7 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["streamlit run", "python -m modpo dashboard"])
 def test_the_dashboard_listens_on_loopback_from_any_directory(tmp_path, how):
     with socket.socket() as s:

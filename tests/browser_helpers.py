@@ -1,0 +1,191 @@
+"""Helpers of the real-browser tests (test_browser.py): screenshots, Streamlit and plotly locators,
+selection by click and box, page navigation. The scenario's current step is kept in CURRENT so the
+failure hook in conftest.py names its screenshot after it."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+CURRENT = {"step": "start"}
+
+
+def step(name: str) -> None:
+    """Name the scenario's step now running (the failure screenshot is failure-<test>-<step>.png)."""
+    CURRENT["step"] = name
+
+
+def shot(page, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def metric(page, label: str):
+    return page.locator('[data-testid="stMetric"]').filter(has_text=label).locator('[data-testid="stMetricValue"]')
+
+
+def chart(page):
+    """The front chart (the first plotly figure on the page)."""
+    return page.locator(".js-plotly-plot").first
+
+
+# Every drawn marker with its point id (the trace's customdata) and its centre on screen.
+MARKERS_JS = """gd => {
+  const out = [];
+  gd.querySelectorAll('.scatterlayer .trace').forEach(tr => {
+    const cd = tr.__data__;
+    const trace = cd && cd[0] && cd[0].trace;
+    if (!trace || !trace.customdata) return;
+    tr.querySelectorAll('.points path.point').forEach(p => {
+      const d = p.__data__;
+      const r = p.getBoundingClientRect();
+      if (!d || r.width === 0 || r.height === 0) return;
+      out.push({id: String(trace.customdata[d.i]), x: r.x + r.width / 2, y: r.y + r.height / 2});
+    });
+  });
+  return out;
+}"""
+
+# Point ids in the figure the app sent, and which the app rings as selected (width 3) or new (width 2).
+FIGURE_JS = """gd => {
+  const ids = [], selected = [], fresh = [];
+  (gd.data || []).forEach(t => {
+    if (!t.customdata) return;
+    const w = (t.marker && t.marker.line && t.marker.line.width) || [];
+    Array.from(t.customdata).forEach((id, i) => {
+      ids.push(String(id));
+      if (w[i] === 3) selected.push(String(id));
+      if (w[i] === 2) fresh.push(String(id));
+    });
+  });
+  return {ids, selected, fresh};
+}"""
+
+
+def markers(page) -> list[dict]:
+    return chart(page).evaluate(MARKERS_JS)
+
+
+def figure(page) -> dict:
+    return chart(page).evaluate(FIGURE_JS)
+
+
+def wait_for_chart(page, min_points: int = 2) -> None:
+    from playwright.sync_api import Error as PlaywrightError
+    for attempt in range(5):  # a rerun of the app may replace the chart's element while we look at it
+        try:
+            chart(page).wait_for(state="visible", timeout=60_000)
+            page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(state="visible", timeout=60_000)
+            chart(page).scroll_into_view_if_needed(timeout=10_000)
+            break
+        except PlaywrightError:
+            if attempt == 4:
+                raise
+            page.wait_for_timeout(500)
+    deadline = time.time() + 30
+    while len(markers(page)) < min_points:
+        assert time.time() < deadline, f"the front chart shows fewer than {min_points} markers"
+        page.wait_for_timeout(250)
+
+
+def wait_selected(page, ids: set[str], timeout: float = 30) -> None:
+    """Until the figure the app re-rendered rings exactly these ids as selected."""
+    deadline = time.time() + timeout
+    while True:
+        got = set(figure(page)["selected"])
+        if got == ids:
+            return
+        assert time.time() < deadline, f"the chart rings {sorted(got)} as selected, expected {sorted(ids)}"
+        page.wait_for_timeout(250)
+
+
+def drag_modes(page) -> list[str]:
+    return chart(page).evaluate("gd => [gd._fullLayout.clickmode, gd._fullLayout.dragmode]")
+
+
+def use_box_select(page) -> None:
+    """Pick the chart toolbar's Box Select tool, unless it is already the drag mode."""
+    if drag_modes(page)[1] == "select":
+        return
+    chart(page).hover()
+    page.locator('.modebar-btn[data-attr="dragmode"][data-val="select"]').first.click()
+    deadline = time.time() + 10
+    while drag_modes(page)[1] != "select":
+        assert time.time() < deadline, f"the Box Select tool did not switch the chart's drag mode: {drag_modes(page)}"
+        page.wait_for_timeout(100)
+
+
+def click_target(points: list[dict]) -> dict:
+    """An adapter's marker with no other marker drawn on or near it, so a click can only mean that one."""
+    def room(p):
+        return min((abs(p["x"] - q["x"]) + abs(p["y"] - q["y"]) for q in points if q is not p), default=1e9)
+    return max(points, key=lambda p: (p["id"] != "base", min(room(p), 40)))
+
+
+def two_point_box(points: list[dict], plot: dict, pad: float = 8) -> tuple[list[dict], tuple]:
+    """Two markers and a rectangle (x0, y0, x1, y1) inside the plot area holding their centres and no other."""
+    lo_x, lo_y = plot["x"] + 2, plot["y"] + 2
+    hi_x, hi_y = plot["x"] + plot["width"] - 2, plot["y"] + plot["height"] - 2
+    best = None
+    for i, a in enumerate(points):
+        for b in points[i + 1:]:
+            if a["id"] == b["id"]:
+                continue
+            box = (max(lo_x, min(a["x"], b["x"]) - pad), max(lo_y, min(a["y"], b["y"]) - pad),
+                   min(hi_x, max(a["x"], b["x"]) + pad), min(hi_y, max(a["y"], b["y"]) + pad))
+            if box[2] - box[0] < 12 or box[3] - box[1] < 12:
+                continue  # plotly takes a tiny drag for a click
+
+            def inside(p, m=3, box=box):  # with a margin, so no marker sits on the border
+                return box[0] - m <= p["x"] <= box[2] + m and box[1] - m <= p["y"] <= box[3] + m
+            if not (inside(a, -1) and inside(b, -1)):
+                continue
+            if any(inside(p) for p in points if p is not a and p is not b):
+                continue
+            # smallest box first, but two markers drawn apart beat two drawn on top of each other
+            key = (abs(a["x"] - b["x"]) + abs(a["y"] - b["y"]) < 6, (box[2] - box[0]) * (box[3] - box[1]))
+            if best is None or key < best[0]:
+                best = (key, [a, b], box)
+    assert best, f"no rectangle on the chart holds exactly two of its {len(points)} markers"
+    return best[1], best[2]
+
+
+def drag_box(page, box: tuple) -> None:
+    x0, y0, x1, y1 = box
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for k in range(1, 11):  # several moves, as a hand would, so plotly draws the box as it goes
+        page.mouse.move(x0 + (x1 - x0) * k / 10, y0 + (y1 - y0) * k / 10)
+    page.mouse.up()
+
+
+def nav(page, title: str, heading: str, tries: int = 3) -> None:
+    """Follow the sidebar's page link (keeps the streamlit session, and with it the selection), until the
+    page's heading shows. Retried: a page switch that lands while the app reruns itself can be lost."""
+    for attempt in range(tries):
+        page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+        try:
+            page.get_by_role("heading", name=heading).wait_for(timeout=30_000)
+            return
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError; retried, then reported below
+            if attempt == tries - 1:
+                raise AssertionError(f"the sidebar link {title!r} did not open the page {heading!r} "
+                                     f"after {tries} clicks (url {page.url})") from None
+
+
+def response_columns(page) -> list[dict]:
+    """The compare page's columns: header (adapter id), response text and its caption line."""
+    return page.evaluate("""() => {
+      const out = [];
+      document.querySelectorAll('[data-testid="stColumn"]').forEach(c => {
+        const head = c.querySelector('[data-testid="stMarkdownContainer"] strong');
+        const text = c.querySelector('[data-testid="stText"]');
+        if (!head) return;
+        const captions = Array.from(c.querySelectorAll('[data-testid="stCaptionContainer"]')).map(e => e.innerText);
+        out.push({id: head.innerText.trim(), text: text ? text.innerText : null, captions});
+      });
+      return out;
+    }""")
+
+
