@@ -460,8 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="build (or resume) the demo family: sentiment vs. brevity on SmolLM2-135M-Instruct",
                        description="Samples on-policy pairs, trains the DPO endpoint on brevity and 5 MODPO weightings "
-                       "with a sentiment margin, evaluates them and the base model, and draws the front. Offline; "
-                       "20-45 min on 2 CPU cores (measured 19 and 44 on two machines).")
+                       "with a sentiment margin, evaluates them and the base model, and draws the front. Offline; the "
+                       "README gives the measured build time.")
     p.add_argument("--family", default="checkpoints/demo", help="where to build it (default %(default)s)")
     p.add_argument("--steps", type=_positive(int), help="optimizer steps per adapter (default: the demo recipe's)")
     p.set_defaults(func=cmd_demo)

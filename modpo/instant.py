@@ -1,4 +1,4 @@
-"""Instant weightings: reach a new w from adapters a family already has, in seconds, without training.
+"""Instant weightings: reach a new w from adapters a family already has, without training.
 
   merge  ("rewarded soups") a new LoRA adapter from source adapters through peft
          add_weighted_adapter; combination "cat" is the exact weighted sum of their LoRA deltas,
