@@ -13,6 +13,7 @@ from dashboard import common
 from modpo import family as fam
 from modpo.front import table_hypervolume
 from modpo.plots import front_figure, png_bytes
+from modpo.weights import normalize
 
 CHART_KEY = "front_chart"
 TABLE_KEY = "front_table"
@@ -128,12 +129,15 @@ def render_preview(root, family) -> None:
     from modpo.config import EvalSettings
     from modpo.family import read_eval_prompts
 
-    total = sum(raw)
     prompts = read_eval_prompts(root)
-    if total <= 0 or not prompts:
-        st.error("Give at least one weight > 0." if total <= 0 else "This family has no evaluation prompts.")
+    if not prompts:
+        st.error("This family has no evaluation prompts.")
         return
-    weights = [v / total for v in raw]
+    try:
+        weights = normalize(raw, decimals=6)
+    except ValueError as e:
+        st.error(common.literal(e))
+        return
     settings = EvalSettings.from_recorded(fam.recorded_eval_settings(family))
     try:
         with st.status(f"{method} at w = {[round(w, 3) for w in weights]}: evaluating on {len(prompts)} prompts...",

@@ -12,18 +12,7 @@ import streamlit as st
 from dashboard import common
 from modpo import family as fam
 from modpo import jobs
-
-
-def parse_weights(values: list[float]) -> list[float]:
-    """Weights from the form (family order), scaled onto the simplex; a clear ValueError for values that
-    cannot be. Whether the target objective got a weight > 0 is checked by jobs.submit, by name."""
-    if any(v != v or v < 0 for v in values):
-        raise ValueError(f"weights must be numbers >= 0, got {values}")
-    total = sum(values)
-    if total <= 0:
-        raise ValueError("at least one weight must be > 0 (they are scaled to sum to 1)")
-    head = [round(v / total, 4) for v in values[:-1]]
-    return head + [round(1 - sum(head), 4)]
+from modpo.weights import normalize
 
 
 def render_form(root, family) -> None:
@@ -58,7 +47,7 @@ def render_form(root, family) -> None:
         submitted = st.form_submit_button("Train", type="primary")
     if submitted:
         try:
-            weights = parse_weights(raw)
+            weights = normalize(raw)
             job_id = jobs.submit(root, weights, int(steps), learning_rate=float(lr))
             st.success(f"Queued job {job_id} for weights {weights}")
         except ValueError as e:

@@ -5,8 +5,9 @@ Kept free of heavy imports so the CLI's --help and the dashboard's forms load fa
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
+
+from .weights import check_beta
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -30,9 +31,9 @@ class TrainConfig:
     bf16: bool = False                     # bf16 autocast (GPU)
 
     def __post_init__(self):
+        check_beta(self.beta)
         self.target_modules = tuple(self.target_modules)
         checks = [
-            (math.isfinite(self.beta) and self.beta > 0, f"beta must be > 0, got {self.beta}"),
             (self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}"),
             (self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}"),
             (0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}"),

@@ -259,17 +259,9 @@ def tokenize_pairs(pairs: list[Pair], tokenizer, max_length: int) -> tuple[list[
     return examples, dropped
 
 
-def pad_pairs(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Chosen then rejected sequences of a batch in one right-padded tensor, for one forward pass.
-
-    Returns input_ids, attention_mask, labels: (2B, T), rows [0, B) chosen and [B, 2B) rejected;
-    labels are IGNORE_INDEX on the prompt and padding.
-    """
-    seqs, labels = [], []
-    for key in ("chosen_ids", "rejected_ids"):
-        for ex in examples:
-            seqs.append(list(ex["prompt_ids"]) + list(ex[key]))
-            labels.append([IGNORE_INDEX] * len(ex["prompt_ids"]) + list(ex[key]))
+def right_pad(seqs: list[list[int]], labels: list[list[int]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Sequences and their labels right-padded into (N, T) input_ids, attention_mask and labels
+    (IGNORE_INDEX on padding): the one padding of every log-prob pass."""
     width = max(len(s) for s in seqs)
     input_ids = torch.full((len(seqs), width), pad_token_id, dtype=torch.long)
     label_ids = torch.full((len(seqs), width), IGNORE_INDEX, dtype=torch.long)
@@ -279,6 +271,21 @@ def pad_pairs(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tensor
         label_ids[i, :len(lab)] = torch.tensor(lab)
         attention_mask[i, :len(s)] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": label_ids}
+
+
+def prompt_response(prompt_ids: list[int], response_ids: list[int]) -> tuple[list[int], list[int]]:
+    """(sequence, labels) of a prompt and its response: the prompt is masked out of the labels."""
+    return list(prompt_ids) + list(response_ids), [IGNORE_INDEX] * len(prompt_ids) + list(response_ids)
+
+
+def pad_pairs(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Chosen then rejected sequences of a batch in one right-padded tensor, for one forward pass.
+
+    Returns input_ids, attention_mask, labels: (2B, T), rows [0, B) chosen and [B, 2B) rejected;
+    labels are IGNORE_INDEX on the prompt and padding.
+    """
+    rows = [prompt_response(ex["prompt_ids"], ex[key]) for key in ("chosen_ids", "rejected_ids") for ex in examples]
+    return right_pad([r[0] for r in rows], [r[1] for r in rows], pad_token_id)
 
 
 FLOAT_COLUMNS = ("reference_chosen_logps", "reference_rejected_logps",

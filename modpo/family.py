@@ -25,6 +25,7 @@ from typing import Any
 
 from . import schema
 from .schema import ADAPTER_KINDS, DIRECTIONS, JOB_STATES, SCHEMA_VERSION, FamilyError  # noqa: F401 (re-exported)
+from .weights import check_beta
 
 _ID = re.compile(schema.ID_PATTERN)
 
@@ -139,8 +140,10 @@ class FamilySpec:
                 raise FamilyError(f"objective {o.name!r}: direction must be one of {DIRECTIONS}, got {o.direction!r}")
         if self.target not in names:
             raise FamilyError(f"target {self.target!r} is not one of the objectives {names}")
-        if not self.beta > 0:
-            raise FamilyError(f"beta must be > 0, got {self.beta}")
+        try:
+            check_beta(self.beta)
+        except ValueError as e:
+            raise FamilyError(str(e)) from None
 
     @property
     def objective_names(self) -> list[str]:

@@ -13,8 +13,8 @@ import re
 import torch
 
 from .config import GenerationSettings  # noqa: F401 (re-exported)
-from .data import prompt_ids
-from .loss import IGNORE_INDEX, model_sequence_logps
+from .data import prompt_ids, prompt_response, right_pad
+from .loss import model_sequence_logps
 
 BASE = "__base__"
 
@@ -103,17 +103,10 @@ def response_logps(model, tokenizer, prompts: list[str], response_ids: list[list
     pad = tokenizer.pad_token_id
     out = []
     for start in range(0, len(prompts), batch_size):
-        seqs, labels = [], []
-        for p, r in zip(prompts[start:start + batch_size], response_ids[start:start + batch_size]):
-            p_ids = prompt_ids(tokenizer, p)
-            seqs.append(p_ids + list(r))
-            labels.append([IGNORE_INDEX] * len(p_ids) + list(r))
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        lab = torch.full((len(seqs), width), IGNORE_INDEX, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, (s, l_) in enumerate(zip(seqs, labels)):
-            ids[i, :len(s)], lab[i, :len(l_)], mask[i, :len(s)] = torch.tensor(s), torch.tensor(l_), 1
+        rows = [prompt_response(prompt_ids(tokenizer, p), r)
+                for p, r in zip(prompts[start:start + batch_size], response_ids[start:start + batch_size])]
+        batch = right_pad([r[0] for r in rows], [r[1] for r in rows], pad)
+        ids, mask, lab = batch["input_ids"], batch["attention_mask"], batch["labels"]
         kwargs = {}
         if adapter_names is not None and _is_peft(model):
             kwargs["adapter_names"] = adapter_names[start:start + batch_size]

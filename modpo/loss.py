@@ -6,12 +6,10 @@ Multi-Objective Direct Preference Optimization" (arXiv 2310.03708), and to Rafai
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from .weights import validate_weights
+from .weights import check_beta, validate_weights
 
 IGNORE_INDEX = -100
 
@@ -78,8 +76,7 @@ def _check_logps(**tensors: torch.Tensor) -> int:
 
 
 def _check_beta(beta: float) -> None:
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be a finite number > 0 (the paper uses 0.1), got {beta!r}")
+    check_beta(beta)
 
 
 def check_weights(weights, n_objectives: int | None = None) -> torch.Tensor:

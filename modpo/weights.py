@@ -1,4 +1,4 @@
-"""Weightings of the objectives: validation, ids, and the loss's order (pure Python, no torch).
+"""Weightings of the objectives and beta: validation, ids, and the loss's order (pure Python, no torch).
 
 Weights live in family order (the order of family.json's objectives) everywhere on disk and in
 the UI; the loss wants the target objective first (MODPO Eq. 7 divides by its weight).
@@ -7,6 +7,13 @@ from __future__ import annotations
 
 import math
 from typing import Sequence
+
+
+def check_beta(beta) -> float:
+    """beta as a float, or a ValueError: the KL strength must be a finite number > 0 (the one home of this rule)."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta <= 0:
+        raise ValueError(f"beta must be a finite number > 0 (the paper uses 0.1), got {beta!r}")
+    return float(beta)
 
 
 def validate_weights(weights: Sequence[float], n_objectives: int | None = None) -> list[float]:
@@ -44,6 +51,19 @@ def validate_simplex(weights: Sequence[float], objective_names: list[str]) -> li
         raise ValueError(f"weights must be {len(objective_names)} numbers >= 0 summing to 1 "
                          f"(objectives {objective_names}), got {list(weights)}")
     return w
+
+
+def normalize(values: Sequence[float], decimals: int = 4) -> list[float]:
+    """Non-negative numbers from a form scaled onto the simplex (rounded, summing to exactly 1); a
+    ValueError for values that cannot be. Whether the target got a weight > 0 is target_first's check."""
+    v = [float(x) for x in values]
+    if any(not math.isfinite(x) or x < 0 for x in v):
+        raise ValueError(f"weights must be numbers >= 0, got {v}")
+    total = sum(v)
+    if total <= 0:
+        raise ValueError("at least one weight must be > 0 (they are scaled to sum to 1)")
+    head = [round(x / total, decimals) for x in v[:-1]]
+    return head + [round(1 - sum(head), decimals)]
 
 
 def weights_id(weights: Sequence[float]) -> str:

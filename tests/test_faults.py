@@ -8,12 +8,15 @@ import sys
 import threading
 import time
 
+import pytest
+
 from modpo import family as fam
 from modpo.data import write_jsonl
 
 WEIGHTS = ("0.75,0.25", "0.5,0.5", "0.25,0.75")
 
 
+@pytest.mark.slow
 def test_sweep_killed_between_adapters_resumes(tmp_path, tiny_prefs):
     write_jsonl(tiny_prefs, tmp_path / "prefs.jsonl")
     (tmp_path / "eval.json").write_text(json.dumps(["tell me about cats", "how do i cook rice"]))

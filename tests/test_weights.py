@@ -22,3 +22,13 @@ def test_simplex_checks():
         with pytest.raises(ValueError, match="numbers >= 0 summing to 1"):
             validate_simplex(bad, ["a", "b"])
     assert validate_weights([0.25, 0.75]) == [0.25, 0.75]
+
+
+def test_normalize_scales_form_values_onto_the_simplex():
+    from modpo.weights import normalize
+    assert normalize([1, 1, 2]) == [0.25, 0.25, 0.5]
+    assert sum(normalize([1, 1, 1])) == 1.0
+    with pytest.raises(ValueError, match="at least one weight must be > 0"):
+        normalize([0, 0])
+    with pytest.raises(ValueError, match=">= 0"):
+        normalize([-1, 2])
