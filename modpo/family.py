@@ -4,8 +4,10 @@
     <family>/data/                   preference data and its precomputed reference / margin columns
     <family>/base/                   meta.json + eval.json of the base model (no weights)
     <family>/adapters/<id>/          adapter_config.json, adapter_model.safetensors, meta.json, eval.json
-    <family>/jobs/<id>/              status.json, log.txt, and adapter/ while training
+    <family>/jobs/<id>/              status.json, launch.json, log.txt, and adapter/ while training
 
+A family folder is untrusted data: every path is built here and checked by `within` (no link may
+lead out of the family), and every JSON file is read by `read_json` against its schema (schema.py).
 Every JSON file carries schema_version. Every write is a temp file plus os.replace, and an adapter
 appears in adapters/ only when complete: it is trained into jobs/<id>/adapter and renamed.
 """
