@@ -35,15 +35,15 @@ def synthetic_family(root: Path, n: int, seed: int = 0) -> None:
         0.1,
         {"b": {"kind": "explicit", "scorer": "brevity", "scale": 0.01}},
     )
-    fam.write_meta(root / "base", {"id": "base", "kind": "base", "base_model": "tiny"})
-    fam.write_eval(root / "base", {"id": "base", "objectives": {"a": {"mean": 0, "stderr": 0.1, "n": 64},
+    fam.write_meta(fam.point_dir(root, "base"), {"id": "base", "kind": "base", "base_model": "tiny"})
+    fam.write_eval(fam.point_dir(root, "base"), {"id": "base", "objectives": {"a": {"mean": 0, "stderr": 0.1, "n": 64},
                                                                  "b": {"mean": 0, "stderr": 0.1, "n": 64}}})
     for i in range(n):
         w = (i + 1) / (n + 1)
-        d = root / "adapters" / f"w-{i:04d}"
+        d = fam.adapter_dir(root, f"w-{i:04d}")
         d.mkdir(parents=True)
         save_file({"lora_A": np.zeros((8, 8), dtype=np.float32)}, str(d / "adapter_model.safetensors"))
-        (d / "adapter_config.json").write_text("{}")
+        (d / "adapter_config.json").write_text('{"r": 8}')  # the rank the safetensors check compares with
         fam.write_meta(d, {"id": d.name, "kind": "modpo", "base_model": "tiny", "weights": {"a": w, "b": 1 - w},
                            "steps": 48, "loss_curve": [[s, 0.69] for s in range(48)]})
         a, b = np.sqrt(w) + rng.normal(0, 0.02), np.sqrt(1 - w) + rng.normal(0, 0.02)

@@ -48,12 +48,10 @@ def saved_sample(point, prompt: str, settings) -> dict | None:
     return None
 
 
-def eval_max_new_tokens(family, default: int = 64) -> int:
+def eval_max_new_tokens(family) -> int:
     """The evaluation's response cap, so the saved samples match the page's default settings."""
-    for p in family.points:
-        if p.eval and "settings" in p.eval:
-            return int(p.eval["settings"].get("max_new_tokens", default))
-    return default
+    from modpo.config import EvalSettings
+    return EvalSettings.from_recorded(fam.recorded_eval_settings(family)).max_new_tokens
 
 
 def render_settings(family):

@@ -74,7 +74,8 @@ def test_saved_adapter_loads_with_plain_peft(tmp_path, tiny, tiny_prefs):
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"beta": 0}, "beta must be a finite number > 0"), ({"lora_r": 0}, "lora_r"), ({"learning_rate": 2.0}, "learning_rate"),
+    ({"beta": 0}, "beta must be a finite number > 0"), ({"lora_r": 0}, "lora_r"),
+    ({"learning_rate": 2.0}, "learning_rate"),
     ({"max_steps": 0}, "max_steps"), ({"batch_size": 0}, "batch_size"), ({"max_length": 4}, "max_length"),
 ])
 def test_bad_config_is_rejected(override, message):
