@@ -5,6 +5,7 @@ This is the only place that parses arguments; the dashboard launches the same co
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -365,6 +366,30 @@ def cmd_instant(a) -> int:
     return 0
 
 
+def cmd_coherence(a) -> int:
+    from .coherence import OFF_TOPIC, check_family, default_prompts
+    from .evaluate import adapters_of
+    from .models import attach_adapters, load_base
+
+    family = fam.load_family(family_root(a))
+    for e in family.errors:
+        print(f"warning: {e}", file=sys.stderr)
+    prompts = read_prompt_file(a.prompts) if a.prompts else default_prompts()
+    model, tokenizer = load_base(family.spec.base_model)
+    model = attach_adapters(model, adapters_of(family, family.points))
+    report = check_family(model, tokenizer, family, prompts)
+    print(f"{len(prompts)} prompts; off topic = relevance < {OFF_TOPIC}; degenerate = under 3 words, a phrase loop, "
+          "or one answer to 3+ prompts")
+    print(f"{'point':>16s} {'relevance':>9s} {'x base':>6s} {'degenerate':>10s} {'off topic':>9s} {'bad':>5s}")
+    for pid, r in report.items():
+        print(f"{pid:>16s} {r['relevance']:9.3f} {r['relevance_vs_base']:6.2f} {r['degenerate']:10.0%} "
+              f"{r['off_topic']:9.0%} {r['bad']:5.0%}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"prompts": prompts, "points": report}, indent=2) + "\n")
+        print(f"answers and scores: {a.json}")
+    return 0
+
+
 def cmd_dashboard(a) -> int:
     """Start the app bound to --host (loopback unless asked otherwise), as an argument list."""
     import subprocess
@@ -465,6 +490,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", default="checkpoints/demo", help="where to build it (default %(default)s)")
     p.add_argument("--steps", type=_positive(int), help="optimizer steps per adapter (default: the demo recipe's)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("coherence", help="answer prompts nobody tuned for with every point and judge the answers",
+                       description="Greedy answers (the family's evaluation settings) from the base model and every "
+                       "point; per point the mean relevance to the prompt (MiniLM cosine), and the shares of "
+                       "degenerate and off-topic answers.")
+    p.add_argument("--family", required=True, help="family folder")
+    p.add_argument("--prompts", help="JSON list (or {'prompts': [...]}) of prompts; default: the shipped set "
+                   "written apart from the demo's train and evaluation prompts")
+    p.add_argument("--json", help="also write every answer with its scores to this file")
+    p.set_defaults(func=cmd_coherence)
 
     p = sub.add_parser("dashboard", help="open the dashboard (bound to 127.0.0.1 unless --host says otherwise)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine "

@@ -41,7 +41,8 @@ def test_the_wheel_carries_assets_dashboard_and_console_script(tmp_path):
 
 
 LAYERS = ["weights", "loss", "pareto", "schema", "config", "family", "front", "plots", "data", "scorers", "models",
-          "generate", "margins", "train", "evaluate", "feedback", "instant", "sweep", "demo", "jobs", "cli", "__main__"]
+          "generate", "margins", "train", "evaluate", "coherence", "feedback", "instant", "sweep", "demo", "jobs",
+          "cli", "__main__"]
 
 
 def test_modules_import_only_downward():
