@@ -13,6 +13,7 @@ from dashboard import common
 from modpo import family as fam
 from modpo.front import table_hypervolume
 from modpo.plots import front_figure, png_bytes
+from modpo.scorers import meaning
 from modpo.weights import normalize
 
 CHART_KEY = "front_chart"
@@ -86,7 +87,8 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
     maximize = {o.name: o.maximize for o in family.spec.objectives}
     selected = common.selected_ids(name, [p.id for p in family.points])  # filters hide points, never unselect them
     fig = front_figure(table, objectives, maximize, x, y, selected=selected, new_ids=new_point_ids(root),
-                       title=f"{name}: {y} vs {x}")
+                       title=f"{name} on {family.spec.base_model}: {y} vs {x}",
+                       meanings={o.name: meaning(o.scorer) for o in family.spec.objectives})
     left, right = st.columns([3, 2])
     with left:
         event = st.plotly_chart(fig, key=CHART_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"),

@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import common
 from modpo import family as fam
 from modpo import jobs
+from modpo.pareto import suggest_weighting
 from modpo.weights import normalize
 
 
@@ -23,9 +24,11 @@ def render_form(root, family) -> None:
         st.caption(common.literal(f"Weights are scaled to sum to 1. The target objective ({spec.target}) must get a "
                                   "weight > 0: MODPO divides by it."))
         cols = st.columns(len(spec.objectives))
-        raw = [c.number_input(f"w {common.literal(o.name)}", min_value=0.0, max_value=1.0,
-                              value=round(1 / len(spec.objectives), 2), step=0.05, key=f"w_{o.name}")
-               for c, o in zip(cols, spec.objectives)]
+        default = suggest_weighting([[p.weights[o] for o in spec.objective_names] for p in family.points
+                                     if p.weights and p.kind == "modpo"], len(spec.objectives), spec.target_index)
+        raw = [c.number_input(f"w {common.literal(o.name)}", min_value=0.0, max_value=1.0, value=float(w),
+                              step=0.05, key=f"w_{o.name}", help="default: the widest gap between the trained points")
+               for c, o, w in zip(cols, spec.objectives, default)]
         c1, c2 = st.columns(2)
         steps = c1.number_input(
             "Steps",
@@ -49,7 +52,10 @@ def render_form(root, family) -> None:
         try:
             weights = normalize(raw)
             job_id = jobs.submit(root, weights, int(steps), learning_rate=float(lr))
-            st.success(f"Queued job {job_id} for weights {weights}")
+            state = next(j for j in jobs.refresh(root) if j["id"] == job_id)["state"]
+            waiting = state == "queued"
+            st.success(f"{'Queued' if waiting else 'Started'} job {job_id} for weights {weights}"
+                       + (" (it starts when the running job ends)" if waiting else ""))
         except ValueError as e:
             st.error(common.literal(f"Cannot start this run: {e}"))
 
@@ -64,7 +70,8 @@ def render_job(root, job: dict) -> None:
         st.progress(min(1.0, step / max(total, 1)), text=f"step {step} / {total}")
         curve = job.get("loss_curve") or []
         if curve:
-            st.line_chart(pd.DataFrame(curve, columns=["step", "loss"]).set_index("step"), height=180)
+            st.line_chart(pd.DataFrame(curve, columns=["step", "loss"]).set_index("step"), height=180,
+                          x_label="optimizer step", y_label="MODPO loss")
         if state == "failed":
             st.error(common.literal(job.get("error", "failed")))
         if state in ("failed", "cancelled") or st.toggle("Show log", key=f"log_{job['id']}"):

@@ -143,6 +143,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
 def write_front_png(root: Path) -> Path:
     from .front import front_table
     from .plots import front_figure, save_png
+    from .scorers import meaning
 
     family = fam.load_family(root)
     table = front_table(family)
@@ -156,6 +157,7 @@ def write_front_png(root: Path) -> Path:
         names[0],
         title=f"{family.spec.name}: {names[0]} vs {names[1]} on {family.spec.base_model}",
         label_all=True,
+        meanings={o.name: meaning(o.scorer) for o in family.spec.objectives},
     )
     save_png(fig, fam.front_png(root))
     return fam.front_png(root)

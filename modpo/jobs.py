@@ -125,7 +125,8 @@ def _launch(root: Path, job: dict) -> None:
     log = open(fam.job_dir(root, job["id"]) / "log.txt", "ab")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent),
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # the log is live
+                            env={**os.environ, "PYTHONUNBUFFERED": "1",  # the log is live
+                                 "PYTHONWARNINGS": "ignore", "TRANSFORMERS_VERBOSITY": "error"})  # and not noisy
     log.close()
     _children[proc.pid] = proc
     fam.write_launch(root, job["id"], proc.pid, time.time())

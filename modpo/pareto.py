@@ -86,3 +86,14 @@ def weight_grid(n_objectives: int, step: float = 0.1, interior: bool = True) -> 
             continue
         grid.append(tuple(round(c / k, 10) for c in counts))
     return sorted(grid, reverse=True)
+
+
+def suggest_weighting(existing: list[Sequence[float]], n_objectives: int, target_index: int,
+                      step: float = 0.05) -> tuple[float, ...]:
+    """The weighting on a grid of step that is farthest (L1) from every existing one, with the target's
+    weight > 0: the widest gap in a family's sweep, a good default for its next point."""
+    candidates = [w for w in weight_grid(n_objectives, step, interior=False) if w[target_index] > 0]
+    if not existing:
+        return min(candidates, key=lambda w: sum(abs(x - 1 / n_objectives) for x in w))
+    have = np.asarray(existing, dtype=float)
+    return max(candidates, key=lambda w: (float(np.abs(have - np.asarray(w)).sum(1).min()), -abs(w[0] - w[-1])))

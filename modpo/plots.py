@@ -47,7 +47,7 @@ def hover_text(row: pd.Series, objectives: list[str]) -> str:
 
 def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str, bool], x: str, y: str,
                  selected: list[str] | tuple = (), new_ids: list[str] | tuple = (), title: str | None = None,
-                 label_all: bool = False) -> go.Figure:
+                 label_all: bool = False, meanings: dict[str, str] | None = None) -> go.Figure:
     """Scatter of objective x against y: front points joined in order, dominated faded, each kind
     with its own marker, error bars from the standard errors, selected points ringed.
 
@@ -55,6 +55,7 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
     static PNG, where there is no hover).
 
     The front is recomputed on the two plotted objectives, so it is the front of what is shown.
+    meanings: objective -> what its number is (scorers.meaning), shown in the axis titles.
     """
     from .pareto import pareto_mask
 
@@ -87,8 +88,13 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
                 hovertext=[hover_text(r, objectives) for _, r in part.iterrows()], hoverinfo="text"))
     add_links_to_trained(fig, data, objectives, x, y)
     arrow = {True: "→ better", False: "← better"}
-    fig.update_layout(title=literal(title) if title else None, xaxis_title=f"{literal(x)} ({arrow[maximize[x]]})",
-                      yaxis_title=f"{literal(y)} ({'↑' if maximize[y] else '↓'} better)",
+    meanings = meanings or {}
+
+    def axis(name: str, better: str) -> str:
+        note = f": {literal(meanings[name])}" if meanings.get(name) else ""
+        return f"{literal(name)}{note} ({better})"
+    fig.update_layout(title=literal(title) if title else None, xaxis_title=axis(x, arrow[maximize[x]]),
+                      yaxis_title=axis(y, f"{'↑' if maximize[y] else '↓'} better"),
                       # no dragmode="select": Streamlit then forces clickmode "event" and a click on a
                       # scatter marker never selects; box and lasso stay in the chart's toolbar
                       legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=50, b=80),

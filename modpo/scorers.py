@@ -24,6 +24,19 @@ Scorer = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 _FACTORIES: dict[str, Callable[[], Scorer]] = {}
 
 
+MEANINGS = {  # what a scorer's number is, for axis titles and tables
+    "words": "word count", "length": "word count", "brevity": "minus the word count",
+    "sentiment": "VADER compound, -1 to 1", "relevance": "MiniLM cosine to the prompt",
+}
+
+
+def meaning(scorer: str) -> str:
+    """A few words saying what the scorer's number is ("" when unknown)."""
+    if scorer.startswith("hf-classifier:"):
+        return "classifier score"
+    return MEANINGS.get(scorer, "")
+
+
 def register_scorer(name: str, factory: Callable[[], Scorer]) -> None:
     _FACTORIES[name] = factory
 

@@ -369,12 +369,14 @@ def test_names_from_families_and_urls_are_shown_as_text_in_a_real_browser(page, 
         assert page.locator("#adapter-link, #family-bold").count() == 0, "a name became an HTML element"
 
     page.goto(f"{app_url}/?family={quote(HOSTILE_QUERY)}")
+    step("hostile-query")
     warning = page.locator('[data-testid="stAlert"]').filter(has_text="click-me").first
     expect(warning).to_be_visible(timeout=60_000)
     shown = warning.inner_text().replace("\u200b", "")  # literal() breaks would-be autolinks with zero-width spaces
     assert HOSTILE_QUERY in shown, shown
     assert str(browser_root) not in shown, "the server's checkpoints path was shown"
     no_markup()
+    assert page.get_by_role("button", name="Deploy").count() == 0, "a local tool shows no Deploy button"
     shot(page, "09-hostile-query")
     page.goto(f"{app_url}/?family=hostile")
     wait_for_chart(page)

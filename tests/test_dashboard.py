@@ -232,3 +232,15 @@ def test_front_page_loads_no_model(checkpoints):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_train_page_defaults_to_a_weighting_not_yet_trained(checkpoints):
+    """Pressing Train with the defaults must not be refused as an existing point: the default is the
+    widest gap between the trained weightings, with the family's recipe shown."""
+    from modpo.weights import weights_id
+    at = run(train_script)
+    family = fam.load_family(checkpoints / "tiny")
+    default = [at.number_input(key=f"w_{o}").value for o in family.spec.objective_names]
+    assert abs(sum(default) - 1) < 1e-9 and default[family.spec.target_index] > 0
+    assert weights_id(default) not in {p.id for p in family.points}
+    assert any("beta 0.1" in plain(c.value) and "LoRA r 8" in plain(c.value) for c in at.caption)

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,10 @@ def test_two_jobs_queue_and_never_overlap(root):
     assert states[a] == "running" and states[b] == "queued"
     assert jobs.wait(root, a)["state"] == "done"
     assert jobs.wait(root, b)["state"] == "done"
+    for job in (a, b):  # a finished job's process is reaped: no <defunct> child stays under the app
+        pid = fam.read_launch(root, job)["pid"]
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "zombie" not in status.read_text(), f"job {job} left a zombie"
     sa, sb = fam.read_status(root, a), fam.read_status(root, b)
     assert fam.read_launch(root, b)["started"] >= sa["finished"], "the second job started before the first finished"
     assert sb["started"] >= sa["finished"]

@@ -79,3 +79,12 @@ def test_weight_grid():
     assert len(weight_grid(2, 0.5, interior=False)) == 3
     with pytest.raises(ValueError, match="divide 1"):
         weight_grid(2, 0.3)
+
+
+def test_suggest_weighting_fills_the_widest_gap():
+    from modpo.pareto import suggest_weighting
+    existing = [(1.0, 0.0), (0.5, 0.5), (0.9, 0.1)]
+    assert suggest_weighting(existing, 2, target_index=0) == (0.05, 0.95)  # target weight > 0, far from all
+    assert suggest_weighting([], 2, target_index=0) == (0.5, 0.5)
+    w = suggest_weighting([(1 / 3, 1 / 3, 1 / 3)], 3, target_index=2)
+    assert w[2] > 0 and abs(sum(w) - 1) < 1e-9 and max(w) >= 0.9

@@ -34,3 +34,16 @@ def test_adapters_are_labelled_only_when_asked():
     assert sorted(labelled["MODPO adapter"].text) == ["w-0.00-1.00", "w-0.80-0.20"]
     assert "text" in labelled["MODPO adapter"].mode
     np.testing.assert_allclose(labelled["MODPO adapter"].error_y.array, [0.05, 0.05])
+
+
+def test_axis_titles_say_what_the_numbers_are():
+    import pandas as pd
+
+    from modpo.plots import front_figure
+    from modpo.scorers import meaning
+    table = pd.DataFrame([{"id": "base", "kind": "base", "w_a": None, "w_b": None, "a": 1.0, "a_stderr": 0.1,
+                           "b": -3.0, "b_stderr": 0.1, "kl": 0.0, "steps": None, "evaluated": True}])
+    fig = front_figure(table, ["a", "b"], {"a": True, "b": True}, "b", "a",
+                       meanings={"a": meaning("sentiment"), "b": meaning("brevity")})
+    assert fig.layout.xaxis.title.text == "b: minus the word count (→ better)"
+    assert fig.layout.yaxis.title.text == "a: VADER compound, -1 to 1 (↑ better)"
