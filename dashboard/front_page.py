@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import common
 from modpo import family as fam
 from modpo.front import table_hypervolume
+from modpo.pareto import pareto_mask
 from modpo.plots import front_figure, png_bytes
 from modpo.scorers import meaning
 from modpo.weights import normalize
@@ -25,33 +26,51 @@ def new_point_ids(root) -> list[str]:
     return [j["adapter"] for j in fam.list_jobs(root) if j.get("state") == "done" and j.get("params")]
 
 
-def filter_table(table: pd.DataFrame, bounds: dict[str, tuple[float, float]], front_only: bool) -> pd.DataFrame:
+PREVIEW_KINDS = ("merge", "mix")
+
+
+def filter_table(table: pd.DataFrame, bounds: dict[str, tuple[float, float]], front_only: bool,
+                 maximize: dict[str, bool] | None = None, previews: bool = True) -> pd.DataFrame:
+    """The evaluated rows shown: without previews (merges, mixes) when asked, with on_front recomputed on
+    what remains, then within the bounds, then the front only. Counts, chart, table and hypervolume all
+    use this one table."""
     keep = table["evaluated"].astype(bool)
+    if not previews:
+        keep &= ~table["kind"].isin(PREVIEW_KINDS)
+    shown = table[keep].copy()
+    if maximize and not shown.empty:
+        names = list(maximize)
+        shown["on_front"] = pareto_mask(shown[names].to_numpy(float), [maximize[o] for o in names])
     for name, (lo, hi) in bounds.items():
-        keep &= table[name].between(lo, hi)
+        shown = shown[shown[name].between(lo, hi)]
     if front_only:
-        keep &= table["on_front"].astype(bool)
-    return table[keep]
+        shown = shown[shown["on_front"].astype(bool)]
+    return shown
 
 
 def display_table(table: pd.DataFrame, objectives: list[str], selected: list[str]) -> pd.DataFrame:
+    """The table beside the chart: weights in one column with their order in the header, "-" where a
+    point has no value (the base model has no weights or steps)."""
     cols = {"id": table["id"], "kind": table["kind"]}
-    cols["weights"] = [", ".join(f"{row[f'w_{o}']:.2f}" for o in objectives) if pd.notna(row[f"w_{objectives[0]}"])
-                       else "" for _, row in table.iterrows()]
+    cols[f"w ({', '.join(objectives)})"] = [
+        ", ".join(f"{row[f'w_{o}']:.2f}" for o in objectives) if pd.notna(row[f"w_{objectives[0]}"]) else "-"
+        for _, row in table.iterrows()]
     for o in objectives:
         cols[o] = table[o]
         cols[f"± {o}"] = table[f"{o}_stderr"]
     cols["KL"] = table["kl"]
-    cols["steps"] = table["steps"]
+    cols["steps"] = [str(int(v)) if pd.notna(v) else "-" for v in table["steps"]]
     cols["on front"] = table["on_front"]
     cols["selected"] = table["id"].isin(selected)
     return pd.DataFrame(cols).reset_index(drop=True)
 
 
-def render_filters(table: pd.DataFrame, family) -> tuple[dict, bool]:
+def render_filters(table: pd.DataFrame, family) -> tuple[dict, bool, bool]:
     bounds = {}
     with st.sidebar.expander("Filters", expanded=False):
         front_only = st.toggle("Front only", key="front_only")
+        previews = st.toggle("Include previews (merges, mixes)", value=True, key="include_previews",
+                             help="off: previews leave the chart, the front, the counts and the hypervolume")
         for o in family.spec.objectives:
             values = table.loc[table["evaluated"].astype(bool), o.name].to_numpy(float)
             if len(values) == 0:
@@ -59,36 +78,46 @@ def render_filters(table: pd.DataFrame, family) -> tuple[dict, bool]:
             lo, hi = float(values.min()), float(values.max())
             if hi > lo:
                 bounds[o.name] = st.slider(f"{common.literal(o.name)} range", lo, hi, (lo, hi), key=f"filter_{o.name}")
-    return bounds, front_only
+    return bounds, front_only, previews
 
 
-def render_hypervolume(family, table: pd.DataFrame, objectives: list[str]) -> None:
-    evaluated = table[table["evaluated"].astype(bool)]
-    if evaluated.empty:
-        return
-    _, default_ref = table_hypervolume(family, evaluated, objectives=objectives)
-    cols = st.columns(len(objectives) + 1)
-    ref = []
-    for c, o, r in zip(cols, objectives, default_ref):
-        ref.append(
-            c.number_input(f"reference {common.literal(o)}", value=float(np.round(r, 4)), format="%.4f", key=f"ref_{o}")
-        )
+def render_hypervolume(family, table: pd.DataFrame, objectives: list[str]) -> list[float] | None:
+    """Hypervolume of the shown points over the plotted objectives; returns the reference point used."""
+    if table.empty:
+        return None
+    _, default_ref = table_hypervolume(family, table, objectives=objectives)
+    cols = st.columns(len(objectives) + 2)
+    keys = [f"ref_{o}" for o in objectives]
+    if cols[-1].button("Reset reference", key="reset_reference", help="back to the default: the worst shown "
+                       "value of each objective, padded by 10% of its range"):
+        for k in keys:
+            st.session_state.pop(k, None)
+    ref = [c.number_input(f"reference {common.literal(o)}", value=float(np.round(r, 4)), format="%.4f", key=k)
+           for c, o, r, k in zip(cols, objectives, default_ref, keys)]
     try:
-        hv, _ = table_hypervolume(family, evaluated, reference_point=ref, objectives=objectives)
-        cols[-1].metric("Hypervolume", f"{hv:.4g}", help="Volume of objective space dominated by the evaluated "
-                        "points and bounded by the reference point (moocore)")
+        hv, _ = table_hypervolume(family, table, reference_point=ref, objectives=objectives)
     except ValueError as e:
-        cols[-1].error(common.literal(e))
+        cols[-2].error(common.literal(e))
+        return ref
+    cols[-2].metric("Hypervolume", f"{hv:.4g}", help="Volume of objective space dominated by the shown points "
+                    "and bounded by the reference point (moocore); the filters apply")
+    if hv == 0:
+        st.warning("The reference point is not dominated by any shown point, so the hypervolume is 0: move it "
+                   "past the worst values, or press Reset reference.")
+    return ref
 
 
-def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: str, y: str) -> None:
+def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: str, y: str,
+                 reference: list[float] | None = None) -> None:
     name = root.name  # selection is keyed by the family's folder
     state = common.selection_state(name)
     maximize = {o.name: o.maximize for o in family.spec.objectives}
     selected = common.selected_ids(name, [p.id for p in family.points])  # filters hide points, never unselect them
-    fig = front_figure(table, objectives, maximize, x, y, selected=selected, new_ids=new_point_ids(root),
-                       title=f"{name} on {family.spec.base_model}: {y} vs {x}",
-                       meanings={o.name: meaning(o.scorer) for o in family.spec.objectives})
+    label_all = st.toggle("Label every point", key="label_all")
+    figure_args = dict(new_ids=new_point_ids(root), title=f"{name} on {family.spec.base_model}: {y} vs {x}",
+                       meanings={o.name: meaning(o.scorer) for o in family.spec.objectives}, label_all=label_all,
+                       reference=tuple(reference) if reference else None)
+    fig = front_figure(table, objectives, maximize, x, y, selected=selected, **figure_args)
     left, right = st.columns([3, 2])
     with left:
         event = st.plotly_chart(fig, key=CHART_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"),
@@ -100,9 +129,7 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
             st.rerun()
     with right:
         shown = display_table(table, objectives, state["selected"])
-        event = st.dataframe(shown, key=TABLE_KEY, on_select="rerun", selection_mode="multi-row", hide_index=True,
-                             column_config={"weights": st.column_config.TextColumn(help="in objective order: "
-                                                                                    + ", ".join(objectives))})
+        event = st.dataframe(shown, key=TABLE_KEY, on_select="rerun", selection_mode="multi-row", hide_index=True)
         ids = common.ids_from_table_event(event, shown["id"].tolist())
         if common.apply_event(state, "table", ids, fingerprint=common.table_rows(event)):
             st.rerun()
@@ -110,8 +137,10 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
             state["selected"] = []
             st.rerun()
     st.download_button("Download table (CSV)", table.to_csv(index=False), f"{name}-front.csv", "text/csv")
-    st.download_button("Download figure (PNG)", lambda: png_bytes(fig, 1000, 650), f"{name}-front.png", "image/png",
-                       help="rendered by kaleido with the system Chromium")
+    rings = st.checkbox("Selection rings in the PNG", key="png_rings")
+    png_figure = fig if rings else front_figure(table, objectives, maximize, x, y, **figure_args)
+    st.download_button("Download figure (PNG)", lambda: png_bytes(png_figure, 1000, 650), f"{name}-front.png",
+                       "image/png", help="rendered by kaleido with the system Chromium")
 
 
 def render_preview(root, family) -> None:
@@ -126,6 +155,12 @@ def render_preview(root, family) -> None:
                               help="merge: one adapter from the weighted sum of LoRA deltas (peft cat). "
                                    "mix: decoding-time mixing of the adapters' next-token log-probs.")
             go = st.form_submit_button("Preview")
+        previews = [p.id for p in family.points if p.kind in PREVIEW_KINDS]
+        if previews:
+            doomed = st.selectbox("Delete a preview", previews, key="delete_preview_id")
+            if st.button("Delete preview", key="delete_preview"):
+                fam.delete_preview(root, doomed)
+                st.rerun()
     if not go:
         return
     from modpo.config import EvalSettings
@@ -174,19 +209,21 @@ def render() -> None:
     if not table["evaluated"].any():
         st.info("No adapter of this family is evaluated yet: run `python -m modpo evaluate --family ...`.")
         return
-    bounds, front_only = render_filters(table, family)
-    shown = filter_table(table, bounds, front_only)
+    bounds, front_only, previews = render_filters(table, family)
+    maximize = {o.name: o.maximize for o in family.spec.objectives}
+    shown = filter_table(table, bounds, front_only, maximize, previews)
     x, y = objectives[1], objectives[0]
     if len(objectives) > 2:
         c1, c2 = st.columns(2)
         x = c1.selectbox("x axis", objectives, index=1, key="axis_x")
         y = c2.selectbox("y axis", objectives, index=0, key="axis_y")
     c = st.columns(3)
-    c[0].metric("Points", int(table["evaluated"].sum()))
-    c[1].metric("On the front", int(table["on_front"].sum()))
+    c[0].metric("Points", len(shown), help=f"shown, of {int(table['evaluated'].sum())} evaluated; the filters and "
+                "the previews toggle apply to the counts, the chart, the table and the hypervolume")
+    c[1].metric("On the front", int(shown["on_front"].sum()))
     c[2].metric("Selected", len(common.selected_ids(root.name, [p.id for p in family.points])))
-    render_hypervolume(family, shown, [x, y])
-    render_chart(root, family, shown, objectives, x, y)
+    reference = render_hypervolume(family, shown, [x, y])
+    render_chart(root, family, shown, objectives, x, y, reference)
     render_many_objectives(shown, objectives)
     render_preview(root, family)
     st.caption("Click a point to select it; for several, pick Box Select or Lasso Select in the chart's toolbar "

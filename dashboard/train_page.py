@@ -69,7 +69,7 @@ def render_job(root, job: dict) -> None:
         step = job.get("step", 0) or 0
         st.progress(min(1.0, step / max(total, 1)), text=f"step {step} / {total}")
         curve = job.get("loss_curve") or []
-        if curve:
+        if len(curve) >= 2:  # one point or none has no extent to draw (the browser warns "Infinite extent")
             st.line_chart(pd.DataFrame(curve, columns=["step", "loss"]).set_index("step"), height=180,
                           x_label="optimizer step", y_label="MODPO loss")
         if state == "failed":

@@ -328,6 +328,20 @@ def _lora_rank(config_file: Path) -> int | None:
     return rank
 
 
+def delete_preview(root: Path, point_id: str) -> None:
+    """Remove a merged or mixed point (a preview: recomputable from its recipe). Trained adapters are never
+    deleted by the app."""
+    directory = adapter_dir(root, point_id)
+    meta = read_json(directory / "meta.json", "meta", root)
+    if meta["kind"] not in ("merge", "mix"):
+        raise FamilyError(f"{point_id!r} is a {meta['kind']} point, not a preview; only merges and mixes are "
+                          "deleted from the app (delete a trained adapter's folder by hand)")
+    trash = directory.with_name(f".{directory.name}.deleted")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(directory, trash)  # gone from the family in one rename, then removed
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def check_safetensors(path: Path, rank: int | None = None) -> None:
     """Cheap integrity check without loading: the header parses, the file is as long as the header
     says, and every LoRA tensor is 2-D with the rank of adapter_config.json (A: (r, in), B: (out, r))."""

@@ -47,7 +47,8 @@ def hover_text(row: pd.Series, objectives: list[str]) -> str:
 
 def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str, bool], x: str, y: str,
                  selected: list[str] | tuple = (), new_ids: list[str] | tuple = (), title: str | None = None,
-                 label_all: bool = False, meanings: dict[str, str] | None = None) -> go.Figure:
+                 label_all: bool = False, meanings: dict[str, str] | None = None,
+                 reference: tuple[float, float] | None = None) -> go.Figure:
     """Scatter of objective x against y: front points joined in order, dominated faded, each kind
     with its own marker, error bars from the standard errors, selected points ringed.
 
@@ -56,6 +57,8 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
 
     The front is recomputed on the two plotted objectives, so it is the front of what is shown.
     meanings: objective -> what its number is (scorers.meaning), shown in the axis titles.
+    reference: the hypervolume's reference point (x, y), drawn as a cross. A selected point is drawn
+    opaque even when dominated, so the selection is always visible.
     """
     from .pareto import pareto_mask
 
@@ -82,11 +85,16 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
                 textposition="top right" if kind == "modpo" else "top center", textfont=dict(size=11),
                 error_x=dict(type="data", array=part[f"{x}_stderr"].fillna(0), thickness=1, width=0, color=colour),
                 error_y=dict(type="data", array=part[f"{y}_stderr"].fillna(0), thickness=1, width=0, color=colour),
-                marker=dict(symbol=symbol, size=12 if on_front else 9, color=colour, opacity=1.0 if on_front else 0.35,
+                marker=dict(symbol=symbol, size=12 if on_front else 9, color=colour,
+                            opacity=[1.0 if on_front or i in selected else 0.35 for i in part["id"]],
                             line=dict(width=[3 if i in selected else (2 if i in new_ids else 0) for i in part["id"]],
                                       color=["#d62728" if i in selected else "#17becf" for i in part["id"]])),
                 hovertext=[hover_text(r, objectives) for _, r in part.iterrows()], hoverinfo="text"))
     add_links_to_trained(fig, data, objectives, x, y)
+    if reference is not None:
+        fig.add_trace(go.Scatter(x=[reference[0]], y=[reference[1]], mode="markers", name="hypervolume reference",
+                                 marker=dict(symbol="x-thin", size=14, line=dict(width=2, color="#7f7f7f")),
+                                 hoverinfo="name"))
     arrow = {True: "→ better", False: "← better"}
     meanings = meanings or {}
 

@@ -162,7 +162,7 @@ def test_train_page_runs_a_real_job_and_the_point_appears(checkpoints):
     at.number_input(key="w_brevity").set_value(0.45)
     at.number_input(key="steps").set_value(3)
     at.button[0].click().run()
-    assert "Queued job" in at.success[0].value
+    assert "Started job" in at.success[0].value  # nothing else runs, so it starts at once
     job = [j for j in fam.list_jobs(root) if j.get("params")][0]
     status = jobs.wait(root, job["id"], timeout=300)
     assert status["state"] == "done", jobs.log_tail(root, job["id"])
@@ -244,3 +244,42 @@ def test_train_page_defaults_to_a_weighting_not_yet_trained(checkpoints):
     assert abs(sum(default) - 1) < 1e-9 and default[family.spec.target_index] > 0
     assert weights_id(default) not in {p.id for p in family.points}
     assert any("beta 0.1" in plain(c.value) and "LoRA r 8" in plain(c.value) for c in at.caption)
+
+
+def test_previews_toggle_counts_and_delete(checkpoints):
+    """Previews count in Points / On the front / hypervolume until the toggle leaves them out; a preview
+    can be deleted from the page, a trained point cannot."""
+    at = run(front_script)
+    at.sidebar.number_input(key="preview_w_positivity").set_value(0.6)
+    at.sidebar.number_input(key="preview_w_brevity").set_value(0.4)
+    at.sidebar.radio(key="preview_method").set_value("merge")
+    next(b for b in at.sidebar.button if "Preview" in b.label).click().run()
+    assert not at.error, at.error
+    with_previews = int(at.metric[0].value)
+    at.sidebar.toggle(key="include_previews").set_value(False).run()
+    assert int(at.metric[0].value) == with_previews - 1
+    assert "merge-0.60-0.40" not in set(table_of(at)["id"])
+    at.sidebar.toggle(key="include_previews").set_value(True).run()
+    at.sidebar.selectbox(key="delete_preview_id").set_value("merge-0.60-0.40")
+    at.sidebar.button(key="delete_preview").click().run()
+    assert "merge-0.60-0.40" not in {p.id for p in fam.load_family(checkpoints / "tiny").points}
+    with pytest.raises(fam.FamilyError, match="not a preview"):
+        fam.delete_preview(checkpoints / "tiny", "w-0.70-0.30")
+
+
+def test_hypervolume_reference_zero_warning_and_reset(checkpoints):
+    at = run(front_script)
+    default = at.number_input(key="ref_brevity").value
+    at.number_input(key="ref_brevity").set_value(1000.0).run()  # past every point: nothing is dominated
+    assert float(next(m for m in at.metric if m.label == "Hypervolume").value) == 0
+    assert any("hypervolume is 0" in plain(w.value) for w in at.warning)
+    at.button(key="reset_reference").click().run()
+    assert at.number_input(key="ref_brevity").value == default
+    assert float(next(m for m in at.metric if m.label == "Hypervolume").value) > 0
+
+
+def test_the_table_shows_dashes_and_the_weight_order(checkpoints):
+    at = run(front_script)
+    table = table_of(at)
+    base = table[table["id"] == "base"].iloc[0]
+    assert base["w (positivity, brevity)"] == "-" and base["steps"] == "-"

@@ -47,3 +47,19 @@ def test_axis_titles_say_what_the_numbers_are():
                        meanings={"a": meaning("sentiment"), "b": meaning("brevity")})
     assert fig.layout.xaxis.title.text == "b: minus the word count (→ better)"
     assert fig.layout.yaxis.title.text == "a: VADER compound, -1 to 1 (↑ better)"
+
+
+def test_a_selected_dominated_point_is_opaque_and_the_reference_is_drawn():
+    import pandas as pd
+
+    from modpo.plots import front_figure
+    rows = [{"id": i, "kind": "modpo", "w_a": w, "w_b": 1 - w, "a": a, "a_stderr": 0.1, "b": b, "b_stderr": 0.1,
+             "kl": 0.1, "steps": 3, "evaluated": True} for i, w, a, b in
+            [("top", 0.7, 1.0, 1.0), ("low", 0.3, 0.5, 0.5), ("other", 0.5, 0.4, 0.4)]]
+    fig = front_figure(pd.DataFrame(rows), ["a", "b"], {"a": True, "b": True}, "b", "a", selected=["low"],
+                       reference=(0.0, 0.0))
+    dominated = next(t for t in fig.data if t.name and t.name.endswith("(dominated)"))
+    opacity = dict(zip(dominated.customdata, dominated.marker.opacity))
+    assert opacity == {"low": 1.0, "other": 0.35}
+    ref = next(t for t in fig.data if t.name == "hypervolume reference")
+    assert (ref.x[0], ref.y[0]) == (0.0, 0.0)
