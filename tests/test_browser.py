@@ -293,7 +293,7 @@ def walk_through(page, app_url: str, browser_root: Path) -> None:
         field.fill(value)
         field.press("Tab")
     page.get_by_role("button", name="Train", exact=True).click()
-    expect(page.get_by_text("Queued job").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Started job").first).to_be_visible(timeout=30_000)  # no other job runs
     shot(page, "05-train-queued")
     job = page.locator('[data-testid="stExpander"] summary').filter(has_text=NEW_ID)
     expect(job.first).to_be_visible(timeout=60_000)
@@ -309,10 +309,10 @@ def walk_through(page, app_url: str, browser_root: Path) -> None:
     shot(page, "06-train-done")
 
     step("front-after-train")
-    # a finished job makes the Train page rerun itself (which clears the "Queued job" note): let it
+    # a finished job makes the Train page rerun itself (which clears the "Started job" note): let it
     # settle first, so the page switch below does not race it
     try:
-        page.get_by_text("Queued job").first.wait_for(state="hidden", timeout=15_000)
+        page.get_by_text("Started job").first.wait_for(state="hidden", timeout=15_000)
     except Exception:  # noqa: BLE001 - only a courtesy wait; nav() retries anyway
         pass
     nav(page, "Front", "Pareto front")
