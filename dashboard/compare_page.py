@@ -144,7 +144,9 @@ def render() -> None:
     if st.button("Generate", type="primary", key="generate"):
         service = common.model_service(str(root), family.spec.base_model)
         st.session_state["_service_" + str(root)] = service
-        with st.spinner(f"Generating for {len(points)} policies in one batch..."):
+        todo = [p for p in points if (p.id, prompt, settings) not in service.responses]
+        with st.spinner(f"Generating {len(todo)} answers of up to {settings.max_new_tokens} tokens "
+                        f"({len(todo)} policies in one batch)..."):
             generate_missing(service, family, points, prompt, settings)
     missing = render_columns(family, points, prompt, settings, service)
     if missing:

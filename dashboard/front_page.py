@@ -177,14 +177,19 @@ def render_preview(root, family) -> None:
         return
     settings = EvalSettings.from_recorded(fam.recorded_eval_settings(family))
     try:
-        with st.status(f"{method} at w = {[round(w, 3) for w in weights]}: evaluating on {len(prompts)} prompts...",
-                       expanded=False) as status:
+        with st.sidebar.status(f"{method} at w = {[round(w, 3) for w in weights]}: evaluating on {len(prompts)} "
+                               "prompts (about as long as evaluating a trained point)...", expanded=True) as status:
             service = common.model_service(str(root), spec.base_model)
+            bar = status.progress(0.0, text=f"0 / {len(prompts)} prompts answered")
+
+            def advance(done, total):
+                bar.progress(done / total, text=f"{done} / {total} prompts answered")
             with service.lock:
                 from modpo.instant import make_instant_point
                 meta, service.model = make_instant_point(root, weights, method, prompts, settings,
                                                          model=service.model, tokenizer=service.tokenizer,
-                                                         log=lambda m: status.write(common.literal(m)))
+                                                         log=lambda m: status.write(common.literal(m)),
+                                                         on_progress=advance)
             status.update(label=f"{meta['id']} added to the front", state="complete")
         st.rerun()
     except (ValueError, KeyError, fam.FamilyError) as e:

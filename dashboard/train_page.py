@@ -67,7 +67,11 @@ def render_job(root, job: dict) -> None:
     with st.expander(label, expanded=state in ("running", "queued", "failed")):
         total = job.get("total_steps") or job.get("steps_requested") or 1
         step = job.get("step", 0) or 0
-        st.progress(min(1.0, step / max(total, 1)), text=f"step {step} / {total}")
+        st.progress(min(1.0, step / max(total, 1)), text=f"training: step {step} / {total}")
+        if job.get("phase") in ("evaluating", "evaluated") and job.get("eval_total"):
+            done, answers = job.get("eval_done", 0), job["eval_total"]
+            st.progress(min(1.0, done / answers), text=f"evaluating: {done} / {answers} answers generated "
+                        "(then scored and saved)")
         curve = job.get("loss_curve") or []
         if len(curve) >= 2:  # one point or none has no extent to draw (the browser warns "Infinite extent")
             st.line_chart(pd.DataFrame(curve, columns=["step", "loss"]).set_index("step"), height=180,

@@ -287,7 +287,9 @@ def cmd_train(a) -> int:
         print(f"trained {point_id}")
         if prompts:
             fam.write_status(root, job_id, phase="evaluating")
-            evaluate_missing(root, model, tokenizer, prompts, settings)
+            evaluate_missing(root, model, tokenizer, prompts, settings,
+                             on_progress=lambda done, total: fam.write_status(root, job_id, eval_done=done,
+                                                                              eval_total=total))
             fam.write_status(root, job_id, state="done", phase="evaluated", finished=time.time())
     except BaseException as e:
         if a.job_id and (fam.job_dir(root, job_id) / "status.json").exists() \

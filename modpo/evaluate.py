@@ -71,23 +71,26 @@ def score_responses(spec: FamilySpec, prompts: list[str], responses: list[str]) 
 
 
 def answer_points(model, tokenizer, spec: FamilySpec, prompts: list[str], policies: dict[str, Policy],
-                  settings: EvalSettings, progress: str | None = None) -> dict[str, dict]:
+                  settings: EvalSettings, progress: str | None = None, on_progress=None) -> dict[str, dict]:
     """Each point's answers to every prompt: point id -> {"texts", "response_ids", "logps", "capped",
     "scores": {objective: (N,)}}. logps: the summed log-prob of each answer under the point's own policy.
 
     Adapters and the base model share batches (one row per point x prompt, peft adapter_names); each
     mix decodes with its own sources. Answers cut by the cap are trimmed to their last complete
     sentence when settings.trim_capped, before scoring: shown and scored as measured.
+    on_progress: called as on_progress(answers_done, answers_total) as batches finish.
     """
     if not prompts:
         raise ValueError("no prompts to answer")
     outputs: dict[str, list[dict]] = {}
+    total = len(prompts) * len(policies)
     batched = [i for i, p in policies.items() if not isinstance(p, Mix)]
+    report = (lambda done, _: on_progress(done, total)) if on_progress else None
     if batched:
         rows = generate(model, tokenizer, [p for _ in batched for p in prompts],
                         [policies[i] for i in batched for _ in prompts], settings.generation(), settings.batch_size,
                         progress=progress and f"{progress} ({len(batched)} policies x {len(prompts)} prompts)",
-                        with_logps=True)
+                        with_logps=True, on_batch=report)
         outputs.update({i: rows[k * len(prompts):(k + 1) * len(prompts)] for k, i in enumerate(batched)})
     for i, mix in policies.items():
         if isinstance(mix, Mix):
@@ -95,6 +98,8 @@ def answer_points(model, tokenizer, spec: FamilySpec, prompts: list[str], polici
             for start in range(0, len(prompts), settings.batch_size):
                 rows += mix_generate(model, tokenizer, prompts[start:start + settings.batch_size], list(mix.adapters),
                                      list(mix.coefficients), settings.generation())
+                if on_progress:
+                    on_progress(sum(len(o) for o in outputs.values()) + len(rows), total)
             outputs[i] = [{**r, "logp": r["mixed_logp"]} for r in rows]
     ids = list(policies)
     n = len(prompts)
@@ -111,7 +116,7 @@ def answer_points(model, tokenizer, spec: FamilySpec, prompts: list[str], polici
 
 
 def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], policies: dict[str, Policy],
-                    settings: EvalSettings | None = None) -> dict[str, dict]:
+                    settings: EvalSettings | None = None, on_progress=None) -> dict[str, dict]:
     """Evaluate several policies in shared batches; returns point id -> the eval.json record.
 
     The reference log-probs (the KL estimate's other half) take one base-model pass over the answers
@@ -119,7 +124,8 @@ def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], poli
     """
     settings = settings or EvalSettings()
     start = time.perf_counter()
-    answers = answer_points(model, tokenizer, spec, prompts, policies, settings, progress="generate")
+    answers = answer_points(model, tokenizer, spec, prompts, policies, settings, progress="generate",
+                            on_progress=on_progress)
     rows = [(i, k) for i in policies if policies[i] != BASE for k in range(len(prompts))]
     reference = {}
     if rows:

@@ -36,11 +36,12 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | None = None,
              settings: GenerationSettings = GenerationSettings(), batch_size: int = 32,
-             progress: str | None = None, with_logps: bool = False) -> list[dict]:
+             progress: str | None = None, with_logps: bool = False, on_batch=None) -> list[dict]:
     """Generate one response per row. adapter_names: one per prompt (peft names or "__base__").
 
     Returns [{"text", "response_ids"}] in row order; response_ids stop at (and include) EOS.
     progress: a description to show a progress bar over the batches (None: no bar).
+    on_batch: called as on_batch(rows_done, rows_total) after each batch (UI progress, job status).
     with_logps: also "logp", the summed log-prob of response_ids under the row's own policy, taken
     from the logits generation computed anyway (untempered; equals response_logps without a pass).
     """
@@ -78,6 +79,8 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
             out.append({"text": tokenizer.decode(row, skip_special_tokens=True).strip(), "response_ids": row})
             if with_logps:
                 out[-1]["logp"] = float(logps[i])
+        if on_batch:
+            on_batch(len(out), len(prompts))
     return out
 
 

@@ -78,7 +78,8 @@ def default_sources(family) -> list:
 
 
 def make_instant_point(root, weights, method: str, prompts: list[str], settings, sources: list[str] | None = None,
-                       combination_type: str = "cat", model=None, tokenizer=None, log=print) -> tuple[dict, object]:
+                       combination_type: str = "cat", model=None, tokenizer=None, log=print,
+                       on_progress=None) -> tuple[dict, object]:
     """Build, evaluate and save a merge or mix point at weights (family order).
 
     Returns (its meta, the model): pass the model back in to reuse it (it now holds the sources).
@@ -129,7 +130,7 @@ def make_instant_point(root, weights, method: str, prompts: list[str], settings,
     else:
         policy = Mix(tuple(names), tuple(coefficients))  # nothing to build: the cost is paid at decoding time
     produce = time.perf_counter() - t
-    record = evaluate_points(model, tokenizer, spec, prompts, {point_id: policy}, settings)[point_id]
+    record = evaluate_points(model, tokenizer, spec, prompts, {point_id: policy}, settings, on_progress)[point_id]
     if method == "merge":
         model.delete_adapter(peft_name(point_id))
     meta = {"id": point_id, "kind": method, "base_model": spec.base_model,

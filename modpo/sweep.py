@@ -191,8 +191,9 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
 
 
 def evaluate_missing(root: Path, model, tokenizer, prompts: list[str], settings: EvalSettings,
-                     log=print, force: bool = False) -> list[str]:
-    """Evaluate the base model and every adapter lacking eval.json (or all, with force)."""
+                     log=print, force: bool = False, on_progress=None) -> list[str]:
+    """Evaluate the base model and every adapter lacking eval.json (or all, with force).
+    on_progress(answers_done, answers_total) follows the generation."""
     family = fam.load_family(root)
     spec = family.spec
     for problem in family.errors:
@@ -210,7 +211,8 @@ def evaluate_missing(root: Path, model, tokenizer, prompts: list[str], settings:
             log(f"warning: skipped {p.id}: {e}")
             todo.remove(p)
     log(f"evaluating {len(todo)} policies on {len(prompts)} prompts")
-    results = evaluate_points(model, tokenizer, spec, prompts, {p.id: policy_of(p) for p in todo}, settings)
+    results = evaluate_points(model, tokenizer, spec, prompts, {p.id: policy_of(p) for p in todo}, settings,
+                              on_progress)
     for p in todo:  # p.path is base/ or adapters/<checked id> as load_family found it under root; atomic write
         fam.write_eval(p.path, results[p.id])
     fam.write_data_file(root, "eval_prompts.json", {"prompts": prompts})

@@ -65,3 +65,13 @@ def test_policy_of_each_point_kind(loaded):
 def test_mean_stderr_by_hand():
     assert mean_stderr([1.0, 3.0]) == {"mean": 2.0, "stderr": 1.0, "n": 2}
     assert mean_stderr([5.0])["stderr"] == 0.0
+
+
+def test_progress_is_reported_up_to_every_answer(loaded):
+    family, model, tok = loaded
+    seen = []
+    policies = {"base": BASE, "mix": Mix((peft_name("w-1.00-0.00"), peft_name("w-0.30-0.70")), (0.5, 0.5))}
+    answer_points(model, tok, family.spec, PROMPTS, policies, EvalSettings(max_new_tokens=4, batch_size=2),
+                  on_progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (6, 6) and all(t == 6 for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) >= 3

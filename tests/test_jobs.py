@@ -141,7 +141,9 @@ def test_the_status_says_done_only_after_evaluation(root):
             break
         time.sleep(0.05)
     assert seen == ["queued", "running", "done"] or seen == ["running", "done"], seen
-    assert fam.read_status(root, job)["phase"] == "evaluated"
+    final = fam.read_status(root, job)
+    assert final["phase"] == "evaluated"
+    assert final["eval_total"] > 0 and final["eval_done"] == final["eval_total"], "evaluation progress reported"
     assert fam.load_family(root).point("w-0.55-0.45").eval is not None
 
 
