@@ -90,7 +90,15 @@ def make_instant_point(root, weights, method: str, prompts: list[str], settings,
 
     from . import family as fam
     from .evaluate import Mix, evaluate_points
-    from .models import attach_adapters, check_tokenizer, library_versions, load_base, peft_name, save_adapter
+    from .models import (
+        attach_adapters,
+        check_tokenizer,
+        library_versions,
+        load_base,
+        peft_name,
+        record_base_model,
+        save_adapter,
+    )
     from .weights import validate_simplex, weights_id
 
     if method not in ("merge", "mix"):
@@ -125,6 +133,7 @@ def make_instant_point(root, weights, method: str, prompts: list[str], settings,
     if method == "merge":
         merge_adapters(model, names, coefficients, peft_name(point_id), combination_type)
         save_adapter(model, peft_name(point_id), out)
+        record_base_model(out, spec.base_model)
         recipe["combination_type"] = combination_type
         policy = peft_name(point_id)
     else:

@@ -11,6 +11,7 @@ with internet). trust_remote_code stays off unless asked for.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -19,6 +20,10 @@ import torch
 ASSETS = Path(__file__).parent / "assets"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SHORT_NAMES = ("tiny", "smollm2-135m-instruct")
+# The hub ids of short names, written into each adapter's adapter_config.json so that, with a network,
+# AutoPeftModelForCausalLM.from_pretrained(adapter folder) loads it alone; offline, this library loads the
+# local conversion instead (attach_adapters never reads base_model_name_or_path).
+HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 def cache_dir() -> Path:
@@ -197,6 +202,17 @@ def save_adapter(model, adapter_name: str, output_dir: Path) -> None:
         for f in nested.iterdir():
             f.replace(output_dir / f.name)
         nested.rmdir()
+
+
+def record_base_model(adapter_folder: Path, base_model: str) -> None:
+    """Point adapter_config.json's base_model_name_or_path at the base model's hub id (or the family's own
+    name for it) instead of the machine-local path peft wrote, so the folder means the same everywhere."""
+    from .family import atomic_write_text
+
+    path = Path(adapter_folder) / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = HUB_IDS.get(base_model, base_model)
+    atomic_write_text(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def library_versions() -> dict:

@@ -17,7 +17,7 @@ from .data import PreferenceDataset, tokenize_pairs, write_jsonl
 from .evaluate import EvalSettings, adapters_of, evaluate_points, policy_of
 from .family import read_eval_prompts  # noqa: F401 (re-exported)
 from .margins import MarginSpec, margin_summary, precompute_columns
-from .models import attach_adapters, library_versions, peft_name, tokenizer_fingerprint
+from .models import attach_adapters, library_versions, peft_name, record_base_model, tokenizer_fingerprint
 from .train import train_adapter
 from .weights import target_first as _target_first  # noqa: F401 (re-exported)
 from .weights import weights_id
@@ -122,6 +122,7 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
                     "objective": spec.target if kind != "dpo-margin" else extra_meta.get("objective"),
                     "seed": cfg.seed, **record, "versions": library_versions(), **(extra_meta or {})}
             if main:
+                record_base_model(out, spec.base_model)
                 fam.write_meta(out, meta)
                 fam.publish_adapter(root, job_id, point_id)
                 fam.write_status(root, job_id, step=record["steps"],
