@@ -540,6 +540,16 @@ def read_status(root: Path, job_id: str) -> dict:
     return status
 
 
+def process_start(pid: int) -> int | None:
+    """When process pid started (clock ticks since boot, /proc/<pid>/stat field 22), or None if it is gone:
+    with the pid it names one process, never a later one that reused the pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
 def write_launch(root: Path, job_id: str, pid: int, started: float) -> None:
     atomic_write_json(job_dir(root, job_id) / "launch.json", {"pid": pid, "started": started})
 

@@ -94,13 +94,15 @@ def submit(root: Path, weights: list[float], steps: int, **overrides) -> str:
     return job_id
 
 
-def _alive(pid: int, job_id: str) -> bool:
+def _alive(pid: int, job_id: str, pid_start: int | None = None) -> bool:
     child = _children.get(pid)
     if child is not None:
         if child.poll() is None:
             return True
         _children.pop(pid, None)  # reaped: no zombie stays behind
         return False
+    if pid_start is not None:  # the process that wrote the status (a CLI run has no job id in its argv)
+        return fam.process_start(pid) == pid_start
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -111,7 +113,9 @@ def _alive(pid: int, job_id: str) -> bool:
 def _process(root: Path, job: dict) -> int | None:
     """The pid of a job's live training process, or None."""
     launch = fam.read_launch(root, job["id"]) if not job.get("refused") else None
-    pid = job.get("pid") or (launch or {}).get("pid")
+    if job.get("pid"):
+        return job["pid"] if _alive(job["pid"], job["id"], job.get("pid_start")) else None
+    pid = (launch or {}).get("pid")
     return pid if pid and _alive(pid, job["id"]) else None
 
 

@@ -125,6 +125,7 @@ SCHEMAS: dict[str, dict] = {
             "adapter": _ID,
             "params": JOB_PARAMS,
             "pid": {"type": "integer", "minimum": 1},
+            "pid_start": {"type": "integer", "minimum": 0},
             "phase": {"enum": ["starting", "training", "evaluating", "evaluated"]},
             "step": _COUNT, "total_steps": _COUNT,
             "eval_done": _COUNT, "eval_total": _COUNT,

@@ -106,7 +106,8 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
         if main:
             fam.remove_partial(root, job_id)
             fam.write_status(root, job_id, state="running", kind=kind, adapter=point_id, step=0, phase="training",
-                             pid=os.getpid(), created=time.strftime("%Y-%m-%dT%H:%M:%S"), started=time.time())
+                             pid=os.getpid(), pid_start=fam.process_start(os.getpid()),
+                             created=time.strftime("%Y-%m-%dT%H:%M:%S"), started=time.time())
         out = fam.job_dir(root, job_id) / "adapter"
 
         def report(step, total, curve):

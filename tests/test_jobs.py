@@ -162,3 +162,22 @@ def test_two_identical_trains_at_once_agree_with_the_family(root):
     for j in fam.list_jobs(root):
         if j.get("adapter") == "w-0.45-0.55":
             assert j["state"] == "done", j
+
+
+def test_a_cli_run_is_not_taken_for_dead_by_the_dashboard(root):
+    """A `train` started from a shell (no --job-id: nothing in its argv names the job) is alive to the
+    dashboard's queue, which must not mark it failed or remove its partial adapter."""
+    cmd = [sys.executable, "-m", "modpo", "train", "--family", str(root), "--weights", "0.35,0.65", "--steps", "400",
+           "--no-eval"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: (fam.job_dir(root, "w-0.35-0.65") / "status.json").exists()
+                        and (fam.read_status(root, "w-0.35-0.65").get("step") or 0) >= 1)
+        jobs.refresh(root)
+        status = fam.read_status(root, "w-0.35-0.65")
+        assert status["state"] == "running" and status["pid_start"] == fam.process_start(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    jobs.refresh(root)
+    assert fam.read_status(root, "w-0.35-0.65")["state"] == "failed", "once it is gone, it is marked failed"
