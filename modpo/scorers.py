@@ -87,7 +87,7 @@ def _relevance():
 
     folder = _minilm_folder()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder).eval()
+    model = AutoModel.from_pretrained(folder, use_safetensors=True).eval()  # never a pickled checkpoint
 
     @torch.no_grad()
     def embed(texts: list[str]) -> torch.Tensor:
