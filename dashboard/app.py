@@ -23,10 +23,16 @@ if not address:
     st.stop()
 if address not in ("127.0.0.1", "localhost", "::1"):
     st.sidebar.warning(f"Served on {address}: reachable from the network, by your choice.")
+def front_at_its_own_url() -> None:
+    """/front: the default page is served at /, so a typed /front gets this hidden alias of it."""
+    front_page.render()
+
+
 page = st.navigation([
-    st.Page(front_page.render, title="Front", url_path="front", default=True),
+    st.Page(front_page.render, title="Front", url_path="home", default=True),
     st.Page(compare_page.render, title="Compare", url_path="compare"),
     st.Page(train_page.render, title="Train", url_path="train"),
+    st.Page(front_at_its_own_url, title="Front", url_path="front", visibility="hidden"),
 ])
 st.sidebar.caption("MODPO Explorer: one LoRA adapter per weighting of the objectives.")
 page.run()

@@ -389,6 +389,10 @@ def test_names_from_families_and_urls_are_shown_as_text_in_a_real_browser(page, 
     expect(chart(page).locator(".gtitle")).to_contain_text(HOSTILE_FAMILY, timeout=30_000)
     no_markup()
     shot(page, "11-hostile-family-name")
+    step("front-url")
+    page.goto(f"{app_url}/front?family=tiny")  # a typed page URL works like the link to it
+    page.get_by_role("heading", name="Pareto front").wait_for(timeout=60_000)
+    assert page.get_by_text("Page not found").count() == 0
 
 
 def _job_logs(root: Path) -> str:
