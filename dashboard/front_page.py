@@ -128,11 +128,18 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
         if common.apply_event(state, "chart", ids):
             st.rerun()
     with right:
+        # the ticks follow the adapters, not the row positions: read the user's ticks against the rows they
+        # were made on, then tick exactly the selected adapters' rows of the table shown now
+        ticked = common.table_rows(st.session_state.get(TABLE_KEY))
+        ids = common.ids_from_table_event({"selection": {"rows": list(ticked)}}, state.get("table_ids", []))
+        common.apply_event(state, "table", ids, fingerprint=ticked)
         shown = display_table(table, objectives, state["selected"])
-        event = st.dataframe(shown, key=TABLE_KEY, on_select="rerun", selection_mode="multi-row", hide_index=True)
-        ids = common.ids_from_table_event(event, shown["id"].tolist())
-        if common.apply_event(state, "table", ids, fingerprint=common.table_rows(event)):
-            st.rerun()
+        want = tuple(i for i, pid in enumerate(shown["id"]) if pid in state["selected"])
+        if want != ticked:
+            st.session_state[TABLE_KEY] = {"selection": {"rows": list(want), "columns": []}}
+            state["seen"]["table"] = want  # set here, not a new choice of the user's
+        state["table_ids"] = shown["id"].tolist()
+        st.dataframe(shown, key=TABLE_KEY, on_select="rerun", selection_mode="multi-row", hide_index=True)
         if state["selected"] and st.button("Clear selection", key="clear_selection"):
             state["selected"] = []
             st.rerun()

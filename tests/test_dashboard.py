@@ -283,3 +283,22 @@ def test_the_table_shows_dashes_and_the_weight_order(checkpoints):
     table = table_of(at)
     base = table[table["id"] == "base"].iloc[0]
     assert base["w (positivity, brevity)"] == "-" and base["steps"] == "-"
+
+
+def test_table_ticks_follow_the_adapters_not_the_rows(checkpoints):
+    """After a chart selection and a filter that moves rows, the ticked rows are exactly the selected adapters."""
+    def ticked(at):
+        rows = at.session_state["front_table"]["selection"]["rows"]
+        return {table_of(at)["id"].iloc[r] for r in rows}
+
+    table = table_of(run(front_script))
+    on_front = table.loc[table["on front"], "id"].tolist()
+    moved = [i for i in on_front if list(table["id"]).index(i) != on_front.index(i)]
+    chosen = (moved or on_front)[-1]  # preferably a point whose row moves when the front-only filter is on
+    at = run(front_script, _inject_front_chart={"selection": {"points": [{"customdata": chosen}]}})
+    at.run()
+    assert at.session_state["selection"]["tiny"]["selected"] == [chosen] and ticked(at) == {chosen}
+    at.sidebar.toggle(key="front_only").set_value(True).run()
+    at.run()
+    assert ticked(at) == {chosen}, "the tick stayed on the row position instead of following the adapter"
+    assert set(table_of(at).loc[table_of(at)["selected"], "id"]) == {chosen}
