@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import string
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +84,14 @@ def pick_family() -> tuple[Path, object, object] | None:
     for problem in family.errors:
         st.warning(literal(f"Not shown, or shown unevaluated: {problem}"))
     return root, family, table
+
+
+def time_left(started: float | None, done: int, total: int, now: float | None = None) -> str:
+    """", about 2 min left" from the pace so far (empty until there is a pace to go by)."""
+    if not started or not done or done >= total:
+        return ""
+    seconds = ((now or time.time()) - started) / done * (total - done)
+    return f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
 
 
 # ---- the model service: one base model per family in memory, shared by every session --------------

@@ -4,6 +4,8 @@ No model is loaded here: everything comes from the family's JSON files.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -189,8 +191,11 @@ def render_preview(root, family) -> None:
             service = common.model_service(str(root), spec.base_model)
             bar = status.progress(0.0, text=f"0 / {len(prompts)} prompts answered")
 
+            begun = time.time()
+
             def advance(done, total):
-                bar.progress(done / total, text=f"{done} / {total} prompts answered")
+                left = common.time_left(begun, done, total)
+                bar.progress(done / total, text=f"{done} / {total} prompts answered{left}")
             with service.lock:
                 from modpo.instant import make_instant_point
                 meta, service.model = make_instant_point(root, weights, method, prompts, settings,

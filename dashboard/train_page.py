@@ -67,11 +67,13 @@ def render_job(root, job: dict) -> None:
     with st.expander(label, expanded=state in ("running", "queued", "failed")):
         total = job.get("total_steps") or job.get("steps_requested") or 1
         step = job.get("step", 0) or 0
-        st.progress(min(1.0, step / max(total, 1)), text=f"training: step {step} / {total}")
+        training_left = common.time_left(job.get("started"), step, total) if state == "running" else ""
+        st.progress(min(1.0, step / max(total, 1)), text=f"training: step {step} / {total}{training_left}")
         if job.get("phase") in ("evaluating", "evaluated") and job.get("eval_total"):
             done, answers = job.get("eval_done", 0), job["eval_total"]
+            left = common.time_left(job.get("eval_started"), done, answers) if state == "running" else ""
             st.progress(min(1.0, done / answers), text=f"evaluating: {done} / {answers} answers generated "
-                        "(then scored and saved)")
+                        f"(then scored and saved){left}")
         curve = job.get("loss_curve") or []
         if len(curve) >= 2:  # one point or none has no extent to draw (the browser warns "Infinite extent")
             st.line_chart(pd.DataFrame(curve, columns=["step", "loss"]).set_index("step"), height=180,

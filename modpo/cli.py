@@ -286,7 +286,7 @@ def cmd_train(a) -> int:
         _, model = train_point(root, spec, model, pairs, weights, cfg, point_id, job_id=job_id, final=not prompts)
         print(f"trained {point_id}")
         if prompts:
-            fam.write_status(root, job_id, phase="evaluating")
+            fam.write_status(root, job_id, phase="evaluating", eval_started=time.time())
             evaluate_missing(root, model, tokenizer, prompts, settings,
                              on_progress=lambda done, total: fam.write_status(root, job_id, eval_done=done,
                                                                               eval_total=total))

@@ -128,7 +128,7 @@ SCHEMAS: dict[str, dict] = {
             "pid_start": {"type": "integer", "minimum": 0},
             "phase": {"enum": ["starting", "training", "evaluating", "evaluated"]},
             "step": _COUNT, "total_steps": _COUNT,
-            "eval_done": _COUNT, "eval_total": _COUNT,
+            "eval_done": _COUNT, "eval_total": _COUNT, "eval_started": _NUMBER,
             "loss_curve": _CURVE,
             "created": _TEXT, "started": _NUMBER, "finished": _NUMBER,
             "error": _TEXT,

@@ -302,3 +302,10 @@ def test_table_ticks_follow_the_adapters_not_the_rows(checkpoints):
     at.run()
     assert ticked(at) == {chosen}, "the tick stayed on the row position instead of following the adapter"
     assert set(table_of(at).loc[table_of(at)["selected"], "id"]) == {chosen}
+
+
+def test_time_left_from_the_pace_so_far():
+    assert common.time_left(100.0, 10, 40, now=130.0) == ", about 2 min left"  # 3 s per step, 30 steps to go
+    assert common.time_left(100.0, 10, 40, now=110.0) == ", about 30 s left"
+    assert common.time_left(100.0, 0, 40, now=110.0) == "" and common.time_left(None, 5, 40) == ""
+    assert common.time_left(1000.0, 1, 11, now=1060.0) == ", about 10 min left"
