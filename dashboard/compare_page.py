@@ -18,12 +18,6 @@ MAX_PROMPT_CHARS = 2000
 EVAL_KEY = "eval"
 
 
-def generate_missing(service: common.ModelService, family, points: list, prompt: str, settings) -> int:
-    """Answers of the points not yet cached for (prompt, settings), through the library's one answering
-    pipeline (evaluate.answer_points: batched adapters, mixes, trimming, scoring); returns how many."""
-    return service.answer(family, points, prompt, settings)
-
-
 def order_points(family, ids: list[str]) -> list:
     """Base model first, then by the target objective's weight, highest first."""
     target = family.spec.target
@@ -147,7 +141,7 @@ def render() -> None:
         todo = [p for p in points if (p.id, prompt, settings) not in service.responses]
         with st.spinner(f"Generating {len(todo)} answers of up to {settings.max_new_tokens} tokens "
                         f"({len(todo)} policies in one batch)..."):
-            generate_missing(service, family, points, prompt, settings)
+            service.answer(family, points, prompt, settings)
     missing = render_columns(family, points, prompt, settings, service)
     if missing:
         st.caption(f"{missing} response(s) not generated for these settings yet: press Generate.")

@@ -180,10 +180,6 @@ FAMILY_KEYS = ("schema_version", "name", "base_model", "objectives", "target", "
                "adapters")
 
 
-def family_file(root: Path) -> Path:
-    return within(root, Path(root) / "family.json")
-
-
 def is_family(root: Path) -> bool:
     return (Path(root) / "family.json").is_file()
 
@@ -317,7 +313,7 @@ def read_point(directory: Path, spec: FamilySpec, root: Path) -> Point:
     return Point(meta["id"], meta["kind"], weights, meta, evaluation, directory, problem)
 
 
-def _lora_rank(config_file: Path) -> int | None:
+def _lora_rank(config_file: Path) -> int:
     try:
         obj = schema.parse(config_file.read_text(encoding="utf-8"), str(config_file))
     except UnicodeDecodeError:

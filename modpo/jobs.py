@@ -110,22 +110,22 @@ def _alive(pid: int, job_id: str, pid_start: int | None = None) -> bool:
     return job_id.encode() in cmdline  # guards against a recycled pid
 
 
-def _process(root: Path, job: dict) -> int | None:
-    """The pid of a job's live training process, or None."""
-    launch = fam.read_launch(root, job["id"]) if not job.get("refused") else None
+def _process(job: dict, launch: dict | None) -> int | None:
+    """The pid of a job's live training process (from its status, else its launch record), or None."""
     if job.get("pid"):
         return job["pid"] if _alive(job["pid"], job["id"], job.get("pid_start")) else None
     pid = (launch or {}).get("pid")
     return pid if pid and _alive(pid, job["id"]) else None
 
 
-def _launch(root: Path, job: dict) -> None:
+def _launch(root: Path, job: dict) -> bool:
+    """Start a queued job's training process; False (and the job failed) when its parameters are refused."""
     try:
         command = train_command(root, job["id"], check_params(fam.read_family(root), job.get("params") or {},
                                                               f"{fam.job_dir(root, job['id']) / 'status.json'}"))
     except fam.FamilyError as e:
         fam.write_status(root, job["id"], state="failed", finished=time.time(), error=f"refused: {e}")
-        return
+        return False
     log = open(fam.job_dir(root, job["id"]) / "log.txt", "ab")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent),
@@ -134,6 +134,7 @@ def _launch(root: Path, job: dict) -> None:
     log.close()
     _children[proc.pid] = proc
     fam.write_launch(root, job["id"], proc.pid, time.time())
+    return True
 
 
 def refresh(root: Path) -> list[dict]:
@@ -143,14 +144,15 @@ def refresh(root: Path) -> list[dict]:
             _children.pop(pid, None)
     with _locked(root):
         jobs = fam.list_jobs(root)
-        busy = False
+        busy, waiting = False, []
         for j in jobs:
             if j["state"] not in ACTIVE or j.get("refused"):
                 continue
-            launched = j["state"] == "running" or fam.read_launch(root, j["id"]) is not None
-            if not launched:
+            launch = fam.read_launch(root, j["id"])
+            if j["state"] == "queued" and launch is None:
+                waiting.append(j)
                 continue
-            if _process(root, j):
+            if _process(j, launch):
                 busy = True
                 if j["state"] == "queued":  # launched, not yet reporting: shown as starting (not written)
                     j.update(state="running", phase="starting")
@@ -161,14 +163,11 @@ def refresh(root: Path) -> list[dict]:
                 j.update(fam.write_status(root, j["id"], state="failed", finished=time.time(),
                                           error=j.get("error") or "the training process exited without finishing "
                                           "(killed?); see its log"))
-        if not busy:
-            queued = [j for j in jobs if j["state"] == "queued" and not j.get("refused")
-                      and fam.read_launch(root, j["id"]) is None]
-            if queued:
-                _launch(root, queued[0])
-                queued[0].update(fam.read_status(root, queued[0]["id"]))
-                if queued[0]["state"] == "queued" and fam.read_launch(root, queued[0]["id"]):
-                    queued[0].update(state="running", phase="starting")
+        if not busy and waiting:
+            if _launch(root, waiting[0]):
+                waiting[0].update(state="running", phase="starting")
+            else:
+                waiting[0].update(fam.read_status(root, waiting[0]["id"]))
         return jobs
 
 
@@ -180,7 +179,7 @@ def cancel(root: Path, job_id: str) -> dict:
     """Stop a queued or running job; its partial adapter is removed."""
     with _locked(root):
         status = fam.read_status(root, job_id)
-        pid = _process(root, status)
+        pid = _process(status, fam.read_launch(root, job_id))
         if pid:
             try:
                 os.killpg(pid, signal.SIGTERM)

@@ -1,9 +1,9 @@
 """Dashboard page logic with streamlit's AppTest, on a real tiny-model family."""
 import json
-import re
 import shutil
 
 import pytest
+from app_helpers import plain
 from streamlit.testing.v1 import AppTest
 
 from dashboard import common
@@ -172,11 +172,6 @@ def test_train_page_runs_a_real_job_and_the_point_appears(checkpoints):
     assert family.point("w-0.55-0.45").eval is not None
     front = run(front_script)
     assert "w-0.55-0.45" in set(table_of(front)["id"])
-
-
-def plain(markdown: str) -> str:
-    """What a reader sees of text escaped by common.literal."""
-    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def test_selection_helpers():

@@ -61,7 +61,7 @@ def test_sweep_killed_between_adapters_resumes(tmp_path, tiny_prefs):
 
 
 def test_five_sessions_generating_at_once_share_one_model_and_all_get_answers(tiny_checkpoints, monkeypatch):
-    from dashboard import common, compare_page
+    from dashboard import common
     from modpo import evaluate as answering
     from modpo.config import EvalSettings
 
@@ -90,7 +90,7 @@ def test_five_sessions_generating_at_once_share_one_model_and_all_get_answers(ti
         try:
             service = common.model_service(str(root), family.spec.base_model)
             loads.append(id(service))
-            compare_page.generate_missing(service, family, points, prompts[i], settings)
+            service.answer(family, points, prompts[i], settings)
             results[i] = {p.id: service.responses[(p.id, prompts[i], settings)]["text"] for p in points}
         except Exception as e:  # pragma: no cover - reported below
             errors.append(repr(e))
@@ -105,5 +105,5 @@ def test_five_sessions_generating_at_once_share_one_model_and_all_get_answers(ti
     assert sorted(results) == list(range(5))
     assert all(set(r) == {p.id for p in points} for r in results.values())
     service = common.model_service(str(root), family.spec.base_model)
-    assert compare_page.generate_missing(service, family, points, prompts[0], settings) == 0, "answers are cached"
+    assert service.answer(family, points, prompts[0], settings) == 0, "answers are cached"
     assert overlap[0] == 1, "generation must be serialised: one batched call at a time"

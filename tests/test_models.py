@@ -69,4 +69,5 @@ def test_an_adapter_names_its_base_by_hub_id_and_loads_alone_from_a_hub_mirror(t
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "adapter"), ",".join(map(str, ids[0].tolist())),
                            str(out)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+    # the tensor file the subprocess above wrote; weights_only=True never unpickles code
     torch.testing.assert_close(torch.load(out, weights_only=True), expected, atol=1e-5, rtol=1e-5)

@@ -28,7 +28,14 @@ def test_the_package_docstring_lists_every_module():
 
 @pytest.mark.slow
 def test_the_wheel_carries_assets_dashboard_and_console_script(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
+    import shutil
+    source = tmp_path / "src"  # setuptools writes build/ beside the sources: build a copy, not the checkout
+    def skip(folder, names):  # the top level's hidden folders, data and outputs; caches everywhere
+        top = Path(folder) == REPO
+        return [n for n in names if n == "__pycache__" or top and (n.startswith(".") or n in (
+            "checkpoints", "test-artifacts", "build") or n.endswith(".egg-info"))]
+    shutil.copytree(REPO, source, ignore=skip)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path)], check=True, cwd=tmp_path)
     wheel = next(tmp_path.glob("modpo_explorer-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())

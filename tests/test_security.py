@@ -1,7 +1,6 @@
 """Security: safetensors only, no remote code unless asked, no shell, loopback only, paths inside the root."""
 import ast
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -83,35 +82,10 @@ def test_a_pickled_adapter_is_refused(tmp_path, tiny_checkpoints):
 def test_trust_remote_code_is_off_unless_the_flag_asks():
     from modpo.cli import build_parser
 
-    args = build_parser().parse_args(
-        [
-            "sweep",
-            "--family",
-            "f",
-            "--data",
-            "d",
-            "--objectives",
-            "a:maximize:words,b:maximize:brevity",
-            "--target",
-            "a",
-        ]
-    )
-    assert args.trust_remote_code is False
-    args = build_parser().parse_args(
-        [
-            "sweep",
-            "--family",
-            "f",
-            "--data",
-            "d",
-            "--objectives",
-            "a:maximize:words,b:maximize:brevity",
-            "--target",
-            "a",
-            "--trust-remote-code",
-        ]
-    )
-    assert args.trust_remote_code is True
+    sweep = ["sweep", "--family", "f", "--data", "d", "--objectives", "a:maximize:words,b:maximize:brevity",
+             "--target", "a"]
+    assert build_parser().parse_args(sweep).trust_remote_code is False
+    assert build_parser().parse_args(sweep + ["--trust-remote-code"]).trust_remote_code is True
 
 
 @pytest.mark.parametrize("typed", ["../outside", "/etc", "demo/../../x", "..", ""])
@@ -130,21 +104,13 @@ def test_a_symlink_out_of_the_root_is_refused(tmp_path):
 
 
 def test_the_url_family_parameter_cannot_leave_the_root(tmp_path, tiny_checkpoints, monkeypatch):
-    from streamlit.testing.v1 import AppTest
+    from app_helpers import front_page_at, plain
     root = tmp_path / "checkpoints"
     shutil.copytree(tiny_checkpoints, root)
     (tmp_path / "secret").mkdir()
     (tmp_path / "secret" / "family.json").write_text(json.dumps({"schema_version": 1}))
     monkeypatch.setenv("MODPO_CHECKPOINTS", str(root))
 
-    def script():
-        from dashboard import front_page
-        front_page.render()
-    at = AppTest.from_function(script, default_timeout=120)
-    at.query_params["family"] = "../secret"
-    at.run()
-    assert not at.exception, at.exception
-    shown = re.sub(
-        r"\\(.)", r"\1", " ".join(str(e.value) for e in at.error) + " ".join(str(w.value) for w in at.warning)
-    )
+    at = front_page_at("../secret")
+    shown = plain(" ".join(str(e.value) for e in at.error) + " ".join(str(w.value) for w in at.warning))
     assert "../secret" in shown and ("refused" in shown or "not a family name" in shown), shown
