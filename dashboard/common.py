@@ -160,8 +160,9 @@ def ids_from_table_event(event, shown_ids: list[str]) -> list[str]:
     return [shown_ids[r] for r in table_rows(event) if 0 <= r < len(shown_ids)]
 
 
-def apply_event(state: dict, source: str, ids: list[str], fingerprint=None) -> bool:
-    """Replace the selection with ids when source's event is new; returns whether it changed.
+def apply_event(state: dict, source: str, ids: list[str], fingerprint=None, add: bool = False) -> bool:
+    """Replace the selection with ids when source's event is new (add: join them to it); returns whether
+    it changed.
 
     state holds 'selected' (ids) and 'seen' (source -> the ids of its last event), so a rerun that
     replays an old event does not undo a newer selection made elsewhere. An empty event never
@@ -176,9 +177,10 @@ def apply_event(state: dict, source: str, ids: list[str], fingerprint=None) -> b
         seen[source] = fingerprint
         return False
     seen[source] = fingerprint
-    if state.get("selected") == list(ids):
+    chosen = list(dict.fromkeys([*state.get("selected", []), *ids])) if add else list(ids)
+    if state.get("selected") == chosen:
         return False
-    state["selected"] = list(ids)
+    state["selected"] = chosen
     return True
 
 

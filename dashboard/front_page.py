@@ -8,14 +8,13 @@ import time
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from dashboard import common
 from modpo import family as fam
 from modpo.front import table_hypervolume
 from modpo.pareto import pareto_mask
-from modpo.plots import front_figure, png_bytes
+from modpo.plots import front_figure, parallel_figure, png_bytes
 from modpo.scorers import meaning
 from modpo.weights import normalize
 
@@ -115,7 +114,11 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
     state = common.selection_state(name)
     maximize = {o.name: o.maximize for o in family.spec.objectives}
     selected = common.selected_ids(name, [p.id for p in family.points])  # filters hide points, never unselect them
-    label_all = st.toggle("Label every point", key="label_all")
+    t1, t2 = st.columns(2)
+    label_all = t1.toggle("Label every point", key="label_all")
+    adding = t2.toggle("Clicks add to the selection", key="click_adds",
+                       help="On: a click or a box adds its points to the selection instead of replacing it "
+                            "(the browser does not tell the app whether Shift was held)")
     figure_args = dict(new_ids=new_point_ids(root), title=f"{name} on {family.spec.base_model}: {y} vs {x}",
                        meanings={o.name: meaning(o.scorer) for o in family.spec.objectives}, label_all=label_all,
                        reference=tuple(reference) if reference else None)
@@ -127,7 +130,7 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
                                         "toImageButtonOptions": {"format": "png", "filename": f"{name}-front"}})
         event = st.session_state.get("_inject_" + CHART_KEY, event)  # tests inject chart events here
         ids = common.ids_from_chart_event(event)
-        if common.apply_event(state, "chart", ids):
+        if common.apply_event(state, "chart", ids, add=adding):
             st.rerun()
     with right:
         # the ticks follow the adapters, not the row positions: read the user's ticks against the rows they
@@ -208,12 +211,13 @@ def render_preview(root, family) -> None:
         st.error(common.literal(f"Cannot preview this weighting: {e}"))
 
 
-def render_many_objectives(table: pd.DataFrame, objectives: list[str]) -> None:
+def render_many_objectives(table: pd.DataFrame, objectives: list[str], maximize: dict[str, bool]) -> None:
     data = table[table["evaluated"].astype(bool)]
     if len(objectives) < 3 or data.empty:
         return
     st.subheader("All objectives")
-    st.plotly_chart(px.parallel_coordinates(data, dimensions=objectives, color=objectives[0]), key="parallel")
+    color_by = st.selectbox("Colour lines by the weight on", objectives, key="parallel_color")
+    st.plotly_chart(parallel_figure(data, objectives, maximize, color_by), key="parallel")
 
 
 def render() -> None:
@@ -241,7 +245,7 @@ def render() -> None:
     c[2].metric("Selected", len(common.selected_ids(root.name, [p.id for p in family.points])))
     reference = render_hypervolume(family, shown, [x, y])
     render_chart(root, family, shown, objectives, x, y, reference)
-    render_many_objectives(shown, objectives)
+    render_many_objectives(shown, objectives, maximize)
     render_preview(root, family)
     st.caption("Click a point to select it; for several, pick Box Select or Lasso Select in the chart's toolbar "
                "and drag; or tick rows in the table. The Compare page shows what the selected adapters say.")

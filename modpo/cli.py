@@ -253,15 +253,16 @@ def cmd_sweep(a) -> int:
 
 
 def cmd_train(a) -> int:
+    from .data import load_jsonl
     from .models import attach_adapters, load_base, peft_name
-    from .sweep import evaluate_missing, margin_specs, train_point
-    from .weights import target_first, weights_id
+    from .sweep import evaluate_missing, margin_specs, pairs_for_weighting, train_point
+    from .weights import loss_plan, weights_id
 
     root = family_root(a)
     family = fam.load_family(root)
     spec = family.spec
     weights = a.weights
-    target_first(spec.objective_names, spec.target, weights)  # validate before loading anything
+    objective, _ = loss_plan(spec.objective_names, spec.target, weights)  # validate before loading anything
     if a.beta is not None and a.beta != spec.beta:
         raise ValueError(f"--beta {a.beta:g}: this family's beta is {spec.beta:g}, and a point trained at another "
                          "beta solves another problem (not comparable); drop --beta, or start a new family with "
@@ -273,16 +274,24 @@ def cmd_train(a) -> int:
     point_id = fam.check_id(a.id or weights_id(weights))
     if fam.adapter_dir(root, point_id).exists():
         raise ValueError(f"adapter {point_id!r} already exists in {root}; pick another --id or delete it")
-    stored = fam.read_pairs(root, spec.target)
-    if stored is None:
+    if fam.read_pairs(root, spec.target) is None:
         raise ValueError(f"{root}: no precomputed pairs for {spec.target!r}; run `python -m modpo sweep` first")
-    _, pairs = stored
+    dataset = None
+    if objective != spec.target:
+        if not fam.preferences_file(root).exists():
+            raise ValueError(f"{root}: {point_id} is DPO on {objective!r}'s labels, and the family keeps no "
+                             f"{fam.preferences_file(root).name} to take them from")
+        dataset = load_jsonl(fam.preferences_file(root))
     job_id = a.job_id or point_id
     try:
         model, tokenizer = load_base(spec.base_model)
         implicit = {peft_name(m.adapter): fam.adapter_dir(root, m.adapter) for m in margin_specs(spec)
                     if m.kind == "implicit"}
         model = attach_adapters(model, implicit)
+        if objective == spec.target:  # the stored pairs every weighting of the family trained on
+            pairs = fam.read_pairs(root, spec.target)[1]
+        else:  # a vertex of another objective: DPO on its labels, precomputed once and cached in data/
+            pairs = pairs_for_weighting(root, spec, model, tokenizer, dataset, weights, cfg.max_length)
         _, model = train_point(root, spec, model, pairs, weights, cfg, point_id, job_id=job_id, final=not prompts)
         print(f"trained {point_id}")
         if prompts:

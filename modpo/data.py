@@ -289,7 +289,7 @@ def pad_pairs(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tensor
 
 
 FLOAT_COLUMNS = ("reference_chosen_logps", "reference_rejected_logps",
-                 "margin_chosen_rewards", "margin_rejected_rewards")
+                 "margin_chosen_rewards", "margin_rejected_rewards", "chosen_probs")
 
 
 class PairCollator:

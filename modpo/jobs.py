@@ -26,7 +26,7 @@ from pathlib import Path
 from . import family as fam
 from . import schema
 from .config import TrainConfig
-from .weights import target_first, weights_id
+from .weights import loss_plan, weights_id
 
 _children: dict[int, subprocess.Popen] = {}  # jobs this process started, so it can reap them
 PARAM_FLAGS = {"learning_rate": "--lr", "lora_r": "--lora-r", "lora_alpha": "--lora-alpha",
@@ -51,7 +51,7 @@ def check_params(spec: fam.FamilySpec, params: dict, where: str = "job parameter
     schema.validate("status", {"schema_version": schema.SCHEMA_VERSION, "id": "check", "state": "queued",
                                "params": params}, where)
     try:
-        target_first(spec.objective_names, spec.target, params["weights"])
+        loss_plan(spec.objective_names, spec.target, params["weights"])
         TrainConfig(**{k: params[k] for k in PARAM_FLAGS if k in params})
     except ValueError as e:
         raise fam.FamilyError(f"{where}: {e}") from None

@@ -112,7 +112,7 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
 def modpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
                reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
                margin_chosen_rewards: torch.Tensor, margin_rejected_rewards: torch.Tensor,
-               weights, beta: float) -> torch.Tensor:
+               weights, beta: float, chosen_probs: torch.Tensor | None = None) -> torch.Tensor:
     """Per-example MODPO loss (MODPO Eq. 7).
 
     policy_*_logps, reference_*_logps: (B,) summed response log-probs.
@@ -122,6 +122,11 @@ def modpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.T
     Returns (B,):
         -log sigmoid( (1 / w_0) * [ beta * (h(y_w) - h(y_l)) - sum_j w_j * (r_j(y_w) - r_j(y_l)) ] )
     With weights = (1, 0, ..., 0) this is exactly dpo_loss.
+    chosen_probs: (B,) optional, the probability that the chosen response is preferred when the labels are
+        Bradley-Terry draws of a known reward, p = sigmoid(r_0(y_w) - r_0(y_l)) (feedback.py). The loss is
+        then its expectation over the label, -[p log sigmoid(z) + (1 - p) log sigmoid(-z)] with z the logit
+        above: the same optimum as the drawn labels, beta * (h(y_w) - h(y_l)) = w . (r(y_w) - r(y_l)) per
+        pair, without the draw's noise. p = 1 is Eq. 7.
     """
     batch = _check_logps(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
                          reference_chosen_logps=reference_chosen_logps,
@@ -143,7 +148,15 @@ def modpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.T
     rejected_logratios = policy_rejected_logps - reference_rejected_logps  # (B,)
     margin_diff = (margin_chosen_rewards - margin_rejected_rewards).to(w.dtype) @ w[1:]  # (B,)
     logits = (beta * (chosen_logratios - rejected_logratios) - margin_diff) / w[0]  # (B,)
-    return -F.logsigmoid(logits)
+    if chosen_probs is None:
+        return -F.logsigmoid(logits)
+    if not isinstance(chosen_probs, torch.Tensor) or chosen_probs.shape != (batch,):
+        shape = tuple(chosen_probs.shape) if isinstance(chosen_probs, torch.Tensor) else type(chosen_probs).__name__
+        raise ValueError(f"chosen_probs must have shape (B,) = ({batch},), got {shape}")
+    if not bool(((chosen_probs >= 0) & (chosen_probs <= 1)).all()):
+        raise ValueError("chosen_probs must lie in [0, 1]: they are probabilities that the chosen response wins")
+    p = chosen_probs.to(logits.dtype)
+    return -(p * F.logsigmoid(logits) + (1 - p) * F.logsigmoid(-logits))
 
 
 def implicit_rewards(policy_logps: torch.Tensor, reference_logps: torch.Tensor, beta: float) -> torch.Tensor:

@@ -62,11 +62,15 @@ def reference_context(model):
 
 @torch.no_grad()
 def precompute_columns(model, examples: list[dict], pad_token_id: int, margins: list[MarginSpec],
-                       beta: float, batch_size: int = 8, progress: bool = False) -> list[dict]:
+                       beta: float, batch_size: int = 8, progress: bool = False,
+                       known_reference: dict | None = None) -> list[dict]:
     """Add reference_{chosen,rejected}_logps and margin_{chosen,rejected}_rewards (n-1 floats) to examples.
 
     examples must carry prompt_ids / chosen_ids / rejected_ids, and the texts (prompt, chosen,
     rejected) when a margin is explicit. One pass over the data; returns new dicts.
+    known_reference: (row, response text) -> reference log-prob already computed for another objective's
+    pairs of the same rows (the responses are the same, only the labels differ); a batch whose responses
+    are all known skips the reference forward.
     """
     from tqdm.auto import tqdm
 
@@ -77,8 +81,13 @@ def precompute_columns(model, examples: list[dict], pad_token_id: int, margins: 
     try:
         for start in tqdm(range(0, len(examples), batch_size), desc="reference + margins", disable=not progress):
             chunk = examples[start:start + batch_size]
-            with reference_context(model):
-                ref_c, ref_r = pair_logps(model, chunk, pad_token_id)
+            known = known_reference or {}
+            if all((ex["row"], ex.get(side)) in known for ex in chunk for side in ("chosen", "rejected")):
+                ref_c = torch.tensor([known[(ex["row"], ex["chosen"])] for ex in chunk], dtype=torch.float64)
+                ref_r = torch.tensor([known[(ex["row"], ex["rejected"])] for ex in chunk], dtype=torch.float64)
+            else:
+                with reference_context(model):
+                    ref_c, ref_r = pair_logps(model, chunk, pad_token_id)
             cols_c, cols_r = [], []
             for m in margins:
                 if m.kind == "implicit":

@@ -110,6 +110,50 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
     return fig
 
 
+def pairwise_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str, bool], title: str | None = None,
+                    meanings: dict[str, str] | None = None) -> go.Figure:
+    """Every pair of objectives side by side (front_figure's panels, every point labelled): the
+    projections of a front of 3+ objectives. Each panel's front is that pair's."""
+    from itertools import combinations
+
+    from plotly.subplots import make_subplots
+
+    pairs = list(combinations(objectives, 2))
+    fig = make_subplots(rows=1, cols=len(pairs), horizontal_spacing=0.08)
+    seen = set()
+    for col, (y, x) in enumerate(pairs, start=1):
+        panel = front_figure(table, objectives, maximize, x, y, label_all=True, meanings=meanings)
+        for trace in panel.data:
+            trace.showlegend = trace.name not in seen
+            seen.add(trace.name)
+            trace.legendgroup = trace.name
+            fig.add_trace(trace, row=1, col=col)
+        fig.update_xaxes(title_text=panel.layout.xaxis.title.text, row=1, col=col)
+        fig.update_yaxes(title_text=panel.layout.yaxis.title.text, row=1, col=col)
+    fig.update_layout(title=literal(title) if title else None, template="plotly_white",
+                      legend=dict(orientation="h", y=-0.25), margin=dict(l=60, r=20, t=50, b=90))
+    return fig
+
+
+def parallel_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str, bool],
+                    color_by: str | None = None, title: str | None = None) -> go.Figure:
+    """Parallel coordinates of the evaluated points, one axis per objective (better up), each line
+    coloured by its weight on color_by (the first objective by default); the base model is black."""
+    data = table[table["evaluated"].astype(bool)]
+    color_by = color_by or objectives[0]
+    weight = data[f"w_{color_by}"].astype(float).fillna(-0.1).to_numpy()
+    dims = [dict(label=literal(o) + ("" if maximize[o] else " (lower better)"), values=data[o].astype(float),
+                 range=[float(data[o].min()), float(data[o].max())] if maximize[o]
+                 else [float(data[o].max()), float(data[o].min())]) for o in objectives]
+    scale = [[0.0, "#2b2b2b"], [0.09, "#2b2b2b"], [0.0901, "#440154"], [0.5, "#21918c"], [1.0, "#fde725"]]
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=dict(color=weight, cmin=-0.1, cmax=1.0, colorscale=scale,
+                                                             showscale=True,
+                                                             colorbar=dict(title=f"w {literal(color_by)}"))))
+    fig.update_layout(title=literal(title) if title else None, template="plotly_white",
+                      margin=dict(l=60, r=40, t=70, b=30))
+    return fig
+
+
 def nearest_trained(table: pd.DataFrame, objectives: list[str], row: pd.Series) -> pd.Series | None:
     """The trained MODPO point whose weighting is nearest (L1) to row's."""
     trained = table[(table["kind"] == "modpo") & table[[f"w_{o}" for o in objectives]].notna().all(axis=1)]

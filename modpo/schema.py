@@ -73,6 +73,10 @@ SCHEMAS: dict[str, dict] = {
                                "scale": _NUMBER, "scorer": _TEXT}}},
             "data": {"type": "object"},
             "notes": {"type": "object"},
+            "labels": {"type": "object", "properties": {
+                "kind": {"enum": ["bradley-terry"]},
+                "reward_scales": {"type": "object", "additionalProperties": _NUMBER},
+                "seed": _COUNT, "nats_per_sd": _NUMBER}},
             "adapters": {"type": "array", "items": _TEXT},
         },
     },

@@ -16,11 +16,12 @@ from .config import TrainConfig
 from .data import PreferenceDataset, tokenize_pairs, write_jsonl
 from .evaluate import EvalSettings, adapters_of, evaluate_points, policy_of
 from .family import read_eval_prompts  # noqa: F401 (re-exported)
+from .feedback import chosen_probability
 from .margins import MarginSpec, margin_summary, precompute_columns
 from .models import attach_adapters, library_versions, peft_name, record_base_model, tokenizer_fingerprint
 from .train import train_adapter
+from .weights import loss_plan, weights_id
 from .weights import target_first as _target_first  # noqa: F401 (re-exported)
-from .weights import weights_id
 
 
 def margin_adapter_id(objective: str) -> str:
@@ -48,11 +49,28 @@ def margin_specs(spec: fam.FamilySpec) -> list[MarginSpec]:
     return out
 
 
+def pairs_for_weighting(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset, weights,
+                        max_length: int) -> list[dict]:
+    """The stored pairs a weighting trains on (computed once and cached): the target's, with every
+    margin, or for a vertex of another objective that objective's own labels without margins (loss_plan)."""
+    objective, _ = loss_plan(spec.objective_names, spec.target, weights)
+    margins = margin_specs(spec) if objective == spec.target else []
+    return prepare_pairs(root, spec, model, tokenizer, dataset, objective, margins, max_length)
+
+
 def pairs_key(spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str, margins: list[MarginSpec],
               max_length: int) -> dict:
     """What the stored pairs of an objective were computed from; a cache with another key is stale."""
+    import hashlib
+    labels = hashlib.sha256(json.dumps([r.preferences.get(objective) for r in dataset.rows]).encode()).hexdigest()
     return {"objective": objective, "max_length": max_length, "beta": spec.beta,
-            "margins": [vars(m) for m in margins], "n_rows": len(dataset.rows)}
+            "margins": [vars(m) for m in margins], "n_rows": len(dataset.rows), "labels": labels[:16],
+            "label_scale": label_scale(spec, objective)}
+
+
+def label_scale(spec: fam.FamilySpec, objective: str) -> float | None:
+    """The reward scale of the Bradley-Terry model that drew objective's labels, when the family says."""
+    return spec.labels.get("reward_scales", {}).get(objective) if spec.labels else None
 
 
 def cached_pairs(root: Path, spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str,
@@ -83,11 +101,30 @@ def prepare_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: P
     for ex in examples:
         p = texts[ex["row"]]
         ex.update(prompt=p.prompt, chosen=p.chosen, rejected=p.rejected)
-    examples = precompute_columns(model, examples, tokenizer.pad_token_id, margins, spec.beta, batch_size, progress)
+    examples = precompute_columns(model, examples, tokenizer.pad_token_id, margins, spec.beta, batch_size, progress,
+                                  known_reference=stored_reference(root, spec, max_length))
+    scale = label_scale(spec, objective)
+    if scale is not None:  # Bradley-Terry labels of a known reward: train on the expected loss over the draw
+        for ex in examples:
+            ex["chosen_probs"] = chosen_probability(dataset.rows[ex["row"]], objective, scale)
     key = pairs_key(spec, dataset, objective, margins, max_length)
     fam.write_pairs(root, objective, {**key, "dropped": dropped, "kept": len(examples),
                                       **margin_summary(examples)}, examples)
     return fam.read_pairs(root, objective)[1]
+
+
+def stored_reference(root: Path, spec: fam.FamilySpec, max_length: int) -> dict:
+    """(row, response) -> reference log-prob from the pairs already stored for any objective of the family
+    at this max_length: each objective's pairs are the same responses, labelled differently."""
+    known = {}
+    for o in spec.objective_names:
+        stored = fam.read_pairs(root, o)
+        if stored is None or stored[0].get("max_length") != max_length or "chosen" not in stored[1].column_names:
+            continue
+        for ex in stored[1]:
+            known[(ex["row"], ex["chosen"])] = ex["reference_chosen_logps"]
+            known[(ex["row"], ex["rejected"])] = ex["reference_rejected_logps"]
+    return known
 
 
 def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights, cfg: TrainConfig, point_id: str,
@@ -114,13 +151,14 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
             fam.write_status(root, job_id, step=step, total_steps=total, loss_curve=curve)
 
         try:
-            ordered = [1.0] if kind == "dpo-margin" else target_first(spec, weights)
+            objective, ordered = ((extra_meta or {}).get("objective"), [1.0]) if kind == "dpo-margin" \
+                else loss_plan(spec.objective_names, spec.target, weights)
             record, model = train_adapter(model, train_examples, ordered, cfg, out, peft_name(point_id),
                                           report if main else None,
                                           work_dir=fam.job_dir(root, job_id) / "trainer")
             meta = {"id": point_id, "kind": kind, "base_model": spec.base_model,
                     "weights": None if kind == "dpo-margin" else dict(zip(spec.objective_names, map(float, weights))),
-                    "objective": spec.target if kind != "dpo-margin" else extra_meta.get("objective"),
+                    "objective": objective,
                     "seed": cfg.seed, **record, "versions": library_versions(), **(extra_meta or {})}
             if main:
                 record_base_model(out, spec.base_model)
@@ -164,20 +202,25 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
             times[f"margin {m.objective}"] = time.perf_counter() - t
             log(f"[done] {point_id} in {times[f'margin {m.objective}']:.0f}s")
         model = attach_adapters(model, {peft_name(point_id): fam.adapter_dir(root, point_id)})
-    # 2. The precompute for the target objective's pairs, shared by every weighting (timed only when it runs).
-    pairs = cached_pairs(root, spec, dataset, spec.target, margin_specs(spec), cfg.max_length)
-    if pairs is None:
-        t = time.perf_counter()
-        pairs = prepare_pairs(root, spec, model, tokenizer, dataset, spec.target, margin_specs(spec), cfg.max_length)
-        times["precompute"] = time.perf_counter() - t
-    # 3. The DPO endpoint on the target, then the interior weightings.
+    # 2. The precompute, once per objective whose labels the weightings train on (the target's pairs are
+    # shared by every weighting; a vertex of another objective is DPO on its own labels). Timed when it runs.
     endpoint = tuple(1.0 if o.name == spec.target else 0.0 for o in spec.objectives)
+    todo = [w for w in [endpoint] + [tuple(w) for w in grid if tuple(w) != endpoint]
+            if not fam.adapter_dir(root, weights_id(w)).exists()]
+    for objective in dict.fromkeys(loss_plan(spec.objective_names, spec.target, w)[0] for w in todo):
+        margins = margin_specs(spec) if objective == spec.target else []
+        if cached_pairs(root, spec, dataset, objective, margins, cfg.max_length) is None:
+            t = time.perf_counter()
+            prepare_pairs(root, spec, model, tokenizer, dataset, objective, margins, cfg.max_length)
+            times["precompute" if objective == spec.target else f"precompute {objective}"] = time.perf_counter() - t
+    # 3. The DPO endpoint on the target, then the other weightings.
     for weights in [endpoint] + [tuple(w) for w in grid if tuple(w) != endpoint]:
         point_id = weights_id(weights)
         if fam.adapter_dir(root, point_id).exists():
             log(f"[skip] {point_id} exists")
             continue
         t = time.perf_counter()
+        pairs = pairs_for_weighting(root, spec, model, tokenizer, dataset, weights, cfg.max_length)
         _, model = train_point(root, spec, model, pairs, weights, cfg, point_id)
         model.delete_adapter(peft_name(point_id))
         times[f"train {point_id}"] = time.perf_counter() - t

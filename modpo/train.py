@@ -41,7 +41,7 @@ class ModpoTrainer(Trainer):
         losses = modpo_loss(policy_chosen_logps, policy_rejected_logps,
                             inputs["reference_chosen_logps"], inputs["reference_rejected_logps"],
                             inputs["margin_chosen_rewards"], inputs["margin_rejected_rewards"],
-                            self.weights, self.beta)  # (B,)
+                            self.weights, self.beta, inputs.get("chosen_probs"))  # (B,)
         with torch.no_grad():
             chosen_rewards = implicit_rewards(policy_chosen_logps, inputs["reference_chosen_logps"], self.beta)
             rejected_rewards = implicit_rewards(policy_rejected_logps, inputs["reference_rejected_logps"], self.beta)

@@ -80,6 +80,21 @@ def target_first(objective_names: list[str], target: str, weights: Sequence[floa
     k = objective_names.index(target)
     if all(math.isfinite(x) and x >= 0 for x in w) and abs(sum(w) - 1.0) <= 1e-6 and w[k] <= 0:
         raise ValueError(f"the target objective {target!r} must get a weight > 0: MODPO divides by it (the end where "
-                         f"{target!r} has weight 0 is the margin model itself); got "
+                         f"{target!r} has weight 0 is the margin model itself, and all the weight on one objective "
+                         "is DPO on that objective's labels); got "
                          + ", ".join(f"{o} {x:g}" for o, x in zip(objective_names, w)))
     return validate_weights([w[k]] + [x for i, x in enumerate(w) if i != k])
+
+
+def loss_plan(objective_names: list[str], target: str, weights: Sequence[float]) -> tuple[str, list[float]]:
+    """(objective whose labels train the point, the loss's weights) for a family-order weighting.
+
+    A vertex e_j of another objective than the target is exactly DPO on D_j (DESIGN §1: w = e_k is DPO
+    on D_k), so it trains on j's labels with weights (1,) and no margin; any other weighting is MODPO on
+    the target's labels, target first (target_first, which refuses a zero target weight).
+    """
+    w = [float(x) for x in weights]
+    if len(w) == len(objective_names) and all(math.isfinite(x) for x in w) and sorted(w)[-1] == 1.0 \
+            and sum(w) == 1.0 and objective_names[w.index(1.0)] != target:
+        return objective_names[w.index(1.0)], [1.0]
+    return target, target_first(objective_names, target, w)

@@ -101,6 +101,21 @@ def test_chart_and_table_selection_feed_one_selection(checkpoints):
     assert at.session_state["selection"]["tiny"]["selected"] == []
 
 
+def test_with_clicks_adding_a_click_joins_the_selection(checkpoints):
+    def click(point_id):
+        return {"selection": {"points": [{"customdata": point_id, "curve_number": 1, "point_index": 0}]}}
+    at = run(front_script, _inject_front_chart=click("w-0.70-0.30"))
+    at.session_state["_inject_front_chart"] = click("base")
+    at.run()
+    assert at.session_state["selection"]["tiny"]["selected"] == ["base"], "by default a click replaces"
+    at.toggle(key="click_adds").set_value(True).run()
+    at.session_state["_inject_front_chart"] = click("w-0.70-0.30")
+    at.run()
+    assert at.session_state["selection"]["tiny"]["selected"] == ["base", "w-0.70-0.30"]
+    ticked = table_of(at).set_index("id")["selected"]
+    assert ticked["base"] and ticked["w-0.70-0.30"] and not ticked["w-1.00-0.00"]
+
+
 def test_filters_and_front_only(checkpoints):
     at = run(front_script)
     table = table_of(at)

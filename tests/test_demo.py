@@ -26,42 +26,95 @@ def modpo_rows(table):
     return table[(table["kind"] == "modpo") & table["evaluated"]]
 
 
+OBJECTIVES = ["relevance", "sentiment", "brevity"]
+
+
 def test_family_json_records_what_it_is(demo):
     family, _ = demo
     spec = family.spec
-    assert spec.base_model == "smollm2-135m-instruct" and spec.beta == 0.1
-    assert [(o.name, o.direction, o.scorer) for o in spec.objectives] == [
-        ("sentiment", "maximize", "sentiment"), ("brevity", "maximize", "brevity")]
+    assert spec.base_model == "smollm2-135m-instruct" and spec.beta == 1.0
+    assert [(o.name, o.direction, o.scorer) for o in spec.objectives] == [(o, "maximize", o) for o in OBJECTIVES]
     assert spec.data["rows"] >= 250 and spec.data["train_prompts"] >= 300 and spec.data["eval_prompts"] >= 64
-    assert spec.target == "brevity" and spec.margins["sentiment"]["kind"] == "explicit"
-    clash = spec.notes["conflict"]
-    assert clash["pearson"] < 0 and clash["n_responses"] >= 500, "the two objectives must conflict on the samples"
-    assert (DEMO / "data" / "preferences.jsonl").exists() and (DEMO / "front.png").exists()
+    assert spec.target == "relevance"
+    assert spec.labels["kind"] == "bradley-terry" and spec.labels["nats_per_sd"] > 0
+    for o in ("sentiment", "brevity"):  # the margins are the labels' reward: w means what it says
+        assert spec.margins[o] == {"kind": "explicit", "scorer": o, "scale": spec.labels["reward_scales"][o]}
+    clash = {tuple(c["objectives"]): c for c in spec.notes["conflict"]}
+    assert clash[("sentiment", "brevity")]["pearson"] < 0 and clash[("sentiment", "brevity")]["n_responses"] >= 500
+    assert set(clash) == {("relevance", "sentiment"), ("relevance", "brevity"), ("sentiment", "brevity")}
+    assert spec.notes["train_config"]["beta"] == spec.beta and spec.notes["build_times_s"]["train w-1.00-0.00-0.00"] > 0
+    for png in ("front.png", "parallel.png"):
+        assert (DEMO / png).stat().st_size > 10_000
+    assert (DEMO / "data" / "preferences.jsonl").exists()
 
 
-def test_front_has_the_endpoint_five_weightings_and_four_non_dominated(demo):
+def test_eight_weightings_spread_over_the_simplex_with_every_vertex(demo):
     _, table = demo
     rows = modpo_rows(table)
-    assert len(rows) >= 6, "the DPO endpoint and at least 5 interior weightings"
-    assert sorted(rows["w_sentiment"]) == [0.0, 0.5, 0.6, 0.7, 0.8, 0.9]  # 0.0: DPO on the brevity labels
+    weights = rows[[f"w_{o}" for o in OBJECTIVES]].to_numpy()
+    assert len(rows) >= 8
+    for i, o in enumerate(OBJECTIVES):
+        assert any(np.allclose(w, np.eye(3)[i]) for w in weights), f"no trained vertex for {o}"
+    assert (weights > 0).all(axis=1).sum() >= 2, "points inside the simplex, not only on its edges"
     assert int(table[table["kind"] != "base"]["on_front"].sum()) >= 4
 
 
-@pytest.mark.parametrize("objective", ["sentiment", "brevity"])
-def test_endpoints_differ_by_more_than_3_standard_errors(demo, objective):
+def most_weight_on(table, objective):
+    rows = modpo_rows(table)
+    return rows.loc[rows[f"w_{objective}"].idxmax()]
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_the_point_with_most_weight_on_an_objective_beats_the_base_by_3_standard_errors(demo, objective):
     _, table = demo
-    ends = modpo_rows(table).sort_values("w_sentiment")
-    lo, hi = ends.iloc[0], ends.iloc[-1]  # the DPO endpoint on brevity vs. the most sentiment-weighted
-    gap = abs(hi[objective] - lo[objective])
-    se = np.hypot(hi[f"{objective}_stderr"], lo[f"{objective}_stderr"])
-    assert gap > 3 * se, f"endpoints differ by only {gap / se:.1f} standard errors on {objective}"
+    best, base = most_weight_on(table, objective), table.set_index("id").loc["base"]
+    gap = best[objective] - base[objective]
+    se = np.hypot(best[f"{objective}_stderr"], base[f"{objective}_stderr"])
+    assert gap > 3 * se, f"{best['id']} gains only {gap / se:.1f} standard errors over the base on {objective}"
 
 
-@pytest.mark.parametrize("objective", ["sentiment", "brevity"])
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_the_two_ends_of_each_objective_differ_by_5_standard_errors(demo, objective):
+    _, table = demo
+    rows = modpo_rows(table)
+    hi = most_weight_on(table, objective)
+    low = rows[rows[f"w_{objective}"] == rows[f"w_{objective}"].min()]
+    for _, lo in low.iterrows():  # every point without weight on the objective
+        gap = hi[objective] - lo[objective]
+        se = np.hypot(hi[f"{objective}_stderr"], lo[f"{objective}_stderr"])
+        assert gap > 5 * se, f"{hi['id']} and {lo['id']} differ by only {gap / se:.1f} standard errors on {objective}"
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
 def test_each_score_rises_with_its_weight(demo, objective):
     rows = modpo_rows(demo[1])
     rho = spearmanr(rows[f"w_{objective}"], rows[objective])[0]
     assert rho >= 0.8, f"score of {objective} does not rise with its weight (Spearman {rho:.2f})"
+
+
+def test_the_recorded_coherence_check_passes_for_every_point(demo):
+    family, _ = demo
+    report = family.spec.notes["coherence"]
+    assert report["prompts"]["n"] >= 24
+    points = report["points"]
+    assert set(points) == {p.id for p in family.points}
+    for pid, r in points.items():
+        assert r["relevance_vs_base"] >= 0.85, f"{pid}: relevance {r['relevance_vs_base']:.2f} x the base model's"
+        assert r["bad"] <= 0.10, f"{pid}: {r['bad']:.0%} of its answers are degenerate or off topic"
+
+
+@pytest.mark.slow
+def test_the_coherence_check_rerun_on_the_shipped_prompts_gives_the_recorded_numbers(demo):
+    from modpo.coherence import check_family, default_prompts
+    from modpo.evaluate import adapters_of
+    from modpo.models import attach_adapters, load_base
+    family, _ = demo
+    model, tokenizer = load_base(family.spec.base_model)
+    model = attach_adapters(model, adapters_of(family, family.points))
+    report = check_family(model, tokenizer, family, default_prompts())
+    for pid, recorded in family.spec.notes["coherence"]["points"].items():
+        assert report[pid]["relevance"] == pytest.approx(recorded["relevance"], abs=1e-3)
+        assert report[pid]["bad"] == pytest.approx(recorded["bad"], abs=1 / 24 + 1e-9)
 
 
 def test_every_adapter_records_its_build(demo):

@@ -140,3 +140,46 @@ def test_closed_form_three_objectives(weights):
     rewards = torch.tensor([[0.8, -0.4, 0.5], [0.1, 0.9, -0.3], [-0.7, 0.2, 0.8], [0.5, -0.8, -0.6],
                             [-0.2, 0.6, 0.1], [0.3, 0.0, -0.9]], dtype=torch.float64)
     assert closed_form_gap(rewards * 0.5, weights, beta=0.5, seed=2) < 0.02
+
+
+# ---- Bradley-Terry labels of a known reward: the expected loss over the draw --------------------------
+
+def random_pairs(b: int, n: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    logps = [-torch.rand(b, generator=g, dtype=torch.float64) * 20 for _ in range(4)]
+    margins = [torch.randn(b, n - 1, generator=g, dtype=torch.float64) for _ in range(2)]
+    return logps, margins
+
+
+def test_chosen_probs_average_the_loss_over_both_labels():
+    (pc, pr, rc, rr), (mc, mr) = random_pairs(6, 3)
+    w, p = [0.5, 0.3, 0.2], torch.linspace(0, 1, 6, dtype=torch.float64)
+    hard = modpo_loss(pc, pr, rc, rr, mc, mr, w, 0.5)
+    swapped = modpo_loss(pr, pc, rr, rc, mr, mc, w, 0.5)  # the other label: chosen and rejected trade places
+    torch.testing.assert_close(modpo_loss(pc, pr, rc, rr, mc, mr, w, 0.5, chosen_probs=p), p * hard + (1 - p) * swapped)
+    torch.testing.assert_close(modpo_loss(pc, pr, rc, rr, mc, mr, w, 0.5, chosen_probs=torch.ones(6).double()), hard)
+
+
+def test_with_chosen_probs_each_pair_is_at_its_optimum_at_the_closed_form():
+    # r_0 is the target's true reward; the labels' p = sigmoid(r_0(y_w) - r_0(y_l)); at the optimum
+    # beta * (h(y_w) - h(y_l)) = w . (r(y_w) - r(y_l)) for every pair, and the gradient vanishes there
+    (_, _, rc, rr), (mc, mr) = random_pairs(5, 3, seed=1)
+    target_diff = torch.randn(5, dtype=torch.float64)
+    w, beta = torch.tensor([0.4, 0.35, 0.25], dtype=torch.float64), 0.7
+    h_diff = (w[0] * target_diff + (mc - mr) @ w[1:]) / beta
+    policy_chosen = (rc + h_diff).requires_grad_()
+    loss = modpo_loss(policy_chosen, rr.clone(), rc, rr, mc, mr, w.tolist(), beta,
+                      chosen_probs=torch.sigmoid(target_diff)).sum()
+    loss.backward()
+    torch.testing.assert_close(policy_chosen.grad, torch.zeros(5, dtype=torch.float64), atol=1e-12, rtol=0)
+    moved = modpo_loss((rc + h_diff + 0.3), rr, rc, rr, mc, mr, w.tolist(), beta, chosen_probs=torch.sigmoid(target_diff))
+    assert (moved > modpo_loss(rc + h_diff, rr, rc, rr, mc, mr, w.tolist(), beta,
+                               chosen_probs=torch.sigmoid(target_diff))).all()
+
+
+@pytest.mark.parametrize("probs, message", [(torch.tensor([0.5]), r"shape \(B,\) = \(2,\)"),
+                                            (torch.tensor([0.5, 1.5]), r"must lie in \[0, 1\]")])
+def test_bad_chosen_probs_are_refused(probs, message):
+    with pytest.raises(ValueError, match=message):
+        modpo_loss(t(-1, -1), t(-2, -2), t(-1, -1), t(-2, -2), t(0, 0)[:, None], t(0, 0)[:, None], [0.5, 0.5], 0.1,
+                   chosen_probs=probs)

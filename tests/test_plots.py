@@ -63,3 +63,39 @@ def test_a_selected_dominated_point_is_opaque_and_the_reference_is_drawn():
     assert opacity == {"low": 1.0, "other": 0.35}
     ref = next(t for t in fig.data if t.name == "hypervolume reference")
     assert (ref.x[0], ref.y[0]) == (0.0, 0.0)
+
+
+def three_objectives() -> pd.DataFrame:
+    rows = [("base", "base", 0.5, 0.2, -30.0, None, None, None),
+            ("w-1.00-0.00-0.00", "modpo", 0.7, 0.1, -28.0, 1.0, 0.0, 0.0),
+            ("w-0.00-1.00-0.00", "modpo", 0.4, 0.6, -33.0, 0.0, 1.0, 0.0),
+            ("w-0.00-0.00-1.00", "modpo", 0.45, 0.0, -12.0, 0.0, 0.0, 1.0)]
+    t = pd.DataFrame(rows, columns=["id", "kind", "r", "s", "b", "w_r", "w_s", "w_b"])
+    for o in "rsb":
+        t[f"{o}_stderr"] = 0.01
+    t["evaluated"] = True
+    return t
+
+
+def test_pairwise_projections_draw_every_pair_with_its_own_front_and_one_legend():
+    from modpo.plots import pairwise_figure
+    fig = pairwise_figure(three_objectives(), ["r", "s", "b"], {"r": True, "s": True, "b": False},
+                          meanings={"b": "minus the word count"})
+    axes = sorted({(tr.xaxis, tr.yaxis) for tr in fig.data})
+    assert axes == [("x", "y"), ("x2", "y2"), ("x3", "y3")]  # (r, s), (r, b), (s, b)
+    assert fig.layout.xaxis3.title.text == "b: minus the word count (← better)"
+    assert fig.layout.yaxis3.title.text == "s (↑ better)"
+    front_lines = [tr for tr in fig.data if tr.name == "Pareto front"]
+    assert len(front_lines) == 3 and sum(tr.showlegend for tr in front_lines) == 1
+    # on (s, b) with b minimized, the sentiment vertex (most s, least b) dominates every other point
+    assert list(zip(front_lines[2].x, front_lines[2].y)) == [(-33.0, 0.6)]
+    assert sorted(front_lines[0].y) == [0.4, 0.5, 0.7]  # on (r, s): the s vertex, the base, the r vertex
+
+
+def test_parallel_coordinates_show_every_objective_better_up_and_colour_by_weight():
+    from modpo.plots import parallel_figure
+    fig = parallel_figure(three_objectives(), ["r", "s", "b"], {"r": True, "s": True, "b": False}, color_by="s")
+    par = fig.data[0]
+    assert [d.label for d in par.dimensions] == ["r", "s", "b (lower better)"]
+    assert list(par.dimensions[2].range) == [-12.0, -33.0]  # minimized: the lowest value on top
+    assert list(par.line.color) == [-0.1, 0.0, 1.0, 0.0]  # the base model has no weight: its own colour

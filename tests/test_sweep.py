@@ -28,3 +28,44 @@ def test_the_pairs_key_changes_with_what_the_columns_depend_on():
     assert key != pairs_key(spec({}), data, "a", m, 128)
     other_beta = fam.FamilySpec("f", "tiny", spec({}).objectives, "a", 0.2)
     assert key != pairs_key(other_beta, data, "a", m, 64)
+
+
+def test_the_pairs_key_changes_when_the_labels_are_redrawn():
+    records = [{"prompt": "p", "responses": ["x", "y z"], "preferences": {"a": 0, "b": 1}}]
+    key = pairs_key(spec({}), rows_from_records(records, "d"), "a", [], 64)
+    records[0]["preferences"]["a"] = 1
+    assert key != pairs_key(spec({}), rows_from_records(records, "d"), "a", [], 64)
+    records[0]["preferences"]["b"] = 0  # another objective's labels do not touch a's pairs
+    assert key != pairs_key(spec({}), rows_from_records(records, "d"), "a", [], 64) == \
+        pairs_key(spec({}), rows_from_records([{**records[0], "preferences": {"a": 1, "b": 1}}], "d"), "a", [], 64)
+
+
+def test_bradley_terry_families_train_on_the_probability_of_each_label(tmp_path, tiny, tiny_prefs):
+    from modpo.feedback import bradley_terry_labels, chosen_probability, reward_scales
+    from modpo.sweep import prepare_pairs
+    model, tokenizer = tiny
+    objectives = [fam.Objective("positivity", "maximize", "sentiment"), fam.Objective("brevity", "maximize", "brevity")]
+    scales = reward_scales(tiny_prefs, objectives, 1.5)
+    data = bradley_terry_labels(tiny_prefs, scales, seed=0)
+    labels = {"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": 1.5, "seed": 0}
+    bt = fam.FamilySpec("f", "tiny", objectives, "positivity", 1.0, {}, labels=labels)
+    fam.write_family(tmp_path / "bt", bt)
+    assert fam.read_family(tmp_path / "bt").labels == labels  # recorded in family.json, read back
+    pairs = prepare_pairs(tmp_path / "bt", bt, model, tokenizer, data, "positivity", [], 256, progress=False)
+    expected = [chosen_probability(data.rows[ex["row"]], "positivity", scales["positivity"]) for ex in pairs]
+    assert [ex["chosen_probs"] for ex in pairs] == pytest.approx(expected)
+    assert 0 < min(expected) < 0.5 < max(expected) < 1  # some drawn labels went against the scorer
+    # brevity's pairs are the same responses: their reference log-probs come from positivity's, unchanged
+    from modpo.sweep import stored_reference
+    known = stored_reference(tmp_path / "bt", bt, 256)
+    assert len(known) >= len(pairs)
+    fresh = prepare_pairs(tmp_path / "fresh", bt, model, tokenizer, data, "brevity", [], 256, progress=False)
+    reused = prepare_pairs(tmp_path / "bt", bt, model, tokenizer, data, "brevity", [], 256, progress=False)
+    for a, b in zip(fresh, reused):
+        assert (a["chosen"], a["reference_chosen_logps"]) == (b["chosen"], pytest.approx(b["reference_chosen_logps"]))
+        assert known[(b["row"], b["rejected"])] == b["reference_rejected_logps"]
+    plain = fam.FamilySpec("f", "tiny", objectives, "positivity", 1.0, {})
+    assert "chosen_probs" not in prepare_pairs(tmp_path / "plain", plain, model, tokenizer, data, "positivity", [],
+                                               256, progress=False)[0]
+    with pytest.raises(fam.FamilyError, match="labels must be"):
+        fam.FamilySpec("f", "tiny", objectives, "positivity", 1.0, {}, labels={"kind": "coin"})

@@ -32,3 +32,14 @@ def test_normalize_scales_form_values_onto_the_simplex():
         normalize([0, 0])
     with pytest.raises(ValueError, match=">= 0"):
         normalize([-1, 2])
+
+
+def test_loss_plan_trains_a_vertex_of_another_objective_as_dpo_on_its_labels():
+    from modpo.weights import loss_plan
+    names = ["relevance", "sentiment", "brevity"]
+    assert loss_plan(names, "relevance", [0, 1, 0]) == ("sentiment", [1.0])
+    assert loss_plan(names, "relevance", [0.0, 0.0, 1.0]) == ("brevity", [1.0])
+    assert loss_plan(names, "relevance", [1, 0, 0]) == ("relevance", [1.0, 0.0, 0.0])  # MODPO's own endpoint
+    assert loss_plan(names, "sentiment", [0.2, 0.5, 0.3]) == ("sentiment", [0.5, 0.2, 0.3])
+    with pytest.raises(ValueError, match="target objective 'relevance' must get a weight > 0.*DPO on that"):
+        loss_plan(names, "relevance", [0.0, 0.5, 0.5])

@@ -1,0 +1,57 @@
+"""modpo/feedback.py: Bradley-Terry labels at a stated reward scale, and the scales themselves."""
+import numpy as np
+import pytest
+
+from modpo.data import PreferenceDataset, PreferenceRow
+from modpo.family import Objective
+from modpo.feedback import bradley_terry_labels, conflict, reward_scales
+
+UP, DOWN = Objective("up", "maximize", "words"), Objective("down", "minimize", "words")
+
+
+def dataset(pairs: list[tuple[float, float]]) -> PreferenceDataset:
+    rows = [PreferenceRow(f"p{i}", (f"a{i}", f"b{i}"), {"up": None, "down": None}, {"up": s, "down": s})
+            for i, s in enumerate(pairs)]
+    return PreferenceDataset(["up", "down"], rows, "test")
+
+
+def test_one_standard_deviation_is_worth_the_stated_nats_and_minimizing_flips_the_sign():
+    data = dataset([(0.0, 2.0), (4.0, 2.0)])  # scores 0, 2, 4, 2: population sd sqrt(2)
+    scales = reward_scales(data, [UP, DOWN], nats_per_sd=1.5)
+    assert scales["up"] == pytest.approx(1.5 / np.sqrt(2))
+    assert scales["down"] == pytest.approx(-1.5 / np.sqrt(2))
+
+
+def test_scores_that_never_vary_cannot_be_scaled():
+    with pytest.raises(ValueError, match="'up': its scores do not vary"):
+        reward_scales(dataset([(1.0, 1.0), (1.0, 1.0)]), [UP], 1.0)
+    with pytest.raises(ValueError, match="nats_per_sd must be > 0"):
+        reward_scales(dataset([(0.0, 1.0)]), [UP], 0.0)
+
+
+def test_labels_follow_the_bradley_terry_probability_of_the_reward_difference():
+    n = 6000
+    data = dataset([(0.0, 0.5)] * n)  # response 1 is 0.5 better on "up", 0.5 worse on "down"
+    labelled = bradley_terry_labels(data, {"up": 2.0, "down": -2.0}, seed=3)
+    p_up = np.mean([r.preferences["up"] for r in labelled.rows])
+    p_down = np.mean([r.preferences["down"] for r in labelled.rows])
+    expected = 1 / (1 + np.exp(-1.0))  # sigmoid(2.0 x 0.5)
+    se = np.sqrt(expected * (1 - expected) / n)
+    assert abs(p_up - expected) < 4 * se and abs(p_down - (1 - expected)) < 4 * se
+    assert [r.scores for r in labelled.rows] == [r.scores for r in data.rows]  # scores are kept
+
+
+def test_labels_are_deterministic_for_a_seed_and_a_large_difference_is_almost_always_right():
+    data = dataset([(0.0, 1.0), (1.0, 0.0)] * 200)
+    a = bradley_terry_labels(data, {"up": 1.0}, seed=0)
+    assert a.rows == bradley_terry_labels(data, {"up": 1.0}, seed=0).rows
+    assert a.rows != bradley_terry_labels(data, {"up": 1.0}, seed=1).rows
+    sharp = bradley_terry_labels(data, {"up": 50.0}, seed=0)
+    assert [r.preferences["up"] for r in sharp.rows] == [1, 0] * 200
+    assert all(r.preferences["down"] is None for r in sharp.rows)  # an objective without a scale keeps its labels
+
+
+def test_conflict_measures_disagreement_of_the_drawn_labels():
+    data = bradley_terry_labels(dataset([(0.0, 1.0), (1.0, 0.0)] * 50), {"up": 50.0, "down": -50.0}, 0)
+    clash = conflict(data, "up", "down")
+    assert clash["pearson"] == pytest.approx(1.0) and clash["label_disagreement"] == 1.0
