@@ -66,6 +66,15 @@ def display_table(table: pd.DataFrame, objectives: list[str], selected: list[str
     return pd.DataFrame(cols).reset_index(drop=True)
 
 
+def table_columns(shown: pd.DataFrame, objectives: list[str]) -> dict:
+    """Compact column formats, so every column shows at 1440 px: 4 significant digits for scores."""
+    config = {o: st.column_config.NumberColumn(o, format="%.4g") for o in objectives}
+    config.update({f"± {o}": st.column_config.NumberColumn(f"± {o}", format="%.2g") for o in objectives})
+    config["KL"] = st.column_config.NumberColumn("KL", format="%.3g", help="mean log-ratio to the base model "
+                                                 "on the point's own answers")
+    return config
+
+
 def render_filters(table: pd.DataFrame, family) -> tuple[dict, bool, bool]:
     bounds = {}
     with st.sidebar.expander("Filters", expanded=False):
@@ -123,7 +132,9 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
                        meanings={o.name: meaning(o.scorer) for o in family.spec.objectives}, label_all=label_all,
                        reference=tuple(reference) if reference else None)
     fig = front_figure(table, objectives, maximize, x, y, selected=selected, **figure_args)
-    left, right = st.columns([3, 2])
+    # the chart, then the table under it at full width: beside the chart a table of three objectives
+    # (a mean and a standard error each) scrolled sideways at 1440 px
+    left, right = st.container(), st.container()
     with left:
         event = st.plotly_chart(fig, key=CHART_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"),
                                 config={"displaylogo": False,
@@ -144,7 +155,8 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
             st.session_state[TABLE_KEY] = {"selection": {"rows": list(want), "columns": []}}
             state["seen"]["table"] = want  # set here, not a new choice of the user's
         state["table_ids"] = shown["id"].tolist()
-        st.dataframe(shown, key=TABLE_KEY, on_select="rerun", selection_mode="multi-row", hide_index=True)
+        st.dataframe(shown, key=TABLE_KEY, on_select="rerun", selection_mode="multi-row", hide_index=True,
+                     column_config=table_columns(shown, objectives))
         if state["selected"] and st.button("Clear selection", key="clear_selection"):
             state["selected"] = []
             st.rerun()

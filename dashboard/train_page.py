@@ -22,7 +22,8 @@ def render_form(root, family) -> None:
     with st.form("new_weighting"):
         st.subheader("New weighting")
         st.caption(common.literal(f"Weights are scaled to sum to 1. The target objective ({spec.target}) must get a "
-                                  "weight > 0: MODPO divides by it."))
+                                  "weight > 0 (MODPO divides by it), unless all the weight goes to one other "
+                                  "objective: that point is DPO on its own labels."))
         cols = st.columns(len(spec.objectives))
         default = suggest_weighting([[p.weights[o] for o in spec.objective_names] for p in family.points
                                      if p.weights and p.kind == "modpo"], len(spec.objectives), spec.target_index)

@@ -494,10 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_eval_options(p)
         p.set_defaults(func=cmd_instant)
 
-    p = sub.add_parser("demo", help="build (or resume) the demo family: sentiment vs. brevity on SmolLM2-135M-Instruct",
-                       description="Samples on-policy pairs, trains the DPO endpoint on brevity and 5 MODPO weightings "
-                       "with a sentiment margin, evaluates them and the base model, and draws the front. Offline; the "
-                       "README gives the measured build time.")
+    p = sub.add_parser("demo", help="build (or resume) the demo family: relevance, sentiment and brevity on "
+                       "SmolLM2-135M-Instruct",
+                       description="Samples on-policy pairs labelled by a Bradley-Terry model of three scorers, trains "
+                       "the three vertices (DPO) and six MODPO weightings (relevance labels, sentiment and brevity "
+                       "margins), evaluates them and the base model, checks their coherence on prompts written apart, "
+                       "and draws the front. Offline; the README gives the measured build time.")
     p.add_argument("--family", default="checkpoints/demo", help="where to build it (default %(default)s)")
     p.add_argument("--steps", type=_positive(int), help="optimizer steps per adapter (default: the demo recipe's)")
     p.set_defaults(func=cmd_demo)

@@ -34,17 +34,21 @@ DEMO_TARGET = "relevance"
 # Labels are drawn from a Bradley-Terry model of each scorer's difference (feedback.bradley_terry_labels):
 # one standard deviation of a scorer over the sampled responses is worth NATS_PER_SD nats of reward, the
 # same reward the explicit margins of sentiment and brevity use, so w means what it says and each point
-# aims at pi_ref * exp(w . r / beta). With beta = 1 the tilt w . r / beta has a spread of about 1.5 nats:
-# the KL budget a 135M model stays coherent in. The first demo's deterministic length labels at beta 0.1
-# implied an unbounded reward and pushed the adapters to KL 5-12 and off-topic answers.
-NATS_PER_SD, LABEL_SEED = 1.5, 0
+# aims at pi_ref * exp(w . r / beta). Training uses the expected loss over the label draw (a finite optimum
+# per pair); at beta = 1 the adapters stay close to the base (beta 0.3 broke the brevity end's answers).
+# The first demo's deterministic length labels at beta 0.1 implied an unbounded reward and pushed the
+# adapters to KL 5-12 and off-topic answers.
+NATS_PER_SD, LABEL_SEED = 3.0, 0
 # (relevance, sentiment, brevity): the three vertices (the relevance one is the DPO endpoint; the others
 # are DPO on their own labels, weights.loss_plan), the edge midpoints with relevance, the centre, and
 # three points leaning to each objective.
 DEMO_GRID = [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.34, 0.33, 0.33),
              (0.6, 0.2, 0.2), (0.2, 0.6, 0.2), (0.2, 0.2, 0.6)]
-DEMO_TRAIN = dict(beta=1.0, lora_r=16, lora_alpha=32, learning_rate=1e-3, max_steps=24, batch_size=8,
+DEMO_TRAIN = dict(beta=1.0, lora_r=16, lora_alpha=32, learning_rate=2e-3, max_steps=24, batch_size=8,
                   max_length=192, warmup_ratio=0.1, seed=0)
+# Four samples per prompt, paired per objective where they differ most (feedback.contrast_pairs): with two
+# samples, most pairs barely differ in sentiment and DPO on them did not move it (+0.0 to +0.3 se).
+SAMPLES_PER_PROMPT = 4
 # Sampled responses are capped at 48 tokens and trimmed to their last complete sentence, so lengths vary
 # (1-3 sentences) and training never teaches stopping mid-sentence. Evaluation measures answers the same
 # way: greedy, at most 48 tokens, a capped answer scored up to its last complete sentence.
@@ -83,7 +87,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
         scales = reward_scales(dataset, DEMO_OBJECTIVES, NATS_PER_SD)  # from the stored scores: the same numbers
         log(f"[sample] reusing {len(dataset.rows)} labelled pairs from {prefs_path}")
     else:
-        log(f"[sample] 2 responses x {len(prompts['train'])} train prompts from the base model")
+        log(f"[sample] {SAMPLES_PER_PROMPT} responses x {len(prompts['train'])} train prompts from the base model")
         dataset = sample_preferences(
             model,
             tokenizer,
@@ -94,6 +98,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             source="on-policy samples of SmolLM2-135M-Instruct on modpo/assets/demo_prompts.json, labelled by "
                    f"a Bradley-Terry model of the scorers at {NATS_PER_SD} nats per standard deviation",
             log=lambda m: log(f"[sample] {m}"),
+            samples_per_prompt=SAMPLES_PER_PROMPT,
         )
         scales = reward_scales(dataset, DEMO_OBJECTIVES, NATS_PER_SD)
         dataset = bradley_terry_labels(dataset, scales, LABEL_SEED)
@@ -124,7 +129,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             "rows": len(dataset.rows),
             "train_prompts": len(prompts["train"]),
             "eval_prompts": len(prompts["eval"]),
-            "sampling": {"max_new_tokens": SAMPLE_TOKENS, "temperature": SAMPLE_TEMPERATURE},
+            "sampling": {"max_new_tokens": SAMPLE_TOKENS, "temperature": SAMPLE_TEMPERATURE,
+                         "samples_per_prompt": SAMPLES_PER_PROMPT, "pairs": "per objective, the two most different"},
         },
         notes={
             "conflict": clashes,
@@ -144,6 +150,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     times.update(stage_times)
 
     t = time.perf_counter()
+    del model  # the sweep injected LoRA layers into it: the check starts from a clean base
+    model, tokenizer = load_base(DEMO_MODEL)
     spec.notes["coherence"] = coherence_summary(root, model, tokenizer)
     fam.write_family(root, spec)
     times["coherence"] = time.perf_counter() - t

@@ -26,33 +26,57 @@ def label(scores_a: float, scores_b: float, maximize: bool, tie_tol: float = 1e-
     return int((scores_b > scores_a) == maximize)
 
 
+def contrast_pairs(scores: dict[str, np.ndarray], texts: list[str]) -> list[tuple[int, int]]:
+    """For k responses to one prompt: per objective, the pair (i, j), i < j, whose scores differ most,
+    skipping pairs with an empty or repeated response; duplicates kept once, in objective order.
+
+    scores: objective -> (k,) scores of the k responses. With k = 2 this is the one pair (when usable).
+    """
+    usable = [i for i, t in enumerate(texts) if t.strip()]
+    candidates = [(i, j) for a, i in enumerate(usable) for j in usable[a + 1:] if texts[i].strip() != texts[j].strip()]
+    if not candidates:
+        return []
+    chosen = []
+    for values in scores.values():
+        pair = max(candidates, key=lambda ij: (abs(values[ij[0]] - values[ij[1]]), -ij[0], -ij[1]))
+        if pair not in chosen:
+            chosen.append(pair)
+    return chosen
+
+
 def sample_preferences(model, tokenizer, prompts: list[str], objectives: list[Objective],
                        settings: GenerationSettings, batch_size: int = 32, source: str = "on-policy samples",
-                       log=print) -> PreferenceDataset:
-    """Two sampled responses per prompt, labelled on every objective by its scorer.
+                       log=print, samples_per_prompt: int = 2) -> PreferenceDataset:
+    """Sampled responses to every prompt, paired and labelled on every objective by its scorer.
 
+    With samples_per_prompt = k > 2, each prompt gives up to one row per objective: the pair of its k
+    responses whose scores on that objective differ most (contrast_pairs), so every objective has
+    pairs that differ in it, not only in the others.
     A response that hit the token cap is trimmed to its last complete sentence (`trim_to_sentence`),
     or kept whole when it has none.
-    Rows whose two responses are identical or empty are left out (no preference to learn).
+    Pairs whose two responses are identical or empty are left out (no preference to learn).
     """
-    doubled = [p for p in prompts for _ in range(2)]
-    outputs = generate(model, tokenizer, doubled, None, settings, batch_size, progress="sample pairs")
+    k = samples_per_prompt
+    if k < 2:
+        raise ValueError(f"samples_per_prompt must be >= 2 (a pair), got {k}")
+    repeated = [p for p in prompts for _ in range(k)]
+    outputs = generate(model, tokenizer, repeated, None, settings, batch_size, progress="sample responses")
     raw = [o["text"] for o in outputs]
     texts = trim_capped(raw, [o["response_ids"] for o in outputs], tokenizer.eos_token_id)
     capped = sum(tokenizer.eos_token_id not in o["response_ids"] for o in outputs)
     log(f"{capped} of {len(outputs)} responses hit the {settings.max_new_tokens}-token cap; "
         f"{sum(t != r for t, r in zip(texts, raw))} were trimmed to their last complete sentence "
         "(the rest had none, or ended there, and are kept whole)")
-    scores = {o.name: score(o.scorer, doubled, texts) for o in objectives}
+    scores = {o.name: score(o.scorer, repeated, texts) for o in objectives}
     rows = []
-    for i, prompt in enumerate(prompts):
-        a, b = texts[2 * i], texts[2 * i + 1]
-        if not a.strip() or not b.strip() or a.strip() == b.strip():
-            continue
-        prefs = {o.name: label(scores[o.name][2 * i], scores[o.name][2 * i + 1], o.maximize) for o in objectives}
-        rows.append(PreferenceRow(prompt, (a, b), prefs,
-                                  {o.name: (float(scores[o.name][2 * i]), float(scores[o.name][2 * i + 1]))
-                                   for o in objectives}))
+    for n, prompt in enumerate(prompts):
+        block = slice(n * k, (n + 1) * k)
+        for i, j in contrast_pairs({name: s[block] for name, s in scores.items()}, texts[block]):
+            a, b = n * k + i, n * k + j
+            prefs = {o.name: label(scores[o.name][a], scores[o.name][b], o.maximize) for o in objectives}
+            rows.append(PreferenceRow(prompt, (texts[a], texts[b]), prefs,
+                                      {o.name: (float(scores[o.name][a]), float(scores[o.name][b]))
+                                       for o in objectives}))
     if not rows:
         raise ValueError("every sampled pair was empty or identical; sample with a higher temperature")
     return PreferenceDataset([o.name for o in objectives], rows, source)

@@ -193,7 +193,7 @@ def page(app_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context = browser.new_context(viewport={"width": 1440, "height": 900})  # a laptop screen
             pg = context.new_page()
             pg.set_default_timeout(30_000)
             yield pg
@@ -222,6 +222,15 @@ def walk_through(page, app_url: str, browser_root: Path) -> None:
     fig = figure(page)
     assert set(p["id"] for p in points) <= set(fig["ids"]) and len(fig["ids"]) >= 3, fig
     shot(page, "01-front-demo")
+
+    step("table fits")  # every column of the front table shows at 1440 px, no sideways scrolling
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    widths = grid.evaluate("""el => { const s = el.querySelector('.dvn-scroller');
+        return s ? [s.scrollWidth, s.clientWidth] : null; }""")
+    assert widths is not None and widths[0] <= widths[1] + 1, f"the front table scrolls sideways: {widths}"
+    page.evaluate("window.scrollTo(0, 0)")
 
     step("click")
     target = click_target(points)

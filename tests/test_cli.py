@@ -82,6 +82,11 @@ def test_sweep_evaluate_front_end_to_end(family_dir, capsys):
     # train one more weighting into the family from its stored data
     assert main(["train", "--family", str(root), "--weights", "0.6,0.4", *FAST]) == 0
     assert fam.load_family(root).point("w-0.60-0.40").eval is not None
+    # the vertex of the other objective is DPO on its own labels (the target's weight 0 cannot divide)
+    assert main(["train", "--family", str(root), "--weights", "0,1", *FAST]) == 0
+    vertex = fam.load_family(root).point("w-0.00-1.00")
+    assert vertex.meta["objective"] == "brevity" and vertex.eval is not None
+    assert fam.read_pairs(root, "brevity")[0]["margins"] == []
 
 
 @pytest.mark.slow

@@ -55,3 +55,16 @@ def test_conflict_measures_disagreement_of_the_drawn_labels():
     data = bradley_terry_labels(dataset([(0.0, 1.0), (1.0, 0.0)] * 50), {"up": 50.0, "down": -50.0}, 0)
     clash = conflict(data, "up", "down")
     assert clash["pearson"] == pytest.approx(1.0) and clash["label_disagreement"] == 1.0
+
+
+def test_contrast_pairs_take_per_objective_the_two_responses_that_differ_most():
+    from modpo.feedback import contrast_pairs
+    texts = ["a", "bb", "ccc", "dddd"]
+    scores = {"up": np.array([0.1, 0.9, 0.5, 0.4]), "long": np.array([1.0, 2.0, 3.0, 9.0])}
+    assert contrast_pairs(scores, texts) == [(0, 1), (0, 3)]
+    assert contrast_pairs({"up": scores["up"], "same": scores["up"] * 2}, texts) == [(0, 1)]  # one row, not two
+    # empty and repeated responses are never paired
+    # (0, 3) would differ most, but says the same thing twice; (0, 1) and (1, 3) pair an empty answer
+    assert contrast_pairs({"up": np.array([0.0, 5.0, 1.0, 5.0])}, ["x", " ", "y", "x"]) == [(2, 3)]
+    assert contrast_pairs({"up": np.array([0.0, 1.0])}, ["x", "x"]) == []
+    assert contrast_pairs({"up": np.array([0.0, 1.0])}, ["x", "y"]) == [(0, 1)]  # two samples: the one pair

@@ -172,9 +172,9 @@ def test_with_chosen_probs_each_pair_is_at_its_optimum_at_the_closed_form():
                       chosen_probs=torch.sigmoid(target_diff)).sum()
     loss.backward()
     torch.testing.assert_close(policy_chosen.grad, torch.zeros(5, dtype=torch.float64), atol=1e-12, rtol=0)
-    moved = modpo_loss((rc + h_diff + 0.3), rr, rc, rr, mc, mr, w.tolist(), beta, chosen_probs=torch.sigmoid(target_diff))
-    assert (moved > modpo_loss(rc + h_diff, rr, rc, rr, mc, mr, w.tolist(), beta,
-                               chosen_probs=torch.sigmoid(target_diff))).all()
+    p = torch.sigmoid(target_diff)
+    moved = modpo_loss(rc + h_diff + 0.3, rr, rc, rr, mc, mr, w.tolist(), beta, chosen_probs=p)
+    assert (moved > modpo_loss(rc + h_diff, rr, rc, rr, mc, mr, w.tolist(), beta, chosen_probs=p)).all()
 
 
 @pytest.mark.parametrize("probs, message", [(torch.tensor([0.5]), r"shape \(B,\) = \(2,\)"),
