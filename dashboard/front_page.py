@@ -69,9 +69,12 @@ def display_table(table: pd.DataFrame, objectives: list[str], selected: list[str
 def table_columns(shown: pd.DataFrame, objectives: list[str]) -> dict:
     """Compact column formats, so every column shows at 1440 px: 4 significant digits for scores."""
     config = {o: st.column_config.NumberColumn(o, format="%.4g") for o in objectives}
-    config.update({f"± {o}": st.column_config.NumberColumn(f"± {o}", format="%.2g") for o in objectives})
-    config["KL"] = st.column_config.NumberColumn("KL", format="%.3g", help="mean log-ratio to the base model "
+    config.update({f"± {o}": st.column_config.NumberColumn("±", format="%.2g", help=f"standard error of {o}")
+                   for o in objectives})  # "±" under each score's header: the names made the table scroll
+    config["KL"] = st.column_config.NumberColumn("KL", format="%.2g", help="mean log-ratio to the base model "
                                                  "on the point's own answers")
+    config["on front"] = st.column_config.CheckboxColumn("front", help="non-dominated on every objective")
+    config["selected"] = st.column_config.CheckboxColumn("sel.", help="in the selection the Compare page shows")
     return config
 
 

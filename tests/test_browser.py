@@ -223,14 +223,6 @@ def walk_through(page, app_url: str, browser_root: Path) -> None:
     assert set(p["id"] for p in points) <= set(fig["ids"]) and len(fig["ids"]) >= 3, fig
     shot(page, "01-front-demo")
 
-    step("table fits")  # every column of the front table shows at 1440 px, no sideways scrolling
-    grid = page.locator('[data-testid="stDataFrame"]').first
-    grid.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
-    widths = grid.evaluate("""el => { const s = el.querySelector('.dvn-scroller');
-        return s ? [s.scrollWidth, s.clientWidth] : null; }""")
-    assert widths is not None and widths[0] <= widths[1] + 1, f"the front table scrolls sideways: {widths}"
-    page.evaluate("window.scrollTo(0, 0)")
 
     step("click")
     target = click_target(points)
@@ -264,6 +256,15 @@ def walk_through(page, app_url: str, browser_root: Path) -> None:
     page.mouse.move(5, 5)
     page.wait_for_timeout(300)
     shot(page, "03-front-box-selects-two")
+
+    step("table fits")  # every column of the front table shows at 1440 px, no sideways scrolling
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    widths = grid.evaluate("""el => { const s = el.querySelector('.dvn-scroller');
+        return s ? [s.scrollWidth, s.clientWidth] : null; }""")
+    assert widths is not None and widths[0] <= widths[1] + 1, f"the front table scrolls sideways: {widths}"
+    shot(page, "03b-front-table-fits")
 
     # 3. Compare: the two selected adapters (and the base model) answer, freshly sampled
     step("compare")

@@ -217,7 +217,7 @@ def test_train_inherits_the_recipe_and_refuses_incomparable_overrides(root, tmp_
 
 @pytest.mark.slow
 def test_ctrl_c_during_train_prints_one_line_and_exits_130(root):
-    cmd = [sys.executable, "-m", "modpo", "train", "--family", str(root), "--weights", "0.4,0.6", "--steps", "500",
+    cmd = [sys.executable, "-m", "modpo", "train", "--family", str(root), "--weights", "0.4,0.6", "--steps", "50000",
            "--no-eval", "--job-id", "ctrlc"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 90
