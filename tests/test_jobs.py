@@ -80,7 +80,7 @@ def test_job_killed_from_outside_shows_failed_with_its_log(root):
 
 
 @pytest.mark.parametrize("args, message", [
-    (([1.5, -0.5], 3), "less than the minimum of 0"),  # (0, 1) is no longer refused: DPO on brevity's labels (weights.loss_plan)
+    (([1.5, -0.5], 3), "less than the minimum of 0"),  # (0, 1) is DPO on brevity's labels: valid
     (([0.5, 0.6], 3), "sum to 1"), (([0.5, 0.5], 0), "steps"),
     (([0.5, 0.5], 3, {"learning_rate": 2.0}), "learning_rate"),
     (([0.5, 0.5], 3, {"lora_r": 0}), "lora_r"),
