@@ -88,3 +88,20 @@ def test_weights_must_match_margin_columns(tmp_path, tiny, tiny_prefs):
     examples = examples_for(model, tok, tiny_prefs)
     with pytest.raises(ValueError, match="3 entries but the data carries 1 margin"):
         train_adapter(model, examples, [0.5, 0.25, 0.25], TrainConfig(**CFG), tmp_path / "a", "w")
+
+
+def test_the_trainer_uses_the_labels_probabilities(tmp_path, tiny_prefs):
+    # DPO with chosen_probs p: at p = 0.5 every pair's expected loss is flat at the start (h = 0 while LoRA
+    # B = 0; only float noise between the training and the precomputed reference passes), so the adapter
+    # hardly moves; at p = 1 it is plain DPO, which moves it
+    from modpo.models import load_base
+    moved = {}
+    for p in (0.5, 1.0):
+        model, tok = load_base("tiny")
+        examples, _ = tokenize_pairs(tiny_prefs.pairs("positivity"), tok, 256)
+        examples = [{**ex, "chosen_probs": p} for ex in precompute_columns(model, examples, tok.pad_token_id, [], 1.0)]
+        cfg = TrainConfig(**{**CFG, "max_steps": 3, "beta": 1.0})
+        train_adapter(model, examples, [1.0], cfg, tmp_path / str(p), "w")
+        saved = load_file(str(tmp_path / str(p) / "adapter_model.safetensors"))
+        moved[p] = max(float(v.abs().max()) for k, v in saved.items() if "lora_B" in k)
+    assert moved[1.0] > 0 and moved[0.5] < 0.1 * moved[1.0], moved
