@@ -137,8 +137,8 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
     fig = front_figure(table, objectives, maximize, x, y, selected=selected, **figure_args)
     # the chart, then the table under it at full width: beside the chart a table of three objectives
     # (a mean and a standard error each) scrolled sideways at 1440 px
-    left, right = st.container(), st.container()
-    with left:
+    chart_area, table_area = st.container(), st.container()
+    with chart_area:
         event = st.plotly_chart(fig, key=CHART_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"),
                                 config={"displaylogo": False,
                                         "toImageButtonOptions": {"format": "png", "filename": f"{name}-front"}})
@@ -146,7 +146,7 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
         ids = common.ids_from_chart_event(event)
         if common.apply_event(state, "chart", ids, add=adding):
             st.rerun()
-    with right:
+    with table_area:
         # the ticks follow the adapters, not the row positions: read the user's ticks against the rows they
         # were made on, then tick exactly the selected adapters' rows of the table shown now
         ticked = common.table_rows(st.session_state.get(TABLE_KEY))

@@ -274,7 +274,8 @@ def cmd_train(a) -> int:
     point_id = fam.check_id(a.id or weights_id(weights))
     if fam.adapter_dir(root, point_id).exists():
         raise ValueError(f"adapter {point_id!r} already exists in {root}; pick another --id or delete it")
-    if fam.read_pairs(root, spec.target) is None:
+    stored = fam.read_pairs(root, spec.target)
+    if stored is None:
         raise ValueError(f"{root}: no precomputed pairs for {spec.target!r}; run `python -m modpo sweep` first")
     dataset = None
     if objective != spec.target:
@@ -289,7 +290,7 @@ def cmd_train(a) -> int:
                     if m.kind == "implicit"}
         model = attach_adapters(model, implicit)
         if objective == spec.target:  # the stored pairs every weighting of the family trained on
-            pairs = fam.read_pairs(root, spec.target)[1]
+            pairs = stored[1]
         else:  # a vertex of another objective: DPO on its labels, precomputed once and cached in data/
             pairs = pairs_for_weighting(root, spec, model, tokenizer, dataset, weights, cfg.max_length)
         _, model = train_point(root, spec, model, pairs, weights, cfg, point_id, job_id=job_id, final=not prompts)

@@ -26,6 +26,12 @@ def label(scores_a: float, scores_b: float, maximize: bool, tie_tol: float = 1e-
     return int((scores_b > scores_a) == maximize)
 
 
+def preference_probability(scale: float, better: float, worse: float) -> float:
+    """Bradley-Terry: P(the answer scored `better` is preferred over the one scored `worse`) =
+    sigmoid(scale * (better - worse))."""
+    return float(1.0 / (1.0 + np.exp(-scale * (better - worse))))
+
+
 def contrast_pairs(scores: dict[str, np.ndarray], texts: list[str]) -> list[tuple[int, int]]:
     """For k responses to one prompt: per objective, the pair (i, j), i < j, whose scores differ most,
     skipping pairs with an empty or repeated response; duplicates kept once, in objective order.
@@ -128,8 +134,7 @@ def bradley_terry_labels(dataset: PreferenceDataset, scales: dict[str, float], s
         preferences = dict(row.preferences)
         for name, scale in scales.items():
             s0, s1 = row.scores[name]
-            p1 = 1.0 / (1.0 + np.exp(-scale * (s1 - s0)))
-            preferences[name] = int(rng.random() < p1)
+            preferences[name] = int(rng.random() < preference_probability(scale, s1, s0))
         rows.append(PreferenceRow(row.prompt, row.responses, preferences, row.scores))
     return PreferenceDataset(list(dataset.objectives), rows, dataset.source)
 
@@ -141,4 +146,4 @@ def chosen_probability(row: PreferenceRow, objective: str, scale: float) -> floa
     if label is None or objective not in row.scores:
         raise ValueError(f"row {row.prompt[:40]!r} has no label or no scores on {objective!r}")
     scores = row.scores[objective]
-    return float(1.0 / (1.0 + np.exp(-scale * (scores[label] - scores[1 - label]))))
+    return preference_probability(scale, scores[label], scores[1 - label])

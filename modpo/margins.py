@@ -68,9 +68,9 @@ def precompute_columns(model, examples: list[dict], pad_token_id: int, margins: 
 
     examples must carry prompt_ids / chosen_ids / rejected_ids, and the texts (prompt, chosen,
     rejected) when a margin is explicit. One pass over the data; returns new dicts.
-    known_reference: (row, response text) -> reference log-prob already computed for another objective's
-    pairs of the same rows (the responses are the same, only the labels differ); a batch whose responses
-    are all known skips the reference forward.
+    known_reference: (row, prompt, response) -> reference log-prob already computed for another
+    objective's pairs of the same rows (the responses are the same, only the labels differ); a batch
+    whose responses are all known skips the reference forward.
     """
     from tqdm.auto import tqdm
 
@@ -78,13 +78,13 @@ def precompute_columns(model, examples: list[dict], pad_token_id: int, margins: 
     model.eval()
     active = getattr(model, "active_adapter", None) if hasattr(model, "peft_config") else None
     out = []
+    known = known_reference or {}
     try:
         for start in tqdm(range(0, len(examples), batch_size), desc="reference + margins", disable=not progress):
             chunk = examples[start:start + batch_size]
-            known = known_reference or {}
-            if all((ex["row"], ex.get(side)) in known for ex in chunk for side in ("chosen", "rejected")):
-                ref_c = torch.tensor([known[(ex["row"], ex["chosen"])] for ex in chunk], dtype=torch.float64)
-                ref_r = torch.tensor([known[(ex["row"], ex["rejected"])] for ex in chunk], dtype=torch.float64)
+            keys = [[(ex["row"], ex.get("prompt"), ex.get(side)) for ex in chunk] for side in ("chosen", "rejected")]
+            if all(k in known for side in keys for k in side):
+                ref_c, ref_r = (torch.tensor([known[k] for k in side], dtype=torch.float64) for side in keys)
             else:
                 with reference_context(model):
                     ref_c, ref_r = pair_logps(model, chunk, pad_token_id)

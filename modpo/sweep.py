@@ -6,6 +6,7 @@ so a killed run leaves nothing half-written in the family, and a re-run skips wh
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -61,7 +62,6 @@ def pairs_for_weighting(root: Path, spec: fam.FamilySpec, model, tokenizer, data
 def pairs_key(spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str, margins: list[MarginSpec],
               max_length: int) -> dict:
     """What the stored pairs of an objective were computed from; a cache with another key is stale."""
-    import hashlib
     labels = hashlib.sha256(json.dumps([r.preferences.get(objective) for r in dataset.rows]).encode()).hexdigest()
     return {"objective": objective, "max_length": max_length, "beta": spec.beta,
             "margins": [vars(m) for m in margins], "n_rows": len(dataset.rows), "labels": labels[:16],
@@ -114,16 +114,16 @@ def prepare_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: P
 
 
 def stored_reference(root: Path, spec: fam.FamilySpec, max_length: int) -> dict:
-    """(row, response) -> reference log-prob from the pairs already stored for any objective of the family
-    at this max_length: each objective's pairs are the same responses, labelled differently."""
+    """(row, prompt, response) -> reference log-prob from the pairs already stored for any objective of the
+    family at this max_length: each objective's pairs are the same responses, labelled differently."""
     known = {}
     for o in spec.objective_names:
         stored = fam.read_pairs(root, o)
         if stored is None or stored[0].get("max_length") != max_length or "chosen" not in stored[1].column_names:
             continue
         for ex in stored[1]:
-            known[(ex["row"], ex["chosen"])] = ex["reference_chosen_logps"]
-            known[(ex["row"], ex["rejected"])] = ex["reference_rejected_logps"]
+            known[(ex["row"], ex["prompt"], ex["chosen"])] = ex["reference_chosen_logps"]
+            known[(ex["row"], ex["prompt"], ex["rejected"])] = ex["reference_rejected_logps"]
     return known
 
 
@@ -207,11 +207,13 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
     endpoint = tuple(1.0 if o.name == spec.target else 0.0 for o in spec.objectives)
     todo = [w for w in [endpoint] + [tuple(w) for w in grid if tuple(w) != endpoint]
             if not fam.adapter_dir(root, weights_id(w)).exists()]
+    pairs = {}  # objective -> its stored pairs
     for objective in dict.fromkeys(loss_plan(spec.objective_names, spec.target, w)[0] for w in todo):
         margins = margin_specs(spec) if objective == spec.target else []
-        if cached_pairs(root, spec, dataset, objective, margins, cfg.max_length) is None:
+        pairs[objective] = cached_pairs(root, spec, dataset, objective, margins, cfg.max_length)
+        if pairs[objective] is None:
             t = time.perf_counter()
-            prepare_pairs(root, spec, model, tokenizer, dataset, objective, margins, cfg.max_length)
+            pairs[objective] = prepare_pairs(root, spec, model, tokenizer, dataset, objective, margins, cfg.max_length)
             times["precompute" if objective == spec.target else f"precompute {objective}"] = time.perf_counter() - t
     # 3. The DPO endpoint on the target, then the other weightings.
     for weights in [endpoint] + [tuple(w) for w in grid if tuple(w) != endpoint]:
@@ -220,8 +222,8 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
             log(f"[skip] {point_id} exists")
             continue
         t = time.perf_counter()
-        pairs = pairs_for_weighting(root, spec, model, tokenizer, dataset, weights, cfg.max_length)
-        _, model = train_point(root, spec, model, pairs, weights, cfg, point_id)
+        objective, _ = loss_plan(spec.objective_names, spec.target, weights)
+        _, model = train_point(root, spec, model, pairs[objective], weights, cfg, point_id)
         model.delete_adapter(peft_name(point_id))
         times[f"train {point_id}"] = time.perf_counter() - t
         log(f"[done] {point_id} in {times[f'train {point_id}']:.0f}s")

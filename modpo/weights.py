@@ -94,7 +94,7 @@ def loss_plan(objective_names: list[str], target: str, weights: Sequence[float])
     the target's labels, target first (target_first, which refuses a zero target weight).
     """
     w = [float(x) for x in weights]
-    if len(w) == len(objective_names) and all(math.isfinite(x) for x in w) and sorted(w)[-1] == 1.0 \
-            and sum(w) == 1.0 and objective_names[w.index(1.0)] != target:
+    if len(w) == len(objective_names) and min(w) >= 0 and max(w) == 1.0 and sum(w) == 1.0 \
+            and objective_names[w.index(1.0)] != target:
         return objective_names[w.index(1.0)], [1.0]
     return target, target_first(objective_names, target, w)

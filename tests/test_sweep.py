@@ -63,7 +63,7 @@ def test_bradley_terry_families_train_on_the_probability_of_each_label(tmp_path,
     reused = prepare_pairs(tmp_path / "bt", bt, model, tokenizer, data, "brevity", [], 256, progress=False)
     for a, b in zip(fresh, reused):
         assert (a["chosen"], a["reference_chosen_logps"]) == (b["chosen"], pytest.approx(b["reference_chosen_logps"]))
-        assert known[(b["row"], b["rejected"])] == b["reference_rejected_logps"]
+        assert known[(b["row"], b["prompt"], b["rejected"])] == b["reference_rejected_logps"]
     plain = fam.FamilySpec("f", "tiny", objectives, "positivity", 1.0, {})
     assert "chosen_probs" not in prepare_pairs(tmp_path / "plain", plain, model, tokenizer, data, "positivity", [],
                                                256, progress=False)[0]

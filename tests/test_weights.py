@@ -43,3 +43,9 @@ def test_loss_plan_trains_a_vertex_of_another_objective_as_dpo_on_its_labels():
     assert loss_plan(names, "sentiment", [0.2, 0.5, 0.3]) == ("sentiment", [0.5, 0.2, 0.3])
     with pytest.raises(ValueError, match="target objective 'relevance' must get a weight > 0.*DPO on that"):
         loss_plan(names, "relevance", [0.0, 0.5, 0.5])
+
+
+def test_loss_plan_refuses_a_negative_weight_that_sums_with_the_others_to_one():
+    from modpo.weights import loss_plan
+    with pytest.raises(ValueError, match=">= 0"):
+        loss_plan(["relevance", "sentiment", "brevity"], "relevance", [-1.0, 1.0, 1.0])
