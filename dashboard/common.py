@@ -104,8 +104,9 @@ class ModelService:
     lock: threading.Lock = field(default_factory=threading.Lock)
     responses: dict = field(default_factory=dict)  # (point id, prompt, settings) -> {"text", "scores"}
 
-    def answer(self, family, points: list, prompt: str, settings) -> int:
-        """Cache the answers of the points not yet answered for (prompt, settings); returns how many."""
+    def answer(self, family, points: list, prompt: str, settings, streamer=None) -> int:
+        """Cache the answers of the points not yet answered for (prompt, settings); returns how many.
+        streamer: a modpo.generate.RowStreamer that sees the tokens as they come (another thread shows them)."""
         from modpo.evaluate import adapters_of, answer_points, policy_of
         from modpo.models import attach_adapters
 
@@ -115,7 +116,7 @@ class ModelService:
                 return 0
             self.model = attach_adapters(self.model, adapters_of(family, todo))
             answers = answer_points(self.model, self.tokenizer, family.spec, [prompt],
-                                    {p.id: policy_of(p) for p in todo}, settings)
+                                    {p.id: policy_of(p) for p in todo}, settings, streamer=streamer)
             for p in todo:
                 a = answers[p.id]
                 self.responses[(p.id, prompt, settings)] = {

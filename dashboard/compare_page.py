@@ -9,9 +9,11 @@ text, never as HTML or markdown.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import streamlit as st
 
-from dashboard import common
+from dashboard import common, vote_panel
 from modpo import family as fam
 
 MAX_PROMPT_CHARS = 2000
@@ -38,7 +40,7 @@ def saved_sample(point, prompt: str, settings) -> dict | None:
         return None
     for s in point.eval.get("samples", []):
         if s["prompt"] == prompt:
-            return {"text": s["response"], "scores": s["scores"]}
+            return {"text": s["response"], "scores": s["scores"], "capped": s.get("capped")}
     return None
 
 
@@ -91,27 +93,126 @@ def prompt_problem(text: str) -> str | None:
     return None
 
 
-def render_columns(family, points, prompt, settings, service: common.ModelService | None) -> int:
-    """One column per point; returns how many responses are still missing."""
-    missing = 0
+def answer_of(point, prompt: str, settings, service) -> dict | None:
+    """The point's answer to prompt at settings: generated this session, else saved at evaluation."""
+    cached = service.responses.get((point.id, prompt, settings)) if service else None
+    if cached:
+        return {**cached, "source": "generated"}
+    saved = saved_sample(point, prompt, settings)
+    return {**saved, "source": "saved at evaluation"} if saved else None
+
+
+def word_diff(baseline: str, text: str) -> list[tuple[str, str]]:
+    """[(op, words)] turning baseline into text word by word: op is "same", "added" or "removed"."""
+    import difflib
+    old, new = baseline.split(), text.split()
+    out = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.append(("same", " ".join(new[j1:j2])))
+            continue
+        if i2 > i1:
+            out.append(("removed", " ".join(old[i1:i2])))
+        if j2 > j1:
+            out.append(("added", " ".join(new[j1:j2])))
+    return out
+
+
+def diff_markdown(baseline: str, text: str) -> str:
+    """The word diff as markdown: added words on green, removed ones struck through on red. Every word
+    goes through common.literal, so model output stays text."""
+    style = {"same": "{}", "added": ":green-background[{}]", "removed": ":red-background[~~{}~~]"}
+    return " ".join(style[op].format(common.literal(words)) for op, words in word_diff(baseline, text))
+
+
+def cap_note(response: dict, settings) -> str:
+    if not response.get("capped"):
+        return ""
+    return (f" · hit the {settings.max_new_tokens}-token cap" +
+            (", shown to its last complete sentence" if settings.trim_capped else ""))
+
+
+def render_columns(points, prompt, settings, answers: dict, baseline: str | None, diff: bool) -> dict:
+    """One column per point; returns point id -> an empty slot for each answer still missing."""
+    slots = {}
     cols = st.columns(len(points))
     for col, p in zip(cols, points):
         with col:
-            st.markdown(f"**{common.literal(p.id)}**")
+            st.markdown(f"**{common.literal(p.id)}**" + (" · pinned baseline" if p.id == baseline else ""))
             if p.weights:
                 st.caption(common.literal(", ".join(f"{k} {v:.2f}" for k, v in p.weights.items())))
             else:
                 st.caption(p.kind)
-            cached = service.responses.get((p.id, prompt, settings)) if service else None
-            response = cached or saved_sample(p, prompt, settings)
+            response = answers.get(p.id)
             if response is None:
-                missing += 1
-                st.caption("not generated yet")
+                slots[p.id] = st.empty()
+                slots[p.id].caption("not generated yet")
                 continue
             st.text(response["text"])  # plain text: model output is never rendered as markup
             st.caption(common.literal(" · ".join(f"{k} {v:.3g}" for k, v in response["scores"].items()))
-                       + ("" if cached else " · saved at evaluation"))
-    return missing
+                       + common.literal(cap_note(response, settings))
+                       + ("" if response["source"] == "generated" else " · saved at evaluation"))
+            if diff and baseline and p.id != baseline and answers.get(baseline):
+                st.markdown(diff_markdown(answers[baseline]["text"], response["text"]))
+    return slots
+
+
+def stream_answers(service, family, points, prompt, settings, slots: dict) -> None:
+    """Generate the missing answers in a worker thread (it never calls st.*) and show each one grow in
+    its column as tokens arrive; the page's final render shows them with their scores."""
+    import threading
+    import time
+
+    from modpo.generate import RowStreamer
+
+    todo = [p for p in points if (p.id, prompt, settings) not in service.responses]
+    if not todo:
+        return
+    status = st.empty()
+    status.caption(f"Generating {len(todo)} answer(s) of up to {settings.max_new_tokens} tokens, {len(todo)} "
+                   f"policies in one batch (about {0.1 * settings.max_new_tokens + 2:.0f} s on 2 CPU cores)...")
+    streamer, failure = RowStreamer(service.tokenizer.eos_token_id), []
+
+    def work():
+        try:
+            service.answer(family, points, prompt, settings, streamer=streamer)
+        except Exception as e:  # noqa: BLE001 - shown on the page below
+            failure.append(e)
+
+    worker = threading.Thread(target=work, daemon=True)
+    started = time.time()
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.3)
+        for row, (pid, _) in enumerate(streamer.rows):
+            if pid in slots and streamer.tokens.get(row):
+                slots[pid].text(streamer.text(service.tokenizer, row))
+        made = sum(len(t) for t in streamer.tokens.values())
+        status.caption(f"Generating {len(todo)} answer(s): {made} tokens in {time.time() - started:.0f} s...")
+    status.empty()
+    if failure:
+        st.error(common.literal(f"Generation failed: {failure[0]}"))
+
+
+def shown_answers(points, prompt, settings, answers: dict) -> list[dict]:
+    """What the columns show, for download: one row per answer with its id, weights, settings, scores."""
+    return [{"id": p.id, "kind": p.kind, "weights": p.weights, "prompt": prompt, "answer": answers[p.id]["text"],
+             "capped": answers[p.id].get("capped"), "source": answers[p.id]["source"],
+             "scores": answers[p.id]["scores"], "settings": asdict(settings)}
+            for p in points if answers.get(p.id)]
+
+
+def render_downloads(rows: list[dict]) -> None:
+    import json
+
+    import pandas as pd
+    if not rows:
+        return
+    flat = pd.json_normalize(rows, sep=".")
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.download_button("Download JSON", json.dumps(rows, indent=2), "answers.json", "application/json",
+                       key="download_json")
+    c2.download_button("Download CSV", flat.to_csv(index=False), "answers.csv", "text/csv", key="download_csv")
 
 
 def render() -> None:
@@ -120,28 +221,56 @@ def render() -> None:
     if picked is None:
         return
     root, family, table = picked
+    from modpo.family import read_eval_prompts
+    vote_panel.apply_pending(root.name, read_eval_prompts(root) or [])
     ids = table["id"].tolist()
     state = common.selection_state(root.name)
-    chosen = st.multiselect("Adapters", ids, default=common.selected_ids(root.name, ids), key="compare_ids",
+    c1, c2 = st.columns([3, 1])
+    chosen = c1.multiselect("Adapters", ids, default=common.selected_ids(root.name, ids), key="compare_ids",
                             help="the same selection as the Front page")
     if chosen != state["selected"]:
         state["selected"] = list(chosen)
-    if not chosen:
+    baseline = c2.selectbox("Pinned baseline", ["(none)"] + ids, key="baseline",
+                            help="a column that stays while the selection changes; the others can show their "
+                                 "word differences from it")
+    baseline = None if baseline == "(none)" else baseline
+    prompt = render_prompt(root)
+    pair = vote_panel.pair_ids(root.name, prompt)
+    wanted = list(dict.fromkeys([*([baseline] if baseline else []), *chosen, *pair]))
+    if not wanted:
         st.info("Select adapters on the Front page (click, box or lasso) or above.")
         return
-    points = order_points(family, ["base"] + [i for i in chosen if i != "base"] if "base" in ids else chosen)
-    prompt = render_prompt(root)
+    points = order_points(family, ["base"] + [i for i in wanted if i != "base"] if "base" in ids else wanted)
+    if baseline:
+        points = [family.point(baseline)] + [p for p in points if p.id != baseline]
     settings = render_settings(family)
     if prompt is None:
         return
+    c1, c2, c3 = st.columns([1, 1, 2])
+    generate = c1.button("Generate", type="primary", key="generate")
+    blind = c2.toggle("Blind vote", key="blind", help="hide ids, weights and scores, and shuffle the sides, until "
+                                                       "the vote is cast; then the next most informative pair")
+    diff = c3.toggle("Word differences from the baseline", key="diff", disabled=baseline is None)
     service = st.session_state.get("_service_" + str(root))
-    if st.button("Generate", type="primary", key="generate"):
+    if generate:
         service = common.model_service(str(root), family.spec.base_model)
         st.session_state["_service_" + str(root)] = service
-        todo = [p for p in points if (p.id, prompt, settings) not in service.responses]
-        with st.spinner(f"Generating {len(todo)} answers of up to {settings.max_new_tokens} tokens "
-                        f"({len(todo)} policies in one batch)..."):
-            service.answer(family, points, prompt, settings)
-    missing = render_columns(family, points, prompt, settings, service)
+    answers = {p.id: answer_of(p, prompt, settings, service) for p in points}
+    if blind:
+        st.caption(f"{sum(a is not None for a in answers.values())} answers ready; ids and weights are hidden.")
+        slots = {}
+    else:
+        slots = render_columns(points, prompt, settings, answers, baseline, diff)
+    if generate:
+        stream_answers(service, family, points, prompt, settings, slots)
+        st.rerun()
+    missing = sum(a is None for a in answers.values())
     if missing:
         st.caption(f"{missing} response(s) not generated for these settings yet: press Generate.")
+    if not blind:
+        render_downloads(shown_answers(points, prompt, settings, answers))
+    if st.session_state.get("_vote_error"):
+        st.error(common.literal(st.session_state.pop("_vote_error")))
+    vote_panel.render(root, family, points, prompt, settings, answers, blind)
+    votes, problems = vote_panel.family_votes(root, family)
+    vote_panel.render_estimate_line(family, votes, problems)

@@ -71,7 +71,8 @@ def score_responses(spec: FamilySpec, prompts: list[str], responses: list[str]) 
 
 
 def answer_points(model, tokenizer, spec: FamilySpec, prompts: list[str], policies: dict[str, Policy],
-                  settings: EvalSettings, progress: str | None = None, on_progress=None) -> dict[str, dict]:
+                  settings: EvalSettings, progress: str | None = None, on_progress=None,
+                  streamer=None) -> dict[str, dict]:
     """Each point's answers to every prompt: point id -> {"texts", "response_ids", "logps", "capped",
     "scores": {objective: (N,)}}. logps: the summed log-prob of each answer under the point's own policy.
 
@@ -79,6 +80,8 @@ def answer_points(model, tokenizer, spec: FamilySpec, prompts: list[str], polici
     mix decodes with its own sources. Answers cut by the cap are trimmed to their last complete
     sentence when settings.trim_capped, before scoring: shown and scored as measured.
     on_progress: called as on_progress(answers_done, answers_total) as batches finish.
+    streamer: a generate.RowStreamer shown the batched policies' tokens as they come (its rows are set
+    to (point id, prompt)); mixes are not streamed.
     """
     if not prompts:
         raise ValueError("no prompts to answer")
@@ -86,11 +89,13 @@ def answer_points(model, tokenizer, spec: FamilySpec, prompts: list[str], polici
     total = len(prompts) * len(policies)
     batched = [i for i, p in policies.items() if not isinstance(p, Mix)]
     report = (lambda done, _: on_progress(done, total)) if on_progress else None
+    if streamer is not None:
+        streamer.rows = [(i, p) for i in batched for p in prompts]
     if batched:
         rows = generate(model, tokenizer, [p for _ in batched for p in prompts],
                         [policies[i] for i in batched for _ in prompts], settings.generation(), settings.batch_size,
                         progress=progress and f"{progress} ({len(batched)} policies x {len(prompts)} prompts)",
-                        with_logps=True, on_batch=report)
+                        with_logps=True, on_batch=report, streamer=streamer)
         outputs.update({i: rows[k * len(prompts):(k + 1) * len(prompts)] for k, i in enumerate(batched)})
     for i, mix in policies.items():
         if isinstance(mix, Mix):
@@ -153,7 +158,7 @@ def build_record(point_id: str, prompts: list[str], answers: dict, log_ratios: n
         "mean_response_tokens": float(np.mean([len(r) for r in answers["response_ids"]])),
         "settings": asdict(settings),
         "prompt_set": {"n": len(prompts), "sha": prompt_set_id(prompts)},
-        "samples": [{"prompt": prompts[i], "response": answers["texts"][i],
+        "samples": [{"prompt": prompts[i], "response": answers["texts"][i], "capped": bool(answers["capped"][i]),
                      "scores": {name: float(s[i]) for name, s in scores.items()}}
                     for i in range(min(settings.samples_saved, len(prompts)))],
         "wall_time_s": round(wall_time_s, 2),

@@ -612,3 +612,64 @@ def publish_adapter(root: Path, job_id: str, adapter_id: str) -> Path:
 
 def remove_partial(root: Path, job_id: str) -> None:
     shutil.rmtree(job_dir(root, job_id) / "adapter", ignore_errors=True)
+
+
+# ---- votes: data/votes.jsonl, one vote per line (votes.py makes and reads the records) ---------------
+
+def votes_file(root: Path) -> Path:
+    return within(root, Path(root) / "data" / "votes.jsonl")
+
+
+def append_vote(root: Path, vote: dict) -> int:
+    """Add one vote (schema-checked first) to data/votes.jsonl; returns the number of lines now in it.
+
+    Under an exclusive lock shared by every session, thread and process, the file's bytes plus the new
+    line are written to a temp file that replaces it: a crash at any moment leaves the old file or the
+    new one, never a torn line, and two writers never both append to the same old copy. Lines this
+    version cannot read are carried over byte for byte (read_votes reports them; nothing is dropped).
+    """
+    line = json.dumps({"schema_version": SCHEMA_VERSION, **vote}, ensure_ascii=True)  # ascii: no U+2028 breaks
+    schema.validate("vote", schema.parse(line, "the new vote"), "the new vote")
+    path = votes_file(root)
+    lock = within(root, path.parent / ".votes.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            old = path.read_bytes() if path.exists() else b""
+            if old and not old.endswith(b"\n"):
+                old += b"\n"  # a cut-off last line stays a line of its own (reported by read_votes, kept)
+            data = old + line.encode("ascii") + b"\n"
+            atomic_write_bytes(path, data)
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+    return data.count(b"\n")
+
+
+def read_votes(root: Path, known_ids: set[str] | None = None) -> tuple[list[dict], list[str]]:
+    """(votes, problems): every readable vote of data/votes.jsonl in file order, each with its "line"
+    number; problems names each line that is not a vote this version reads (bad JSON, a cut-off line,
+    a wrong type, a point not in known_ids) and why. A bad line costs only itself."""
+    path = votes_file(root)
+    if not path.exists():
+        return [], []
+    votes, problems = [], []
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        where = f"{path.name} line {number}"
+        try:
+            vote = schema.validate("vote", schema.parse(raw.decode("utf-8"), where), where)
+        except UnicodeDecodeError:
+            problems.append(f"{where}: not UTF-8 text; the line is corrupt")
+            continue
+        except FamilyError as e:
+            problems.append(str(e))
+            continue
+        unknown = [p["id"] for p in vote["points"] if known_ids is not None and p["id"] not in known_ids]
+        if unknown:
+            problems.append(f"{where}: point(s) {unknown} are not in this family (deleted or from another family); "
+                            "the vote is kept in the file but not used")
+            continue
+        votes.append({**vote, "line": number})
+    return votes, problems

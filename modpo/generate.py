@@ -33,10 +33,45 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
+class RowStreamer:
+    """Collects each row's new tokens as generate() makes them (transformers' streamer protocol, for a
+    whole batch: TextStreamer takes one row only), so another thread can show answers as they grow.
+
+    tokens[i]: the ids generated so far for row i of the whole call (up to and including EOS); rows:
+    what each row is, when the caller sets it (answer_points: (point id, prompt)). done: set at the end.
+    """
+
+    def __init__(self, eos_token_id: int):
+        self.eos, self.offset, self.skip_prompt = eos_token_id, 0, True
+        self.tokens: dict[int, list[int]] = {}
+        self.rows: list = []
+        self.done = False
+
+    def begin(self, offset: int) -> None:
+        """A new batch starts at row offset; its first put() is the prompt, not new tokens."""
+        self.offset, self.skip_prompt = offset, True
+
+    def put(self, value) -> None:
+        if self.skip_prompt:
+            self.skip_prompt = False
+            return
+        for i, token in enumerate(value.reshape(-1).tolist()):  # (B,) one new token per row
+            row = self.tokens.setdefault(self.offset + i, [])
+            if not row or row[-1] != self.eos:
+                row.append(token)
+
+    def end(self) -> None:
+        pass
+
+    def text(self, tokenizer, row: int) -> str:
+        return tokenizer.decode(self.tokens.get(row, []), skip_special_tokens=True).strip()
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | None = None,
              settings: GenerationSettings = GenerationSettings(), batch_size: int = 32,
-             progress: str | None = None, with_logps: bool = False, on_batch=None) -> list[dict]:
+             progress: str | None = None, with_logps: bool = False, on_batch=None,
+             streamer: RowStreamer | None = None) -> list[dict]:
     """Generate one response per row. adapter_names: one per prompt (peft names or "__base__").
 
     Returns [{"text", "response_ids"}] in row order; response_ids stop at (and include) EOS.
@@ -44,6 +79,7 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
     on_batch: called as on_batch(rows_done, rows_total) after each batch (UI progress, job status).
     with_logps: also "logp", the summed log-prob of response_ids under the row's own policy, taken
     from the logits generation computed anyway (untempered; equals response_logps without a pass).
+    streamer: a RowStreamer that receives every row's tokens as they are generated.
     """
     from tqdm.auto import tqdm
 
@@ -69,6 +105,9 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
             kwargs["adapter_names"] = adapter_names[start:start + batch_size]
         if with_logps:
             kwargs.update(output_logits=True, return_dict_in_generate=True)
+        if streamer is not None:
+            streamer.begin(start)
+            kwargs["streamer"] = streamer
         generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
         sequences = generated.sequences if with_logps else generated
         new_tokens = sequences[:, ids.shape[1]:]
@@ -81,6 +120,8 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
                 out[-1]["logp"] = float(logps[i])
         if on_batch:
             on_batch(len(out), len(prompts))
+    if streamer is not None:
+        streamer.done = True
     return out
 
 

@@ -21,6 +21,7 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 ADAPTER_KINDS = ("modpo", "dpo-margin", "merge", "mix", "base")
 DIRECTIONS = ("maximize", "minimize")
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+VOTE_LABELS = ("left", "right", "tie", "both bad")  # the four buttons of the Compare page
 
 
 class FamilyError(ValueError):
@@ -114,7 +115,7 @@ SCHEMAS: dict[str, dict] = {
             "prompt_set": {"type": "object", "properties": {"n": _COUNT, "sha": _TEXT}},
             "samples": {"type": "array", "items": {
                 "type": "object", "required": ["prompt", "response", "scores"],
-                "properties": {"prompt": _TEXT, "response": _TEXT,
+                "properties": {"prompt": _TEXT, "response": _TEXT, "capped": {"type": "boolean"},
                                "scores": {"type": "object", "additionalProperties": _NUMBER}}}},
             "wall_time_s": _NUMBER,
         },
@@ -147,6 +148,29 @@ SCHEMAS: dict[str, dict] = {
         "properties": {"schema_version": _VERSION, "objective": _ID, "max_length": {"type": "integer", "minimum": 2},
                        "beta": {"type": "number", "exclusiveMinimum": 0}, "margins": {"type": "array"},
                        "n_rows": _COUNT, "dropped": _COUNT, "kept": _COUNT},
+    },
+    # one line of data/votes.jsonl: a user's vote between two answers to one prompt (votes.py). The
+    # project's preference row (prompt, responses, preferences) plus who answered, how, when and by whom.
+    "vote": {
+        "type": "object",
+        "required": ["schema_version", "prompt", "responses", "preferences", "label", "points", "time", "session"],
+        "properties": {
+            "schema_version": _VERSION,
+            "prompt": {"type": "string", "minLength": 1},
+            "responses": {"type": "array", "items": _TEXT, "minItems": 2, "maxItems": 2},
+            "preferences": {"type": "object", "minProperties": 1,
+                            "additionalProperties": {"enum": [0, 1, None]}},
+            "label": {"enum": list(VOTE_LABELS)},
+            "points": {"type": "array", "minItems": 2, "maxItems": 2, "items": {
+                "type": "object", "required": ["id"],
+                "properties": {"id": _ID, "weights": {"type": ["object", "null"], "additionalProperties": _NONNEG},
+                               "settings": {"type": "object"}}}},
+            "scores": {"type": "object", "additionalProperties": {
+                "type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2}},
+            "time": _NUMBER,
+            "session": {"type": "string", "minLength": 1, "maxLength": 128},
+            "blind": {"type": "boolean"},
+        },
     },
     "eval_prompts": {
         "type": "object", "required": ["schema_version", "prompts"],
