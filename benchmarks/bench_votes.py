@@ -67,10 +67,12 @@ def candidate_pairs(family) -> tuple[np.ndarray, np.ndarray, list[str]]:
 class Estimator:
     """choose.posterior / choose.information_gain over a fixed candidate set, from precomputed per-pair terms."""
 
-    def __init__(self, diffs: np.ndarray, k: int, steps: int, kappas):
+    def __init__(self, diffs: np.ndarray, k: int, steps: int, kappas, gain: str = "joint", estimate: str = "mean"):
         self.grid = choose.simplex_grid(k, steps)                                    # (G, K)
         self.kappas = np.asarray(kappas, dtype=float)                                # (C,)
-        self.steps = steps
+        self.steps, self.gain, self.estimate = steps, gain, estimate
+        if estimate == "l1":
+            self.l1_between = np.abs(self.grid[:, None] - self.grid[None]).sum(-1)  # (G, G)
         logits = self.kappas[:, None, None] * (self.grid @ diffs.T)[None]            # (C, G, P)
         self.log_win = choose._log_sigmoid(logits)                                   # log P(left wins)
         self.log_lose = choose._log_sigmoid(-logits)
@@ -84,10 +86,26 @@ class Estimator:
         return joint / joint.sum()
 
     def information_gain(self, joint: np.ndarray) -> np.ndarray:
+        """"joint": I(outcome; kappa, w), as choose.information_gain; "w": I(outcome; w), kappa a nuisance
+        (the entropy of the outcome given w alone, kappa summed out under the posterior given w)."""
         flat = joint.reshape(-1)
         mean_p = flat @ self.p
         marginal = -(mean_p * np.log(mean_p) + (1 - mean_p) * np.log(1 - mean_p))
-        return marginal - flat @ self.entropy
+        if self.gain == "joint":
+            return marginal - flat @ self.entropy
+        c, g = joint.shape
+        w = joint.sum(0)                                                             # (G,)
+        p_w = (joint[:, :, None] * self.p.reshape(c, g, -1)).sum(0) / np.maximum(w, 1e-300)[:, None]  # (G, P)
+        p_w = np.clip(p_w, 1e-12, 1 - 1e-12)
+        return marginal - w @ (-(p_w * np.log(p_w) + (1 - p_w) * np.log(1 - p_w)))
+
+    def point(self, joint: np.ndarray) -> np.ndarray:
+        """(K,) the estimate: the posterior mean (Posterior.mean), or the grid weighting with the least
+        expected L1 distance to w under the posterior."""
+        w = joint.sum(0)
+        if self.estimate == "mean":
+            return w @ self.grid
+        return self.grid[np.argmin(self.l1_between @ w)]
 
 
 def simulate(est: Estimator, diffs, w_star, kappa_star, coins, strategy, max_votes, rng, check=False):
@@ -103,7 +121,7 @@ def simulate(est: Estimator, diffs, w_star, kappa_star, coins, strategy, max_vot
             j = order[t]
         else:
             gain = est.information_gain(est.joint(log_post))
-            if check:
+            if check and est.gain == "joint":
                 lib = choose.information_gain(choose.posterior(diffs[shown], outcomes, diffs.shape[1], est.steps,
                                                                est.kappas), diffs)
                 _agree("information_gain", gain, lib)
@@ -114,11 +132,12 @@ def simulate(est: Estimator, diffs, w_star, kappa_star, coins, strategy, max_vot
         shown.append(j)
         outcomes.append(1.0 if win else 0.0)
         joint = est.joint(log_post)
-        mean = joint.sum(0) @ est.grid
+        mean = est.point(joint)
         if check:
             post = choose.posterior(diffs[shown], outcomes, diffs.shape[1], est.steps, est.kappas)
             _agree("posterior", joint, post.joint)
-            _agree("posterior mean", mean, post.mean)
+            if est.estimate == "mean":
+                _agree("posterior mean", mean, post.mean)
         l1[t] = np.abs(mean - w_star).sum()
     return l1
 
@@ -160,11 +179,13 @@ def summarize(l1s: dict[str, np.ndarray], max_votes: int) -> dict:
     return out
 
 
-ESTIMATORS = {  # name -> (grid steps, kappas or None for "only the true kappa*")
-    "default": (40, choose.KAPPAS),
-    "oracle-kappa": (40, None),
-    "steps-20": (20, choose.KAPPAS),
-    "kappas-2-4-8": (40, (2.0, 4.0, 8.0)),
+ESTIMATORS = {  # name -> (grid steps, kappas or None for "only the true kappa*", gain about, estimate)
+    "default": (40, choose.KAPPAS, "joint", "mean"),          # modpo.choose as the app uses it
+    "oracle-kappa": (40, None, "joint", "mean"),              # the voter's kappa* known: an upper bound
+    "steps-20": (20, choose.KAPPAS, "joint", "mean"),
+    "kappas-2-4-8": (40, (2.0, 4.0, 8.0), "joint", "mean"),   # no hypotheses of a very noisy voter
+    "gain-w": (40, choose.KAPPAS, "w", "mean"),               # pairs chosen for information about w alone
+    "l1-estimate": (40, choose.KAPPAS, "joint", "l1"),        # the estimate minimizing expected L1, not the mean
 }
 
 
@@ -200,11 +221,11 @@ def main():
     w_stars = rng.dirichlet(np.ones(k), size=a.voters)                               # the same voters everywhere
     results = {}
     for name in estimators:
-        steps, kappas = ESTIMATORS[name]
-        shared = Estimator(diffs, k, steps, kappas) if kappas is not None else None
+        steps, kappas, gain, estimate = ESTIMATORS[name]
+        shared = Estimator(diffs, k, steps, kappas, gain, estimate) if kappas is not None else None
         for kappa_star in a.kappas:
             t0 = time.perf_counter()
-            est = shared or Estimator(diffs, k, steps, (kappa_star,))
+            est = shared or Estimator(diffs, k, steps, (kappa_star,), gain, estimate)
             l1s = {s: np.empty((a.voters, a.max_votes)) for s in STRATEGIES}
             for v, w_star in enumerate(w_stars):
                 voter_rng = np.random.default_rng([a.seed, v, int(kappa_star * 1000)])

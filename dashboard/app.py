@@ -28,11 +28,11 @@ def front_at_its_own_url() -> None:
     front_page.render()
 
 
-page = st.navigation([
-    st.Page(front_page.render, title="Front", url_path="home", default=True),
-    st.Page(compare_page.render, title="Compare", url_path="compare"),
-    st.Page(train_page.render, title="Train", url_path="train"),
-    st.Page(front_at_its_own_url, title="Front", url_path="front", visibility="hidden"),
-])
+pages = {"front": st.Page(front_page.render, title="Front", url_path="home", default=True),
+         "compare": st.Page(compare_page.render, title="Compare", url_path="compare"),
+         "train": st.Page(train_page.render, title="Train", url_path="train")}
+st.session_state["_pages"] = pages  # so a page can open another (st.switch_page takes a registered page)
+page = st.navigation([*pages.values(),
+                      st.Page(front_at_its_own_url, title="Front", url_path="front", visibility="hidden")])
 st.sidebar.caption("MODPO Explorer: one LoRA adapter per weighting of the objectives.")
 page.run()

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common
+from dashboard import common, vote_panel
 from modpo import family as fam
 from modpo.front import table_hypervolume
 from modpo.pareto import pareto_mask
@@ -262,5 +262,6 @@ def render() -> None:
     render_chart(root, family, shown, objectives, x, y, reference)
     render_many_objectives(shown, objectives, maximize)
     render_preview(root, family)
+    vote_panel.render_front_section(root, family)
     st.caption("Click a point to select it; for several, pick Box Select or Lasso Select in the chart's toolbar "
                "and drag; or tick rows in the table. The Compare page shows what the selected adapters say.")

@@ -183,3 +183,53 @@ def cast(root, family, points, prompt, settings, answers, ids, label: str, blind
         suggestion = vt.suggest_pair(found[0], found[1], asked_pairs(votes)) if found else None
         if suggestion:
             request_pair(root.name, suggestion["prompt"], suggestion["ids"])
+
+
+# ---- the Front page's section ------------------------------------------------------------------------
+
+def go_to_compare() -> None:
+    """Open the Compare page (registered by app.py); under a bare page test there is none to open."""
+    page = st.session_state.get("_pages", {}).get("compare")
+    if page is not None:
+        st.switch_page(page)
+    st.info("The pair is waiting on the Compare page.")
+
+
+def render_front_section(root, family) -> None:
+    """Your weighting from votes: the estimate and its region on the simplex, the nearest point, and
+    the most informative pair to compare next (one click opens it on the Compare page)."""
+    from modpo.plots import weights_figure
+    st.subheader("Your weighting, from votes")
+    votes, problems = family_votes(root, family)
+    found = estimate(family, votes)
+    if found is None:
+        st.caption("Votes need the family's evaluated answers; evaluate the family first.")
+        return
+    est, pool = found
+    for problem in problems:
+        st.warning(common.literal(problem))
+    near = nearest_point(family, est)
+    if est.votes_used:
+        post = est.posterior
+        points = {p.id: [p.weights[k] for k in est.objectives] for p in family.points
+                  if p.weights and all(k in p.weights for k in est.objectives)}
+        fig = weights_figure(est.objectives, post.grid, post.weights, post.credible(), post.mean, points,
+                             near[0].id if near else None)
+        st.plotly_chart(fig, key="weights_chart", config={"displaylogo": False})
+        st.caption(f"From {est.votes_used} vote(s): {describe(est)} (posterior mean ± sd; the shaded region holds "
+                   "90% of the posterior)." + (f" Nearest point: {common.literal(near[0].id)} "
+                                               f"(L1 {near[1]:.2f})." if near else ""))
+    else:
+        st.caption("No votes yet. Vote between two answers on the Compare page, and the weighting your votes "
+                   "point to shows here, with its uncertainty and the nearest point.")
+    suggestion = vt.suggest_pair(est, pool, asked_pairs(votes))
+    if suggestion is None:
+        st.caption("Every pair of saved answers has a vote.")
+        return
+    a, b = suggestion["ids"]
+    if st.button(f"Compare the most informative pair next: {common.literal(a)} vs {common.literal(b)} "
+                 f"({suggestion['gain']:.2f} nats)",
+                 key="suggested_pair", help="the pair whose vote the current estimate can least predict; its "
+                 "answers are saved, so they show at once"):
+        request_pair(root.name, suggestion["prompt"], suggestion["ids"])
+        go_to_compare()

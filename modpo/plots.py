@@ -186,3 +186,51 @@ def png_bytes(fig: go.Figure, width: int = 900, height: int = 600) -> bytes:
 def save_png(fig: go.Figure, path: str | Path, width: int = 900, height: int = 600) -> None:
     from .family import atomic_write_bytes
     atomic_write_bytes(Path(path), png_bytes(fig, width, height))
+
+
+def weights_figure(objectives: list[str], grid, probs, credible, estimate, points: dict[str, list[float]],
+                   nearest_id: str | None = None) -> go.Figure:
+    """Where the user's weighting lies, from their votes (choose.Posterior): the credible region of the
+    posterior (coloured by probability), the estimate (posterior mean) and the family's points at their
+    weightings. A triangle for three objectives, the first weight's axis for two, bars for more.
+    grid: (G, K); probs: (G,); credible: (G,) bool; estimate: (K,); points: id -> K weights."""
+    import numpy as np
+
+    grid, probs, credible = np.asarray(grid), np.asarray(probs), np.asarray(credible, bool)
+    names = [literal(o) for o in objectives]
+    ids = list(points)
+    near = [i == nearest_id for i in ids]
+    point_style = dict(size=[13 if n else 9 for n in near], color="#1f77b4", symbol="circle",
+                       line=dict(width=[3 if n else 1 for n in near], color="#d62728"))
+    fig = go.Figure()
+    if len(objectives) == 3:
+        fig.add_trace(go.Scatterternary(
+            a=grid[credible, 0], b=grid[credible, 1], c=grid[credible, 2], mode="markers", hoverinfo="skip",
+            marker=dict(size=7, symbol="hexagon", color=probs[credible], colorscale="Blues", showscale=False),
+            name="90% credible region"))
+        fig.add_trace(go.Scatterternary(
+            a=[points[i][0] for i in ids], b=[points[i][1] for i in ids], c=[points[i][2] for i in ids],
+            mode="markers", marker=point_style, name="points", customdata=ids,
+            hovertext=[literal(i) for i in ids], hoverinfo="text"))
+        fig.add_trace(go.Scatterternary(a=[estimate[0]], b=[estimate[1]], c=[estimate[2]], mode="markers",
+                                        marker=dict(size=18, symbol="star", color="#d62728"), name="your weighting"))
+        fig.update_layout(ternary=dict(aaxis_title=names[0], baxis_title=names[1], caxis_title=names[2]))
+    elif len(objectives) == 2:
+        order = np.argsort(grid[:, 0])
+        fig.add_trace(go.Scatter(x=grid[order, 0], y=probs[order], mode="lines", name="posterior",
+                                 line=dict(color="#1f77b4")))
+        fig.add_trace(go.Scatter(x=grid[credible, 0], y=probs[credible], mode="markers", name="90% credible region",
+                                 marker=dict(size=5, color="#9ecae1")))
+        fig.add_trace(go.Scatter(x=[points[i][0] for i in ids], y=[0] * len(ids), mode="markers", name="points",
+                                 marker=point_style, customdata=ids, hovertext=[literal(i) for i in ids],
+                                 hoverinfo="text"))
+        fig.add_vline(x=float(estimate[0]), line_color="#d62728", annotation_text="your weighting")
+        fig.update_layout(xaxis_title=f"weight on {names[0]} (the rest on {names[1]})",
+                          yaxis_title="posterior probability")
+    else:
+        sd = np.sqrt(probs @ (grid - np.asarray(estimate)) ** 2)
+        fig.add_trace(go.Bar(x=names, y=list(estimate), error_y=dict(array=list(sd)), name="your weighting"))
+        fig.update_layout(yaxis_title="weight (posterior mean ± sd)")
+    fig.update_layout(template="plotly_white", height=420, margin=dict(l=40, r=40, t=40, b=40),
+                      legend=dict(orientation="h"))
+    return fig

@@ -1,0 +1,154 @@
+"""Votes on the Compare page and the weighting they point to, with streamlit's AppTest on the tiny family:
+vote, blind vote, pinned baseline and word diff, damaged votes files, the Front page's estimate and
+its suggested pair."""
+import json
+
+from app_helpers import plain
+from test_dashboard import checkpoints, compare_script, front_script, run  # noqa: F401 (fixture)
+
+from dashboard import compare_page
+from modpo import family as fam
+from modpo.config import EvalSettings
+
+PAIR = ["w-0.70-0.30", "w-0.30-0.70"]
+
+
+def selected(*ids):
+    return {"selection": {"tiny": {"selected": list(ids), "seen": {}}}}
+
+
+def votes_of(checkpoints):
+    return fam.read_votes(checkpoints / "tiny")
+
+
+def texts(at):
+    return [t.value for t in at.text]
+
+
+def test_a_vote_is_saved_at_once_with_who_answered(checkpoints):
+    at = run(compare_script, **selected(*PAIR))
+    prompt = at.selectbox(key="held_out_prompt").value
+    assert at.selectbox(key="vote_left").value == "base" and at.selectbox(key="vote_right").value == "w-0.70-0.30"
+    at.selectbox(key="vote_right").set_value("w-0.30-0.70").run()
+    shown = dict(zip(["base", "w-0.70-0.30", "w-0.30-0.70"], texts(at)))
+    at.button(key="cast_right").click().run()
+    assert not at.exception
+    votes, problems = votes_of(checkpoints)
+    assert problems == [] and len(votes) == 1
+    v = votes[0]
+    assert v["label"] == "right" and v["preferences"] == {"human": 1} and v["prompt"] == prompt
+    assert [p["id"] for p in v["points"]] == ["base", "w-0.30-0.70"]
+    assert v["responses"] == [shown["base"], shown["w-0.30-0.70"]] and v["blind"] is False
+    assert v["points"][1]["weights"] == {"positivity": 0.3, "brevity": 0.7}
+    assert v["points"][0]["settings"]["max_new_tokens"] == 24 and set(v["scores"]) == {"positivity", "brevity"}
+    assert "Saved vote 1" in plain(at.success[0].value)
+    assert any("Your weighting from 1 vote" in plain(c.value) for c in at.caption)
+    at.button(key="cast_tie").click().run()
+    assert [v["label"] for v in votes_of(checkpoints)[0]] == ["right", "tie"]
+    assert votes_of(checkpoints)[0][0]["session"] == votes_of(checkpoints)[0][1]["session"], "one session id"
+
+
+def test_blind_votes_hide_who_answered_until_cast_and_move_on(checkpoints):
+    at = run(compare_script, **selected(*PAIR))
+    at.toggle(key="blind").set_value(True).run()
+    ids = ["base", *PAIR]
+    headers = " ".join(plain(m.value) for m in at.markdown)
+    assert "Answer A" in headers and "Answer B" in headers
+    assert not any(i in headers for i in ids), "no id on screen in blind mode"
+    assert not any("positivity" in plain(c.value) for c in at.caption), "no weights or scores either"
+    estimates = []
+    for round_ in range(3):
+        a_text = texts(at)[0]
+        at.button(key="cast_left").click().run()
+        assert not at.exception
+        votes, _ = votes_of(checkpoints)
+        assert len(votes) == round_ + 1 and votes[-1]["blind"] is True and votes[-1]["responses"][0] == a_text
+        revealed = plain(at.success[0].value)
+        assert f"A was {votes[-1]['points'][0]['id']}, B was {votes[-1]['points'][1]['id']}" in revealed
+        estimates.append([plain(c.value) for c in at.caption if "Your weighting from" in plain(c.value)][0])
+        asked = {(v["prompt"], tuple(sorted(p["id"] for p in v["points"]))) for v in votes}
+        pair = at.session_state["votes"]["tiny"]["pair"]
+        assert pair and (pair["prompt"], tuple(sorted(pair["ids"]))) not in asked, "the next pair is a new one"
+        assert at.selectbox(key="held_out_prompt").value == pair["prompt"]
+    assert len(set(estimates)) > 1, "the estimate moves with the votes"
+
+
+def test_pinned_baseline_stays_and_words_diff_against_it(checkpoints):
+    at = run(compare_script, **selected(*PAIR))
+    at.selectbox(key="baseline").set_value("w-1.00-0.00").run()
+    headers = [plain(m.value) for m in at.markdown]
+    assert headers[0] == "**w-1.00-0.00** · pinned baseline"
+    at.multiselect(key="compare_ids").set_value(["w-0.30-0.70"]).run()
+    assert [plain(m.value) for m in at.markdown][:2] == ["**w-1.00-0.00** · pinned baseline", "**base**"]
+    at.toggle(key="diff").set_value(True).run()
+    base_text, other = texts(at)[0], texts(at)[1]
+    assert base_text.split() != other.split(), "the fixture's answers differ"
+    diffs = [m.value for m in at.markdown if "-background[" in m.value]
+    assert len(diffs) == 1, "the one other column shows its word diff from the baseline"
+    words = compare_page.word_diff(base_text, other)
+    assert diffs[0] == compare_page.diff_markdown(base_text, other) and {op for op, _ in words} > {"same"}
+
+
+def test_word_diff_and_its_markdown_are_inert():
+    assert compare_page.word_diff("the cat sat", "the dog sat down") == [
+        ("same", "the"), ("removed", "cat"), ("added", "dog"), ("same", "sat"), ("added", "down")]
+    md = compare_page.diff_markdown("hello", "hello [click](http://evil) <b>x</b> :red[y]")
+    assert "](http" not in md and "<b>" not in md and ":red[" not in md
+    assert md.startswith("hello :green-background[")
+
+
+def test_capped_answers_are_marked_and_downloads_carry_everything(checkpoints):
+    settings = EvalSettings(max_new_tokens=24, trim_capped=True)
+    assert "hit the 24-token cap, shown to its last complete sentence" in compare_page.cap_note({"capped": True},
+                                                                                                 settings)
+    assert compare_page.cap_note({"capped": False}, settings) == ""
+    family = fam.load_family(checkpoints / "tiny")
+    points = [family.point("base"), family.point("w-0.70-0.30")]
+    prompt = family.point("base").eval["samples"][0]["prompt"]
+    answers = {p.id: compare_page.answer_of(p, prompt, settings, None) for p in points}
+    rows = compare_page.shown_answers(points, prompt, settings, answers)
+    assert [r["id"] for r in rows] == ["base", "w-0.70-0.30"]
+    assert rows[1]["weights"] == {"positivity": 0.7, "brevity": 0.3} and rows[1]["settings"]["max_new_tokens"] == 24
+    assert rows[1]["answer"] == family.point("w-0.70-0.30").eval["samples"][0]["response"]
+    assert set(rows[0]["scores"]) == {"positivity", "brevity"} and rows[0]["capped"] in (True, False)
+    json.dumps(rows)  # JSON as it is downloaded
+
+
+def test_generated_answers_that_hit_the_cap_say_so(checkpoints):
+    at = run(compare_script, **selected("w-0.70-0.30"))
+    at.slider(key="max_new_tokens").set_value(3).run()
+    at.button(key="generate").click().run()
+    assert not at.exception
+    notes = [plain(c.value) for c in at.caption if "token cap" in plain(c.value)]
+    assert len(notes) == 2, "both 3-token answers hit the cap"
+
+
+def test_a_damaged_votes_file_is_named_and_new_votes_still_land(checkpoints):
+    path = fam.votes_file(checkpoints / "tiny")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text('{"prompt": "cut sho\n{"label": 3}\n')
+    at = run(compare_script, **selected(*PAIR))
+    warnings = " ".join(plain(w.value) for w in at.warning)
+    assert "votes.jsonl line 1" in warnings and "votes.jsonl line 2" in warnings
+    at.button(key="cast_left").click().run()
+    assert path.read_text().splitlines()[:2] == ['{"prompt": "cut sho', '{"label": 3}']
+    assert len(votes_of(checkpoints)[0]) == 1
+
+
+def test_front_page_shows_the_estimate_and_opens_the_suggested_pair(checkpoints):
+    at = run(front_script)
+    assert any("No votes yet" in plain(c.value) for c in at.caption)
+    at.button(key="suggested_pair").click().run()
+    pending = at.session_state["_pending_pair"]
+    assert pending["family"] == "tiny" and len(set(pending["ids"])) == 2
+    # the Compare page opens on that prompt with the pair up for a vote
+    compare = run(compare_script, _pending_pair=pending, **selected())
+    assert compare.selectbox(key="held_out_prompt").value == pending["prompt"]
+    shown = [plain(m.value).strip("*") for m in compare.markdown]
+    assert set(pending["ids"]) <= set(shown)
+    assert [compare.selectbox(key="vote_left").value, compare.selectbox(key="vote_right").value] == pending["ids"]
+    compare.button(key="cast_left").click().run()
+    at.run()
+    assert any("From 1 vote(s)" in plain(c.value) for c in at.caption)
+    assert any("Nearest point" in plain(c.value) for c in at.caption)
+    assert at.get("plotly_chart"), "the weights chart is drawn"
