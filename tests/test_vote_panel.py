@@ -80,9 +80,13 @@ def test_pinned_baseline_stays_and_words_diff_against_it(checkpoints):
     assert headers[0] == "**w-1.00-0.00** · pinned baseline"
     at.multiselect(key="compare_ids").set_value(["w-0.30-0.70"]).run()
     assert [plain(m.value) for m in at.markdown][:2] == ["**w-1.00-0.00** · pinned baseline", "**base**"]
+    family = fam.load_family(checkpoints / "tiny")
+    saved = {p: {s["prompt"]: s["response"] for s in family.point(p).eval["samples"]} for p in ("w-1.00-0.00", "base")}
+    differ = [q for q in saved["base"] if saved["base"][q].split() != saved["w-1.00-0.00"][q].split()]
+    assert differ, "the fixture's answers differ on some held-out prompt"
+    at.selectbox(key="held_out_prompt").set_value(differ[0]).run()
     at.toggle(key="diff").set_value(True).run()
     base_text, other = texts(at)[0], texts(at)[1]
-    assert base_text.split() != other.split(), "the fixture's answers differ"
     diffs = [m.value for m in at.markdown if "-background[" in m.value]
     assert len(diffs) == 1, "the one other column shows its word diff from the baseline"
     words = compare_page.word_diff(base_text, other)
