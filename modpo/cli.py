@@ -166,16 +166,53 @@ def check_comparable(family: fam.Family, prompts: list[str] | None, settings: Ev
 
 
 def parse_objectives(text: str) -> list[fam.Objective]:
-    """'positivity:maximize:sentiment,brevity:maximize:brevity' -> objectives."""
+    """'positivity:maximize:sentiment,brevity:maximize:brevity' -> objectives. The scorer 'votes' stands
+    for the utility fitted to the votes given as --data (votes_data replaces it)."""
     out = []
     for item in text.split(","):
         parts = item.split(":")
         if len(parts) != 3:
             raise ValueError(f"--objectives item {item!r} must be name:direction:scorer, e.g. brevity:maximize:brevity")
         from .scorers import get_scorer
-        get_scorer(parts[2])  # unknown scorer names fail here, before any training
+        if parts[2] != "votes":
+            get_scorer(parts[2])  # unknown scorer names fail here, before any training
         out.append(fam.Objective(*parts))
     return out
+
+
+def votes_data(path: str, name: str, objectives: list[fam.Objective]):
+    """(dataset, record): a family's votes file as the labels of objective `name` (a new objective or
+    the target). An objective whose scorer is 'votes' gets the utility fitted to the votes (the posterior
+    mean weighting over the voted family's standardized scores, votes.utility_scorer) as its scorer, so it
+    is evaluated and drawn on the front like any other; record says what was fitted."""
+    from .votes import answer_pool, estimate_weighting, load_votes_file, utility_scorer
+    names = [o.name for o in objectives]
+    if name not in names:
+        raise ValueError(f"--votes-objective {name!r} is not in --objectives {names}: add {name}:maximize:votes "
+                         "(a new objective, evaluated by the utility fitted to the votes) or name the target")
+    dataset = load_votes_file(path, name)
+    record = {"objective": name, "file": str(path)}
+    for o in objectives:
+        if o.scorer != "votes":
+            continue
+        source = Path(path).parent.parent
+        if Path(path).name != "votes.jsonl" or not fam.is_family(source):
+            raise ValueError(f"{path}: the scorer 'votes' needs a family's data/votes.jsonl (the family says which "
+                             "scorers measured the votes' answers); give objective {o.name!r} a scorer instead")
+        voted = fam.load_family(source)
+        votes, problems = fam.read_votes(source, {p.id for p in voted.points})
+        for problem in problems:
+            print(f"warning: {problem}")
+        spec = voted.spec
+        estimate = estimate_weighting(spec.objective_names, [x.maximize for x in spec.objectives], votes,
+                                      answer_pool(voted.points, spec.objective_names))
+        if not estimate.votes_used:
+            raise ValueError(f"{path}: no vote says which answer is better (only ties or 'both bad'), so no utility "
+                             "can be fitted; vote more on the Compare page")
+        o.scorer = utility_scorer(estimate, {x.name: x.scorer for x in spec.objectives})
+        record.update(scorer=o.scorer, weights=estimate.weights, sd=estimate.sd, votes_used=estimate.votes_used)
+        print(f"{o.name}: evaluated by the utility fitted to {estimate.votes_used} votes, {o.scorer}")
+    return dataset, record
 
 
 def parse_margins(items: list[str]) -> dict[str, dict]:
@@ -223,6 +260,8 @@ def cmd_sweep(a) -> int:
     root = family_root(a, exists=False)
     existing = fam.load_family(root) if fam.is_family(root) else None
     objectives = parse_objectives(a.objectives)
+    from .votes import HUMAN
+    votes_objective = a.votes_objective or (HUMAN if Path(a.data).name == "votes.jsonl" else None)
     margins = parse_margins(a.margin)
     for o in objectives:
         if o.name != a.target:
@@ -230,9 +269,15 @@ def cmd_sweep(a) -> int:
             if margins[o.name]["kind"] == "explicit":
                 margins[o.name]["scorer"] = o.scorer
     cfg = train_config(a, fam.family_recipe(existing) if existing else None)
-    dataset = load_preferences(a.data, limit=a.limit)
+    if votes_objective:
+        dataset, fitted = votes_data(a.data, votes_objective, objectives)
+    else:
+        dataset, fitted = load_preferences(a.data, limit=a.limit), None
+    if any(o.scorer == "votes" for o in objectives):
+        raise ValueError("an objective's scorer is 'votes', but --data is not a votes file; give --votes-objective "
+                         "with a family's data/votes.jsonl, or a real scorer")
     spec = fam.FamilySpec(root.name, a.model, objectives, a.target, cfg.beta, margins,
-                          data={"source": a.data, "rows": len(dataset.rows)})
+                          data={"source": a.data, "rows": len(dataset.rows), **({"votes": fitted} if fitted else {})})
     if existing:
         check_same_family(root, spec)
         spec = existing.spec  # keeps its notes, data and keys this version does not know
@@ -440,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objectives", required=True, help="name:direction:scorer,... e.g. "
                    "positivity:maximize:sentiment,brevity:maximize:brevity")
     p.add_argument("--target", required=True, help="the objective whose preference labels MODPO trains on")
+    p.add_argument("--votes-objective", metavar="NAME", help="--data is a family's data/votes.jsonl: its votes are "
+                   "the labels of objective NAME, a new one (its scorer 'votes' in --objectives: the utility fitted "
+                   "to the votes) or the target (default: human, when --data is named votes.jsonl)")
     p.add_argument("--margin", action="append", help="NAME=implicit (train a DPO margin model, the default) or "
                    "NAME=explicit:SCALE (scorer value x SCALE, on the beta*log-ratio scale); repeatable")
     p.add_argument("--grid-step", type=_grid_step, default=0.25, help="interior weight grid spacing, in (0, 1] "

@@ -650,7 +650,12 @@ def read_votes(root: Path, known_ids: set[str] | None = None) -> tuple[list[dict
     """(votes, problems): every readable vote of data/votes.jsonl in file order, each with its "line"
     number; problems names each line that is not a vote this version reads (bad JSON, a cut-off line,
     a wrong type, a point not in known_ids) and why. A bad line costs only itself."""
-    path = votes_file(root)
+    return read_votes_file(votes_file(root), known_ids)
+
+
+def read_votes_file(path: Path, known_ids: set[str] | None = None) -> tuple[list[dict], list[str]]:
+    """read_votes for a votes file anywhere (e.g. given to the CLI)."""
+    path = Path(path)
     if not path.exists():
         return [], []
     votes, problems = [], []

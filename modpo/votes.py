@@ -180,3 +180,20 @@ def suggest_pair(estimate: Estimate, pool: Sequence[Mapping], asked: set = froze
     best = int(np.argmax(gain))
     i, j = pairs[best]
     return {"prompt": pool[i]["prompt"], "ids": (pool[i]["id"], pool[j]["id"]), "gain": float(gain[best])}
+
+
+def utility_scorer(estimate: Estimate, scorer_of: Mapping[str, str]) -> str:
+    """The estimated utility w . z as a scorer name (scorers.parse_linear): z_k = (s_k - center_k) /
+    scale_k, so each scorer's coefficient is w_k / scale_k (the constant shifts every answer alike and
+    is dropped). scorer_of: objective -> the scorer that measured it."""
+    terms = [f"{scorer_of[k]}*{w / s:.6g}" for k, w, s in zip(estimate.objectives, estimate.posterior.mean,
+                                                               estimate.scale)]
+    return "linear:" + ";".join(terms)
+
+
+def votes_as_pool(votes: Sequence[Mapping]) -> list[dict]:
+    """The voted answers themselves as a pool (each with the scores its vote recorded), for a votes file
+    read on its own, away from the family that answered."""
+    return [{"id": p["id"], "prompt": v["prompt"], "text": text, "weights": p.get("weights"),
+             "scores": {k: pair[side] for k, pair in v.get("scores", {}).items()}}
+            for v in votes for side, (p, text) in enumerate(zip(v["points"], v["responses"]))]

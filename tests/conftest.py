@@ -60,6 +60,17 @@ def tiny_checkpoints(tmp_path_factory, tiny_prefs):
     return root
 
 
+@pytest.fixture
+def checkpoints(tmp_path, tiny_checkpoints, monkeypatch):
+    """A private copy of the tiny checkpoints root (tests write jobs and adapters into it), the root the
+    dashboard reads."""
+    import shutil
+    root = tmp_path / "checkpoints"
+    shutil.copytree(tiny_checkpoints, root)
+    monkeypatch.setenv("MODPO_CHECKPOINTS", str(root))
+    return root
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failed real-browser test leaves a screenshot of the page, named after the test and its step."""

@@ -27,15 +27,6 @@ def train_script():
     train_page.render()
 
 
-@pytest.fixture
-def checkpoints(tmp_path, tiny_checkpoints, monkeypatch):
-    """A private copy of the tiny checkpoints root (tests write jobs and adapters into it)."""
-    root = tmp_path / "checkpoints"
-    shutil.copytree(tiny_checkpoints, root)
-    monkeypatch.setenv("MODPO_CHECKPOINTS", str(root))
-    return root
-
-
 def run(script, **state):
     at = AppTest.from_function(script, default_timeout=120)
     for k, v in state.items():

@@ -4,7 +4,7 @@ its suggested pair."""
 import json
 
 from app_helpers import plain
-from test_dashboard import checkpoints, compare_script, front_script, run  # noqa: F401 (fixture)
+from test_dashboard import compare_script, front_script, run
 
 from dashboard import compare_page
 from modpo import family as fam

@@ -160,3 +160,49 @@ def test_votes_for_relevant_answers_move_the_estimate_to_relevance():
     assert vt.suggest_pair(prior, pool, everything) is None
     np.testing.assert_allclose(prior.scale, np.array([[a["scores"][k] for k in ("relevance", "brevity")]
                                                       for a in pool]).std(0))
+
+
+def test_a_family_trained_on_votes_shows_the_human_objective_on_the_front(tiny_checkpoints, tmp_path):
+    """Votes cast on the tiny family's saved answers (this user prefers the more positive answer) train a
+    new family whose target is 'human', evaluated by the utility fitted to the votes."""
+    import shutil
+
+    from modpo.cli import main
+    from modpo.front import front_table
+    from modpo.scorers import parse_linear, score
+    root = tmp_path / "checkpoints"
+    shutil.copytree(tiny_checkpoints / "tiny", root / "tiny")
+    family = fam.load_family(root / "tiny")
+    pool = vt.answer_pool(family.points, family.spec.objective_names)
+    cast = 0
+    for i, j in vt.candidate_pairs(pool):
+        a, b = pool[i], pool[j]
+        if a["scores"]["positivity"] == b["scores"]["positivity"]:
+            continue
+        label = "left" if a["scores"]["positivity"] > b["scores"]["positivity"] else "right"
+        fam.append_vote(root / "tiny", vt.make_vote(a["prompt"], [
+            {"id": a["id"], "text": a["text"], "weights": a["weights"], "settings": SETTINGS, "scores": a["scores"]},
+            {"id": b["id"], "text": b["text"], "weights": b["weights"], "settings": SETTINGS, "scores": b["scores"]}],
+            label, "test"))
+        cast += 1
+    assert cast >= 8
+    (tmp_path / "eval.json").write_text(json.dumps(sorted({a["prompt"] for a in pool})[:4]))
+    assert main(["sweep", "--family", str(root / "mine"), "--data", str(fam.votes_file(root / "tiny")),
+                 "--model", "tiny", "--objectives", "human:maximize:votes,brevity:maximize:brevity",
+                 "--target", "human", "--margin", "brevity=explicit:0.02", "--weights", "0.5,0.5",
+                 "--lora-r", "4", "--lora-alpha", "8", "--steps", "2", "--max-new-tokens", "16",
+                 "--eval-prompts", str(tmp_path / "eval.json")]) == 0
+    mine = fam.load_family(root / "mine")
+    human = mine.spec.objectives[0]
+    assert human.name == "human" and human.scorer.startswith("linear:")
+    assert set(dict(parse_linear(human.scorer))) == {"sentiment", "brevity"}
+    assert mine.spec.data["votes"]["votes_used"] == cast
+    votes, _ = fam.read_votes(root / "tiny")
+    utility = score(human.scorer, [v["prompt"] for v in votes for _ in (0, 1)],
+                    [t for v in votes for t in v["responses"]])
+    winners = [utility[2 * k] > utility[2 * k + 1] if v["label"] == "left" else utility[2 * k + 1] > utility[2 * k]
+               for k, v in enumerate(votes)]
+    assert all(winners), "the fitted utility prefers every answer the user voted for"
+    table = front_table(mine)
+    assert {"human", "brevity"} <= set(table.columns) and table["human"].notna().sum() >= 3
+    assert len(table) >= 3 and table["on_front"].any()
