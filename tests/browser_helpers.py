@@ -189,3 +189,134 @@ def response_columns(page) -> list[dict]:
     }""")
 
 
+
+
+# ---- a streamlit server of the app, started and stopped by a test ----------------------------------
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthy(url: str) -> bool:
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+            return r.read().decode().strip() == "ok"
+    except OSError:
+        return False
+
+
+def start_app(root: Path, log_path: Path, port: int | None = None, timeout: float = 60):
+    """A streamlit server of dashboard/app.py over the checkpoints root, as test_browser's app_url fixture
+    starts it (its own process group, so the group can be killed): (process, url), once it answers
+    /_stcore/health. The server's output goes to log_path."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+    repo = Path(__file__).resolve().parent.parent
+    port = port or free_port()
+    env = {**os.environ, "MODPO_CHECKPOINTS": str(root), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.address", "127.0.0.1",
+             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while not healthy(url):
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n" + log_path.read_text(errors="replace")[-3000:])
+        if time.time() > deadline:
+            stop_app(proc)
+            pytest.fail(f"streamlit did not answer /_stcore/health within {timeout:.0f} s:\n"
+                        + log_path.read_text(errors="replace")[-3000:])
+        time.sleep(0.5)
+    return proc, url
+
+
+def stop_app(proc, sig=None) -> None:
+    """Send sig (default SIGTERM, SIGKILL after 20 s) to the server's process group and reap it."""
+    import os
+    import signal
+    import subprocess
+    try:
+        os.killpg(proc.pid, sig or signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+# ---- votes on the Compare page -------------------------------------------------------------------
+
+def plain_text(text: str) -> str:
+    """Text as shown, without the zero-width spaces common.literal puts into would-be links."""
+    return text.replace("\u200b", "")
+
+
+def estimate_caption(page, timeout: float = 60, votes: int | None = None) -> str:
+    """The Compare page's "Your weighting from N vote(s): ..." line (waiting until it says N votes)."""
+    want = "Your weighting from" + (f" {votes} vote(s)" if votes is not None else "")
+    line = page.locator('[data-testid="stCaptionContainer"]').filter(has_text=want).first
+    line.wait_for(state="visible", timeout=timeout * 1000)
+    return plain_text(line.inner_text()).strip()
+
+
+def estimate_weights(caption: str) -> str:
+    """'positivity 0.41 ± 0.18 · brevity 0.59 ± 0.18' from the estimate line (no vote count, no nearest point)."""
+    return caption.split(":", 1)[1].split(";")[0].strip()
+
+
+def open_suggested_pair(page, timeout: float = 60) -> tuple[str, str]:
+    """Press the Front page's "Compare the most informative pair next: A vs B" button; returns (A, B) once
+    the Compare page shows. Retried if the page switch is lost in a rerun."""
+    import re
+    button = page.get_by_role("button", name=re.compile("Compare the most informative pair next"))
+    button.wait_for(state="visible", timeout=timeout * 1000)
+    label = plain_text(button.inner_text())
+    found = re.search(r"next: (\S+) vs (\S+) \(", label)
+    assert found, f"the suggested-pair button reads {label!r}"
+    for attempt in range(3):
+        button.scroll_into_view_if_needed()
+        button.click()
+        try:
+            page.get_by_role("heading", name="Compare generations").wait_for(timeout=timeout * 1000)
+            return found.group(1), found.group(2)
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError; retried, then reported below
+            if attempt == 2 or page.get_by_role("heading", name="Pareto front").count() == 0:
+                raise AssertionError(f"the suggested-pair button did not open the Compare page (url {page.url})") \
+                    from None
+    raise AssertionError("unreachable")
+
+
+def switch_on_blind(page, timeout: float = 60) -> None:
+    toggle = page.get_by_role("checkbox", name="Blind vote")
+    toggle.wait_for(state="attached", timeout=timeout * 1000)
+    if not toggle.is_checked():
+        page.get_by_text("Blind vote", exact=True).click()
+    page.locator('[data-testid="stColumn"] strong').filter(has_text="Answer A").first.wait_for(
+        state="visible", timeout=timeout * 1000)
+
+
+def blind_answers(page) -> dict:
+    """{"Answer A": text, "Answer B": text} as the blind vote shows them."""
+    return {c["id"]: c["text"] for c in response_columns(page) if c["id"] in ("Answer A", "Answer B")}
+
+
+def cast_vote(page, button: str, count: int, timeout: float = 60) -> str:
+    """Press a vote button and wait for the app's "Saved vote <count> (...)." (count: the lines the votes
+    file holds after this vote); returns that message."""
+    page.get_by_role("button", name=button, exact=True).click()
+    saved = page.locator('[data-testid="stAlert"]').filter(has_text=f"Saved vote {count} (").first
+    saved.wait_for(state="visible", timeout=timeout * 1000)
+    return plain_text(saved.inner_text()).strip()

@@ -42,17 +42,27 @@ pytestmark = pytest.mark.slow
 
 from browser_helpers import (  # noqa: E402 (after the constants the helpers do not need)
     ARTIFACTS,
+    CURRENT,
+    blind_answers,
+    cast_vote,
     chart,
     click_target,
     drag_box,
     drag_modes,
+    estimate_caption,
+    estimate_weights,
     figure,
     markers,
     metric,
     nav,
+    open_suggested_pair,
+    plain_text,
     response_columns,
     shot,
+    start_app,
     step,
+    stop_app,
+    switch_on_blind,
     two_point_box,
     use_box_select,
     wait_for_chart,
@@ -403,6 +413,183 @@ def test_names_from_families_and_urls_are_shown_as_text_in_a_real_browser(page, 
     page.goto(f"{app_url}/front?family=tiny")  # a typed page URL works like the link to it
     page.get_by_role("heading", name="Pareto front").wait_for(timeout=60_000)
     assert page.get_by_text("Page not found").count() == 0
+
+
+def _family_ids(root: Path) -> set[str]:
+    from modpo.family import load_family
+    return {p.id for p in load_family(root).points}
+
+
+def _adapter_ids(root: Path) -> set[str]:
+    """The family's points that are not the base model (whose id, "base", could be a word of any answer)."""
+    from modpo.family import load_family
+    return {p.id for p in load_family(root).points if p.kind != "base"}
+
+
+def _no_id_in_blind_vote(page, ids: set[str]) -> None:
+    """Blind mode: no answer column is headed by an id, and neither the answers nor the rest of the page's
+    main area (but the estimate line's nearest point and a reveal of an earlier vote) name an adapter."""
+    cols = response_columns(page)
+    assert [c["id"] for c in cols] == ["Answer A", "Answer B"], f"blind mode shows other columns: {cols}"
+    for c in cols:
+        assert not [i for i in ids if i in (c["text"] or "")], f"{c['id']} names an adapter: {c}"
+    main = plain_text(page.locator('[data-testid="stMain"]').first.evaluate("""el => {
+        const copy = el.cloneNode(true);
+        copy.querySelectorAll('[data-testid="stAlert"], [data-testid="stMultiSelect"]').forEach(e => e.remove());
+        copy.querySelectorAll('[data-testid="stCaptionContainer"]').forEach(e => {
+          if (e.innerText.includes('Your weighting from')) e.remove(); });
+        return copy.innerText; }"""))
+    shown = sorted(i for i in ids if i in main)
+    assert not shown, f"blind mode shows the id(s) {shown} on the Compare page:\n{main[:3000]}"
+
+
+def test_blind_votes_move_the_estimate_in_a_real_browser(page, app_url, browser_root):
+    """From the Front page's suggested pair to three blind votes on the Compare page: no adapter id shows
+    until a vote is cast, each vote is saved at once (blind, from one browser session), the page moves on
+    to a pair not yet asked, and the estimated weighting moves with the votes."""
+    from playwright.sync_api import expect
+
+    from modpo.family import read_votes, votes_file
+    root = browser_root / "tiny"
+    known, adapters = _family_ids(root), _adapter_ids(root)
+    before, problems = read_votes(root, known_ids=known)  # the module's other tests may share this family
+    assert problems == [], problems
+    step("votes-front")
+    page.goto(f"{app_url}/?family=tiny")
+    page.get_by_role("heading", name="Pareto front").wait_for(timeout=60_000)
+    first_pair = open_suggested_pair(page)
+    assert set(first_pair) <= known, first_pair
+
+    step("votes-compare")  # the pair's saved answers show at once, in the named columns
+    deadline = time.time() + 60
+    while not set(first_pair) <= {c["id"] for c in response_columns(page) if c["text"]}:
+        assert time.time() < deadline, f"the suggested pair {first_pair} does not show: {response_columns(page)}"
+        page.wait_for_timeout(500)
+    shot(page, "12-compare-suggested-pair")
+
+    step("votes-blind")
+    switch_on_blind(page)
+    _no_id_in_blind_vote(page, adapters)
+    shot(page, "13-compare-blind")
+
+    estimates, shown = [], []
+    for k in range(1, 4):
+        step(f"votes-vote-{k}")
+        answers = blind_answers(page)
+        assert set(answers) == {"Answer A", "Answer B"} and all(answers.values()), answers
+        message = cast_vote(page, "A better", len(before) + k)
+        estimates.append(estimate_caption(page, votes=len(before) + k))
+        shown.append((answers, message))
+        if k == 1:
+            assert f"A was {first_pair[0]}, B was {first_pair[1]}" in message \
+                or f"A was {first_pair[1]}, B was {first_pair[0]}" in message, \
+                f"the first blind vote is not on the suggested pair {first_pair}: {message!r}"
+        # the next pair is ready, and blind again
+        expect(page.get_by_role("button", name="A better", exact=True)).to_be_visible(timeout=60_000)
+        _no_id_in_blind_vote(page, adapters)
+    shot(page, "14-compare-after-three-blind-votes")
+
+    step("votes-estimate")
+    weights = [estimate_weights(e) for e in estimates]
+    assert len(set(weights)) > 1, f"three votes left the estimate where it was: {estimates}"
+    assert all(f"from {len(before) + k} vote(s)" in e for k, e in enumerate(estimates, 1)), estimates
+
+    step("votes-file")
+    votes, problems = read_votes(root, known_ids=known)
+    assert problems == [], problems
+    assert votes_file(root).read_bytes().endswith(b"\n")
+    new = votes[len(before):]
+    assert len(new) == 3, f"{len(new)} votes saved for the 3 cast: {new}"
+    assert [v["blind"] for v in new] == [True] * 3 and [v["label"] for v in new] == ["left"] * 3, new
+    assert len({v["session"] for v in new}) == 1, f"one browser session, one session id: {[v['session'] for v in new]}"
+    pairs = [(v["prompt"], frozenset(p["id"] for p in v["points"])) for v in new]
+    assert len(set(pairs)) == 3, f"a blind vote moved on to a pair already asked: {pairs}"
+    for v, (answers, message) in zip(new, shown):
+        ids = [p["id"] for p in v["points"]]
+        assert f"A was {ids[0]}, B was {ids[1]}" in message, (message, ids)
+        assert [" ".join(r.split()) for r in v["responses"]] == \
+            [" ".join(answers[k].split()) for k in ("Answer A", "Answer B")], "the vote saved other answers than shown"
+
+
+def test_votes_survive_a_sigkill_of_the_server(page, browser_root, tiny_checkpoints, tmp_path):
+    """Votes are on disk the moment the app says they are saved: SIGKILL the server (no shutdown of any
+    kind) after two blind votes, and the votes file holds both, every line valid; a new server on the same
+    root shows the weighting from those 2 votes."""
+    import signal
+
+    from modpo.family import read_votes, votes_file
+    root = tmp_path / "checkpoints"  # a private root: this test's server is the only writer
+    shutil.copytree(tiny_checkpoints / "tiny", root / "tiny",
+                    ignore=shutil.ignore_patterns("trainer", "*.partial", ".*.partial", ".*.old", ".lock"))
+    family = root / "tiny"
+    known = _family_ids(family)
+    assert not votes_file(family).exists()
+    context = page.context.browser.new_context(viewport={"width": 1440, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    procs = []
+    try:
+        step("sigkill-start")
+        proc, url = start_app(root, ARTIFACTS / "streamlit-votes-1.log")
+        procs.append(proc)
+        pg.goto(f"{url}/?family=tiny")
+        pg.get_by_role("heading", name="Pareto front").wait_for(timeout=60_000)
+        pg.locator('[data-testid="stCaptionContainer"]').filter(has_text="No votes yet").first.wait_for(timeout=60_000)
+        open_suggested_pair(pg)
+        switch_on_blind(pg)
+        step("sigkill-vote")
+        messages = [cast_vote(pg, "A better", 1)]
+        estimate_caption(pg, votes=1)
+        messages.append(cast_vote(pg, "B better", 2))
+        estimate_caption(pg, votes=2)
+        shot(pg, "15-votes-before-sigkill")
+
+        step("sigkill-kill")
+        stop_app(proc, signal.SIGKILL)
+        assert proc.returncode == -signal.SIGKILL, f"the server ended with {proc.returncode}, not by SIGKILL"
+        context.close()  # its page only shows the lost connection now
+        votes, problems = read_votes(family, known_ids=known)
+        assert problems == [], f"the votes file has bad lines after the kill: {problems}"
+        lines = votes_file(family).read_bytes().split(b"\n")
+        assert lines[-1] == b"" and len(lines) == 3, f"two whole lines, each ended: {lines}"
+        for line in lines[:-1]:
+            json.loads(line)
+        assert [v["label"] for v in votes] == ["left", "right"] and all(v["blind"] for v in votes), votes
+        for v, message in zip(votes, messages):
+            assert f"A was {v['points'][0]['id']}, B was {v['points'][1]['id']}" in message, (message, v["points"])
+        assert not [p.name for p in (family / "data").iterdir() if p.name not in ("votes.jsonl", ".votes.lock")
+                    and "votes" in p.name], f"temp files left: {sorted(p.name for p in (family / 'data').iterdir())}"
+
+        step("sigkill-restart")
+        proc, url = start_app(root, ARTIFACTS / "streamlit-votes-2.log")
+        procs.append(proc)
+        context = page.context.browser.new_context(viewport={"width": 1440, "height": 900})
+        pg = context.new_page()
+        pg.set_default_timeout(30_000)
+        pg.goto(f"{url}/?family=tiny")
+        pg.get_by_role("heading", name="Pareto front").wait_for(timeout=60_000)
+        front_line = pg.locator('[data-testid="stCaptionContainer"]').filter(has_text="From 2 vote(s)").first
+        front_line.wait_for(timeout=60_000)
+        front_text = plain_text(front_line.inner_text())
+        shot(pg, "16-front-after-restart")
+        open_suggested_pair(pg)
+        caption = estimate_caption(pg, votes=2)
+        assert estimate_weights(caption) in front_text, f"the two pages disagree: {caption!r} vs {front_text!r}"
+        shot(pg, "17-compare-after-restart")
+    except Exception:
+        try:
+            shot(pg, f"failure-sigkill-{CURRENT['step']}")
+        except Exception:  # noqa: BLE001 - the test's own failure is what matters
+            pass
+        raise
+    finally:
+        try:
+            context.close()
+        except Exception:  # noqa: BLE001 - closed already
+            pass
+        for proc in procs:
+            if proc.poll() is None:
+                stop_app(proc)
 
 
 def _job_logs(root: Path) -> str:
