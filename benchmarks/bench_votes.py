@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modpo import choose  # noqa: E402
-from modpo.family import load_family  # noqa: E402
+from modpo.family import load_family, preferences_file  # noqa: E402
 
 TARGET_L1 = 0.15     # the issue's "within 0.15 of w* (L1)"
 TARGET_VOTES = 15    # ... "after at most 15 votes"
@@ -63,6 +63,24 @@ def candidate_pairs(family) -> tuple[np.ndarray, np.ndarray, list[str]]:
             seen.add(key)
             pairs.append((i, j))
     return np.array([a[3] for a in answers], dtype=float), np.array(pairs), names
+
+
+def training_pairs(family) -> tuple[np.ndarray, np.ndarray]:
+    """(scores (N, K), pairs (P, 2)) of a more diverse pool, for comparison: the base model's answers to the
+    training prompts (sampled at temperature 0.7, 2-4 distinct ones a prompt, data/preferences.jsonl), every
+    two distinct texts to one prompt a pair."""
+    names = family.spec.objective_names
+    by_prompt: dict[str, dict[str, list[float]]] = {}
+    for line in preferences_file(family.root).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        for i, text in enumerate(row["responses"]):
+            by_prompt.setdefault(row["prompt"], {})[" ".join(text.split())] = [row["scores"][n][i] for n in names]
+    scores, pairs = [], []
+    for answers in by_prompt.values():
+        first = len(scores)
+        scores += list(answers.values())
+        pairs += itertools.combinations(range(first, len(scores)), 2)
+    return np.array(scores, dtype=float), np.array(pairs)
 
 
 class Estimator:
@@ -206,6 +224,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--estimators", nargs="+", default=["default"],
                     help=f"estimator settings to compare: {', '.join(ESTIMATORS)} or all")
+    ap.add_argument("--answers", choices=("eval", "train"), default="eval",
+                    help="eval: the points' saved evaluation answers (the issue's setting); train: the base model's "
+                    "sampled training answers, a more diverse pool, standardized with the eval answers' center and scale")
     ap.add_argument("--check", type=int, default=2, help="voters per kappa* checked step by step against modpo.choose")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -217,11 +238,14 @@ def main():
     family = load_family(a.family)
     scores, pairs, names = candidate_pairs(family)
     center, scale = choose.standardize(scores, [o.maximize for o in family.spec.objectives])
+    if a.answers == "train":
+        scores, pairs = training_pairs(family)
     z = (scores - center) / scale
     diffs = z[pairs[:, 0]] - z[pairs[:, 1]]                                          # (P, K)
     k = len(names)
-    print(f"{family.spec.name}: {len(scores)} saved answers from {len(family.points)} points, {len(pairs)} candidate "
-          f"pairs; objectives {names}; |z_a - z_b| median {np.round(np.median(np.abs(diffs), 0), 2).tolist()}",
+    print(f"{family.spec.name} ({a.answers} answers): {len(scores)} answers, {len(pairs)} candidate "
+          f"pairs; objectives {names}; |z_a - z_b| median {np.round(np.median(np.abs(diffs), 0), 2).tolist()}, 90th "
+          f"percentile {np.round(np.percentile(np.abs(diffs), 90, axis=0), 2).tolist()}",
           flush=True)
 
     rng = np.random.default_rng(a.seed)

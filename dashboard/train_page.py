@@ -61,6 +61,40 @@ def render_form(root, family) -> None:
             st.error(common.literal(f"Cannot start this run: {e}"))
 
 
+def render_votes_form(root, family) -> None:
+    """Train a new family on this family's votes (Compare page): as the labels of a new objective, evaluated
+    by the utility fitted to them, or of the target. A background sweep of the CLI (jobs.start_votes_family)."""
+    spec = family.spec
+    votes, _ = fam.read_votes(root, {p.id for p in family.points})
+    decisive = sum(v["label"] in ("left", "right") for v in votes)
+    with st.expander(f"Train a new family on your votes ({len(votes)} votes, {decisive} decisive)"):
+        if not decisive:
+            st.caption("Vote between answers on the Compare page first: the votes become training data here.")
+            return
+        with st.form("votes_family"):
+            c1, c2 = st.columns(2)
+            new_objective = c1.radio("The votes label", ["a new objective", "the target"], key="votes_as",
+                                     help=common.literal(f"the target is {spec.target}; a new objective is evaluated "
+                                                         "by the utility fitted to the votes"))
+            name = c2.text_input("New objective's name", "human", key="votes_objective")
+            new_family = c1.text_input("New family's name", f"{root.name}-votes", key="votes_family_name")
+            recipe = fam.family_recipe(family)
+            steps = c2.number_input("Steps", 1, 10_000, int(recipe.get("max_steps") or 20)
+                                    if (recipe.get("max_steps") or 0) > 0 else 20, key="votes_steps")
+            grid = c1.select_slider("Weight grid step", [1.0, 0.5, 0.25], 0.5, key="votes_grid",
+                                    help="1: the endpoints only; 0.5 or 0.25: also the interior weightings")
+            submitted = st.form_submit_button("Train on the votes")
+        if submitted:
+            objective = name.strip() if new_objective == "a new objective" else spec.target
+            try:
+                new_root = jobs.start_votes_family(root, new_family.strip(), objective, int(steps), float(grid))
+            except (ValueError, fam.FamilyError) as e:
+                st.error(common.literal(f"Cannot start: {e}"))
+                return
+            st.success(common.literal(f"Started family {new_root.name}: pick it in the sidebar; its points appear "
+                                      f"as they finish (log: {new_root.name}/votes-sweep.log)."))
+
+
 def render_job(root, job: dict) -> None:
     state = job["state"]
     label = common.literal(f"{job['id']} · {job.get('adapter', '?')} · {state}"
@@ -116,5 +150,6 @@ def render() -> None:
         return
     root, family, _ = picked
     render_form(root, family)
+    render_votes_form(root, family)
     st.subheader("Runs")
     render_jobs(root)

@@ -14,6 +14,7 @@ check-and-start across sessions.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import signal
 import subprocess
@@ -218,3 +219,88 @@ def wait(root: Path, job_id: str, timeout: float = 600, poll: float = 0.5) -> di
             return status
         time.sleep(poll)
     raise TimeoutError(f"job {job_id} still {status['state']} after {timeout}s")
+
+
+# ---- a new family trained on a family's votes ---------------------------------------------------------
+
+def votes_family_plan(family: fam.Family, objective: str) -> tuple[list[fam.Objective], dict[str, float]]:
+    """(objectives, explicit margin scales) of a family trained on `family`'s votes as the labels of
+    `objective`: the target (its labels replaced by the votes) or a new objective (scorer 'votes': the
+    utility fitted to them) put first. Every other objective becomes an explicit margin at the scale the
+    family used (its explicit margin's, or its Bradley-Terry reward scale). Only built-in scorers are
+    passed on; anything else is refused with the CLI to use instead."""
+    from .scorers import _FACTORIES
+    spec = family.spec
+    fam.check_id(objective)
+    if objective in spec.objective_names and objective != spec.target:
+        raise ValueError(f"{objective!r} is one of this family's objectives but not its target ({spec.target!r}): "
+                         "votes label either the target or a new objective (e.g. human)")
+    scales = {}
+    for o in spec.objectives:
+        if o.name == objective:
+            continue
+        margin = spec.margins.get(o.name, {})
+        reward_scales = spec.labels.get("reward_scales") or {}
+        scale = margin.get("scale") if margin.get("kind") == "explicit" else reward_scales.get(o.name)
+        if o.scorer not in _FACTORIES or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+            raise ValueError(f"objective {o.name!r} cannot be an explicit margin here (scorer {o.scorer!r}, scale "
+                             f"{scale!r}); train on the votes with `python -m modpo sweep --votes-objective` instead")
+        scales[o.name] = float(scale)
+    objectives = [fam.Objective(objective, "maximize", "votes")] if objective not in spec.objective_names else []
+    return objectives + list(spec.objectives), scales
+
+
+def votes_family_command(root: Path, new_root: Path, objective: str, steps: int, grid_step: float) -> list[str]:
+    """The sweep that trains a new family on root's votes: an argument list, its values checked or
+    formatted here (ids, built-in scorer names, numbers, paths inside the checkpoints root)."""
+    family = fam.load_family(root)
+    objectives, scales = votes_family_plan(family, objective)
+    recipe = fam.family_recipe(family)
+    settings = fam.recorded_eval_settings(family)
+    argv = [sys.executable, "-m", "modpo", "sweep", "--family", str(new_root), "--data", str(fam.votes_file(root)),
+            "--votes-objective", objective, "--model", family.spec.base_model,
+            "--objectives", ",".join(f"{o.name}:{o.direction}:{o.scorer}" for o in objectives),
+            "--target", objective, f"--grid-step={float(grid_step)!r}", f"--steps={int(steps)}",
+            f"--beta={float(family.spec.beta)!r}"]
+    argv += [f"--margin={name}=explicit:{scale!r}" for name, scale in scales.items()]
+    for key, flag in PARAM_FLAGS.items():
+        if isinstance(recipe.get(key), (int, float)) and not isinstance(recipe.get(key), bool):
+            value = recipe[key]
+            argv.append(f"{flag}={float(value)!r}" if isinstance(value, float) else f"{flag}={int(value)}")
+    if fam.eval_prompts_path(root).exists():
+        argv += ["--eval-prompts", str(fam.eval_prompts_path(root))]
+    if isinstance(settings.get("max_new_tokens"), int):
+        argv.append(f"--max-new-tokens={int(settings['max_new_tokens'])}")
+    return argv
+
+
+def start_votes_family(root: Path, name: str, objective: str, steps: int, grid_step: float = 0.5) -> Path:
+    """Start training a new family `name` (beside root) on root's votes, in the background; returns its
+    folder. Its points appear in the family picker as the sweep writes them; the log is the new
+    family's votes-sweep.log."""
+    root = Path(root)
+    new_root = fam.inside_root(root.parent, fam.check_id(name))
+    if new_root.exists():
+        raise ValueError(f"{name!r} already exists in the checkpoints folder; pick another name for the new family")
+    if not 0 < steps <= 100_000 or grid_step not in (0.25, 0.5, 1.0):
+        raise ValueError(f"steps must be 1-100000 and the grid step 0.25, 0.5 or 1, got {steps}, {grid_step}")
+    votes, _ = fam.read_votes(root)
+    if not any(v["label"] in ("left", "right") for v in votes):
+        raise ValueError("no vote says which answer is better yet; vote on the Compare page first")
+    command = votes_family_command(root, new_root, objective, steps, grid_step)
+    new_root.mkdir(parents=True)
+    log = open(new_root / "votes-sweep.log", "ab")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent),
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore",
+                                 "TRANSFORMERS_VERBOSITY": "error"})
+    log.close()
+    _children[proc.pid] = proc
+    return new_root
+
+
+def reap() -> None:
+    """Collect finished background processes this server started, so none stays <defunct>."""
+    for pid, child in list(_children.items()):
+        if child.poll() is not None:
+            _children.pop(pid, None)

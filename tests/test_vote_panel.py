@@ -157,3 +157,41 @@ def test_front_page_shows_the_estimate_and_opens_the_suggested_pair(checkpoints)
     assert any("From 1 vote(s)" in plain(c.value) for c in at.caption)
     assert any("Nearest point" in plain(c.value) for c in at.caption)
     assert at.get("plotly_chart"), "the weights chart is drawn"
+
+
+def train_script():
+    from dashboard import train_page
+    train_page.render()
+
+
+def test_the_train_page_trains_a_new_family_on_the_votes(checkpoints):
+    """Votes as the target's labels: the Train page starts a background sweep of a new family whose points
+    are trained on the votes and evaluated like any family."""
+    from modpo import jobs
+    from modpo import votes as vt
+    root = checkpoints / "tiny"
+    at = run(train_script)
+    assert any("0 decisive" in e.label for e in at.expander)
+    family = fam.load_family(root)
+    pool = vt.answer_pool(family.points, family.spec.objective_names)
+    for i, j in vt.candidate_pairs(pool)[:8]:
+        a, b = pool[i], pool[j]
+        label = "left" if a["scores"]["positivity"] >= b["scores"]["positivity"] else "right"
+        fam.append_vote(root, vt.make_vote(a["prompt"], [{**a, "settings": {}}, {**b, "settings": {}}], label, "test"))
+    at.run()
+    at.radio(key="votes_as").set_value("the target")
+    at.number_input(key="votes_steps").set_value(2)
+    at.select_slider(key="votes_grid").set_value(1.0)
+    at.button[[b.label for b in at.button].index("Train on the votes")].click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert "Started family tiny-votes" in plain(at.success[0].value)
+    for child in list(jobs._children.values()):
+        child.wait(600)
+    mine = fam.load_family(checkpoints / "tiny-votes")
+    assert mine.spec.target == "positivity" and mine.spec.data["votes"]["objective"] == "positivity"
+    assert mine.spec.margins["brevity"]["kind"] == "explicit" and mine.spec.margins["brevity"]["scale"] == 0.02
+    trained = [p for p in mine.points if p.kind != "base"]
+    assert trained and all(p.eval for p in trained), (checkpoints / "tiny-votes" / "votes-sweep.log").read_text()
+    again = run(train_script)
+    again.button[[b.label for b in again.button].index("Train on the votes")].click().run()
+    assert "already exists" in plain(again.error[0].value)
