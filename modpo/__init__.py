@@ -2,12 +2,14 @@
 
 Modules, in layer order (each imports only from the ones above it; ARCHITECTURE.md has the map):
   pure math     weights.py (weightings: validation, ids, the loss's order), loss.py (sequence
-                log-probs, DPO and MODPO losses), pareto.py (front, hypervolume)
+                log-probs, DPO and MODPO losses), pareto.py (front, hypervolume), choose.py (the
+                weighting a user's votes point to: a Bradley-Terry posterior over the simplex)
   formats       schema.py (JSON schemas of the family format), config.py (TrainConfig,
                 GenerationSettings, EvalSettings), family.py (all file I/O of families, adapters,
-                evaluations and jobs)
+                evaluations, votes and jobs)
   views         front.py (a family as a table with its front), plots.py (plotly figures)
-  data          data.py (preference rows, tokenized pairs), scorers.py (objective scorers)
+  data          data.py (preference rows, tokenized pairs), scorers.py (objective scorers), votes.py
+                (votes on answers as preference rows; the weighting estimate and next pair)
   models        models.py (loading models and adapters, safetensors only), generate.py (decoding:
                 batched adapters, decoding-time mixing, trimming)
   pipelines     margins.py (the one-pass reference/margin precompute), train.py (a LoRA adapter on the

@@ -47,7 +47,8 @@ def test_the_wheel_carries_assets_dashboard_and_console_script(tmp_path):
     assert "modpo = modpo.cli:run" in entry_points
 
 
-LAYERS = ["weights", "loss", "pareto", "schema", "config", "family", "front", "plots", "data", "scorers", "models",
+LAYERS = ["weights", "loss", "pareto", "choose", "schema", "config", "family", "front", "plots", "data", "scorers",
+          "votes", "models",
           "generate", "margins", "train", "evaluate", "coherence", "feedback", "instant", "sweep", "demo", "jobs",
           "cli", "__main__"]
 
