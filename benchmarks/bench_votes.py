@@ -19,8 +19,12 @@ choose.posterior / choose.information_gain done once per pair instead of once pe
 --check voters of every kappa* are recomputed at every step with the library functions themselves, and
 the run stops if they differ by more than 1e-8.
 
-    python benchmarks/bench_votes.py                     # 200 voters, kappa* 2 4 8, up to 60 votes
-    python benchmarks/bench_votes.py --estimators all    # also oracle kappa / coarser grid, for comparison
+    python benchmarks/bench_votes.py                     # 200 voters, kappa* 2 4 8, up to 60 votes (~3.5 min)
+    python benchmarks/bench_votes.py --estimators all    # other estimator settings beside the default (~16 min)
+    python benchmarks/bench_votes.py --answers train     # a more diverse answer pool (~5 min)
+
+It is numpy on one core: set OMP_NUM_THREADS=1 to keep it there. Results for one estimator do not depend on
+which others run (every voter's w* and coins come from --seed), so separate runs can be tabulated together.
 """
 from __future__ import annotations
 
@@ -134,7 +138,7 @@ class Estimator:
 
 
 def simulate(est: Estimator, diffs, w_star, kappa_star, coins, strategy, max_votes, rng, check=False):
-    """(max_votes,) L1 distance of the posterior mean to w_star after each vote."""
+    """(max_votes,) L1 distance of the estimate (est.point: the posterior mean by default) to w_star after each vote."""
     n_pairs = len(diffs)
     p_true = 1 / (1 + np.exp(-kappa_star * diffs @ w_star))                          # (P,)
     log_post = np.zeros((len(est.kappas), len(est.grid)))
@@ -226,7 +230,7 @@ def main():
                     help=f"estimator settings to compare: {', '.join(ESTIMATORS)} or all")
     ap.add_argument("--answers", choices=("eval", "train"), default="eval",
                     help="eval: the points' saved evaluation answers (the issue's setting); train: the base model's "
-                    "sampled training answers, a more diverse pool, standardized with the eval answers' center and scale")
+                    "sampled training answers, a more diverse pool, standardized like the eval answers")
     ap.add_argument("--check", type=int, default=2, help="voters per kappa* checked step by step against modpo.choose")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -260,7 +264,7 @@ def main():
             l1s = {s: np.empty((a.voters, a.max_votes)) for s in STRATEGIES}
             for v, w_star in enumerate(w_stars):
                 voter_rng = np.random.default_rng([a.seed, v, int(kappa_star * 1000)])
-                coins = voter_rng.random(len(pairs))                                 # one coin per pair, both strategies
+                coins = voter_rng.random(len(pairs))  # one coin per pair, shared by both strategies
                 for s in STRATEGIES:
                     l1s[s][v] = simulate(est, diffs, w_star, kappa_star, coins, s, a.max_votes, voter_rng,
                                          check=v < a.check)

@@ -92,6 +92,19 @@ def check_weights(weights, n_objectives: int | None = None) -> torch.Tensor:
     return torch.tensor(validate_weights(weights, n_objectives), dtype=torch.float64)
 
 
+def check_weight_rows(weights: torch.Tensor, batch: int, n_objectives: int) -> torch.Tensor:
+    """(B, n) per-example weightings, each checked as check_weights checks one (float64)."""
+    if weights.shape != (batch, n_objectives):
+        raise ValueError(f"per-example weights must have shape (B, n) = ({batch}, {n_objectives}), "
+                         f"got {tuple(weights.shape)}")
+    w = weights.detach().to(torch.float64)
+    if not torch.isfinite(w).all() or (w < 0).any() or ((w.sum(-1) - 1).abs() > 1e-6).any():
+        raise ValueError("every row of per-example weights must be finite, >= 0 and sum to 1")
+    if (w[:, 0] <= 0).any():
+        raise ValueError("the target objective's weight (column 0) must be > 0 in every row: MODPO divides by it")
+    return weights.to(torch.float64)
+
+
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
              reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
              beta: float) -> torch.Tensor:
@@ -118,7 +131,9 @@ def modpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.T
     policy_*_logps, reference_*_logps: (B,) summed response log-probs.
     margin_*_rewards: (B, n-1) rewards r_j(x, y) of the n-1 non-target objectives (higher is
         better, on the beta * log-ratio scale), for the chosen and rejected responses.
-    weights: (n,) on the simplex, weights[0] = the target objective (whose labels made the pairs).
+    weights: (n,) on the simplex, weights[0] = the target objective (whose labels made the pairs); or
+        (B, n), one weighting per example (a weight-conditioned adapter trained over the simplex: each
+        row's loss is this loss at that row's weighting).
     Returns (B,):
         -log sigmoid( (1 / w_0) * [ beta * (h(y_w) - h(y_l)) - sum_j w_j * (r_j(y_w) - r_j(y_l)) ] )
     With weights = (1, 0, ..., 0) this is exactly dpo_loss.
@@ -142,12 +157,16 @@ def modpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.T
     if margin_chosen_rewards.shape != margin_rejected_rewards.shape:
         raise ValueError(f"margin_chosen_rewards {tuple(margin_chosen_rewards.shape)} and "
                          f"margin_rejected_rewards {tuple(margin_rejected_rewards.shape)} differ")
-    w = check_weights(weights, n_objectives=1 + margin_chosen_rewards.shape[1])
+    n = 1 + margin_chosen_rewards.shape[1]
+    if isinstance(weights, torch.Tensor) and weights.dim() == 2:
+        w = check_weight_rows(weights, batch, n)  # (B, n)
+    else:
+        w = check_weights(weights, n_objectives=n)[None, :]  # (1, n)
     w = w.to(device=policy_chosen_logps.device, dtype=policy_chosen_logps.dtype)
     chosen_logratios = policy_chosen_logps - reference_chosen_logps  # (B,)
     rejected_logratios = policy_rejected_logps - reference_rejected_logps  # (B,)
-    margin_diff = (margin_chosen_rewards - margin_rejected_rewards).to(w.dtype) @ w[1:]  # (B,)
-    logits = (beta * (chosen_logratios - rejected_logratios) - margin_diff) / w[0]  # (B,)
+    margin_diff = ((margin_chosen_rewards - margin_rejected_rewards).to(w.dtype) * w[:, 1:]).sum(-1)  # (B,)
+    logits = (beta * (chosen_logratios - rejected_logratios) - margin_diff) / w[:, 0]  # (B,)
     if chosen_probs is None:
         return -F.logsigmoid(logits)
     if not isinstance(chosen_probs, torch.Tensor) or chosen_probs.shape != (batch,):

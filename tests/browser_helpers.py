@@ -300,7 +300,7 @@ def open_suggested_pair(page, timeout: float = 60) -> tuple[str, str]:
 
 
 def switch_on_blind(page, timeout: float = 60) -> None:
-    toggle = page.get_by_role("checkbox", name="Blind vote")
+    toggle = page.get_by_role("switch", name="Blind vote")
     toggle.wait_for(state="attached", timeout=timeout * 1000)
     if not toggle.is_checked():
         page.get_by_text("Blind vote", exact=True).click()

@@ -415,6 +415,47 @@ def test_names_from_families_and_urls_are_shown_as_text_in_a_real_browser(page, 
     assert page.get_by_text("Page not found").count() == 0
 
 
+# What each point of the "votes" family says (about a prompt's topic): the more weight on positivity,
+# the warmer and the longer, so every pair of answers trades positivity against brevity.
+TRADE_OFF_ANSWERS = {
+    "base": "This is about {topic}.",
+    "w-0.30-0.70": "{topic} are nice.",
+    "w-0.70-0.30": "I like {topic}, they are good and fun.",
+    "w-1.00-0.00": "I love {topic}! They are wonderful, great, happy and lovely in every way, a true joy.",
+}
+
+
+@pytest.fixture(scope="module")
+def votes_family(browser_root, tiny_checkpoints) -> Path:
+    """browser_root/votes: the tiny family with its saved answers rewritten to trade one objective for the
+    other (TRADE_OFF_ANSWERS, scored by the family's own scorers, means and errors recomputed).
+
+    The tiny model's own answers are two texts ("It is a terrible idea..." and a longer one) that are
+    worse on both objectives together, so after standardization every pair's score difference is the
+    same on both objectives and no vote can move the estimated weighting off 0.50 / 0.50."""
+    from modpo.evaluate import mean_stderr
+    from modpo.family import load_family
+    from modpo.scorers import score
+    root = browser_root / "votes"
+    shutil.copytree(tiny_checkpoints / "tiny", root,
+                    ignore=shutil.ignore_patterns("trainer", "*.partial", ".*.partial", ".*.old", ".lock"))
+    family = load_family(root)
+    scorer_of = {o.name: o.scorer for o in family.spec.objectives}
+    for path in root.glob("**/eval.json"):
+        record = json.loads(path.read_text())
+        template = TRADE_OFF_ANSWERS[record["id"]]
+        texts = [template.format(topic=s["prompt"].removeprefix("tell me about ")) for s in record["samples"]]
+        texts = [t[0].upper() + t[1:] for t in texts]
+        prompts = [s["prompt"] for s in record["samples"]]
+        scores = {name: [round(float(x), 4) for x in score(scorer, prompts, texts)]
+                  for name, scorer in scorer_of.items()}
+        for i, sample in enumerate(record["samples"]):
+            sample.update(response=texts[i], capped=False, scores={name: v[i] for name, v in scores.items()})
+        record["objectives"] = {name: mean_stderr(v) for name, v in scores.items()}
+        path.write_text(json.dumps(record))
+    return root
+
+
 def _family_ids(root: Path) -> set[str]:
     from modpo.family import load_family
     return {p.id for p in load_family(root).points}
@@ -443,19 +484,19 @@ def _no_id_in_blind_vote(page, ids: set[str]) -> None:
     assert not shown, f"blind mode shows the id(s) {shown} on the Compare page:\n{main[:3000]}"
 
 
-def test_blind_votes_move_the_estimate_in_a_real_browser(page, app_url, browser_root):
+def test_blind_votes_move_the_estimate_in_a_real_browser(page, app_url, votes_family):
     """From the Front page's suggested pair to three blind votes on the Compare page: no adapter id shows
     until a vote is cast, each vote is saved at once (blind, from one browser session), the page moves on
     to a pair not yet asked, and the estimated weighting moves with the votes."""
     from playwright.sync_api import expect
 
     from modpo.family import read_votes, votes_file
-    root = browser_root / "tiny"
+    root = votes_family
     known, adapters = _family_ids(root), _adapter_ids(root)
     before, problems = read_votes(root, known_ids=known)  # the module's other tests may share this family
     assert problems == [], problems
     step("votes-front")
-    page.goto(f"{app_url}/?family=tiny")
+    page.goto(f"{app_url}/?family=votes")
     page.get_by_role("heading", name="Pareto front").wait_for(timeout=60_000)
     first_pair = open_suggested_pair(page)
     assert set(first_pair) <= known, first_pair

@@ -1,0 +1,253 @@
+"""One adapter for every weighting: MODPO conditioned on w through the singular values of an SVD-LoRA
+(Panacea, Zhong et al. 2024, arXiv 2402.02030; DESIGN §6).
+
+Every target linear layer W of the base model gets
+
+    delta W(w) = (alpha / r) * B diag(s(w)) A,    s(w) = [s_1, ..., s_{r-n}, lambda * w_1, ..., lambda * w_n]
+
+with A (r, d_in), B (d_out, r), the r - n free singular values s and the per-layer scale lambda learned;
+the weighting sits in the last n singular values. Training minimizes E_{w ~ D} L_w(theta), with L_w the
+MODPO loss (loss.modpo_loss, one weighting per example) on the family's precomputed pairs: for every w
+its optimum is the exact adapter's, pi_ref exp(w . r / beta) / Z, so one run can reach them all if the
+adapter can represent them.
+
+The target's weight w_0 divides the loss's logit, so its gradient grows like 1 / w_0 near that end.
+D is w = eps * e_0 + (1 - eps) * Dirichlet(1, ..., 1): w_0 >= eps, every weighting with w_0 >= eps
+reachable. The w_0 = 0 face is not trained here: there the exact family trains DPO on another
+objective's own labels (weights.loss_plan), which this loss cannot express.
+
+At a fixed w each layer is an ordinary LoRA of rank r: A' = A, B' = B diag(s(w)), same alpha. So
+`export_lora` writes a plain peft adapter whose outputs equal the conditioned adapter's at that w (to
+float rounding; tested to 1e-4 in logits).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ConditionedConfig:
+    r: int = 16                 # LoRA rank, including the n weight-carrying singular values
+    alpha: float = 32.0         # LoRA alpha (scaling alpha / r, as peft)
+    target_modules: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")
+    n_objectives: int = 2       # n: singular values that carry the weighting
+    eps: float = 0.05           # the target's weight is at least eps in training (the 1 / w_0 divisor)
+
+    def __post_init__(self):
+        if self.n_objectives < 2 or self.r <= self.n_objectives:
+            raise ValueError(f"the rank r ({self.r}) must exceed the number of objectives ({self.n_objectives}) "
+                             ">= 2: n singular values carry the weighting, the rest are free")
+        if not 0 < self.eps < 1:
+            raise ValueError(f"eps (the target's least weight in training) must be in (0, 1), got {self.eps}")
+        if not (self.alpha > 0 and math.isfinite(self.alpha)):
+            raise ValueError(f"alpha must be a positive number, got {self.alpha}")
+
+
+class Weighting:
+    """The weighting every conditioned layer reads: (n,) for all rows, or (B, n) one per row."""
+    def __init__(self):
+        self.w: torch.Tensor | None = None
+
+
+class ConditionedLinear(nn.Module):
+    """base(x) + (alpha / r) * B diag(s(w)) A x, with s(w) = [free, lambda * w]."""
+
+    def __init__(self, base: nn.Linear, cfg: ConditionedConfig, weighting: Weighting):
+        super().__init__()
+        self.base, self.weighting, self.scaling = base, weighting, cfg.alpha / cfg.r
+        self.n = cfg.n_objectives
+        self.lora_A = nn.Parameter(torch.empty(cfg.r, base.in_features))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as peft initialises LoRA A
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, cfg.r))  # delta W = 0 at the start, as LoRA
+        self.free = nn.Parameter(torch.ones(cfg.r - cfg.n_objectives))
+        self.scale = nn.Parameter(torch.ones(1))  # lambda
+
+    def singular_values(self, w: torch.Tensor) -> torch.Tensor:
+        """(..., r) from w (..., n)."""
+        w = w.to(self.free.dtype)
+        return torch.cat([self.free.expand(*w.shape[:-1], -1), self.scale * w], dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weighting.w
+        if w is None:
+            raise RuntimeError("no weighting set: call set_weighting(model, w) before the forward pass")
+        s = self.singular_values(w.to(x.device))  # (r,) or (B, r)
+        h = nn.functional.linear(x, self.lora_A.to(x.dtype))  # (B, T, r)
+        h = h * (s[:, None, :] if s.dim() == 2 else s).to(x.dtype)
+        return self.base(x) + nn.functional.linear(h, self.lora_B.to(x.dtype)) * self.scaling
+
+
+def add_conditioned_lora(model: nn.Module, cfg: ConditionedConfig) -> Weighting:
+    """Replace every target linear layer of model by a ConditionedLinear around it (in place); freezes
+    the base weights. Returns the Weighting the layers read."""
+    weighting = Weighting()
+    for p in model.parameters():
+        p.requires_grad = False
+    targets = [(name, m) for name, m in model.named_modules()
+               if isinstance(m, nn.Linear) and name.split(".")[-1] in cfg.target_modules]
+    if not targets:
+        raise ValueError(f"no linear layer named {cfg.target_modules} in this model")
+    for name, module in targets:
+        parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+        setattr(parent, name.rsplit(".", 1)[-1], ConditionedLinear(module, cfg, weighting))
+    return weighting
+
+
+def set_weighting(model: nn.Module, w) -> None:
+    """The weighting for the next forward passes: (n,) for every row or (B, n) one per row."""
+    layers = conditioned_layers(model)
+    layers[0][1].weighting.w = torch.as_tensor(w, dtype=torch.float32)
+
+
+def conditioned_layers(model: nn.Module) -> list[tuple[str, ConditionedLinear]]:
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, ConditionedLinear)]
+    if not layers:
+        raise ValueError("this model holds no conditioned adapter (add_conditioned_lora)")
+    return layers
+
+
+def conditioned_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The learned tensors only, keyed '<layer>.<lora_A|lora_B|free|scale>' (what is saved)."""
+    return {f"{name}.{k}": v.detach().cpu().contiguous() for name, m in conditioned_layers(model)
+            for k, v in (("lora_A", m.lora_A), ("lora_B", m.lora_B), ("free", m.free), ("scale", m.scale))}
+
+
+def load_conditioned_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load conditioned_state's tensors into a model prepared by add_conditioned_lora, shapes checked."""
+    layers = dict(conditioned_layers(model))
+    expected = {f"{name}.{k}" for name in layers for k in ("lora_A", "lora_B", "free", "scale")}
+    if set(state) != expected:
+        missing, extra = sorted(expected - set(state))[:3], sorted(set(state) - expected)[:3]
+        raise ValueError(f"the conditioned adapter does not fit this model (missing {missing}, unexpected {extra})")
+    for key, value in state.items():
+        name, part = key.rsplit(".", 1)
+        param = getattr(layers[name], part)
+        if param.shape != value.shape:
+            raise ValueError(f"{key}: shape {tuple(value.shape)} does not fit this model's {tuple(param.shape)}")
+        with torch.no_grad():
+            param.copy_(value)
+
+
+def export_lora(state: dict[str, torch.Tensor], w) -> dict[str, torch.Tensor]:
+    """The plain LoRA of the conditioned adapter at weighting w, as peft's saved tensors
+    ('base_model.model.<layer>.lora_A.weight' / 'lora_B.weight'): A' = A, B' = B diag(s(w)), exact."""
+    w = torch.as_tensor(w, dtype=torch.float32)
+    out = {}
+    for key in [k for k in state if k.endswith(".lora_A")]:
+        name = key[: -len(".lora_A")]
+        s = torch.cat([state[f"{name}.free"], state[f"{name}.scale"] * w])  # (r,)
+        out[f"base_model.model.{name}.lora_A.weight"] = state[key].clone()
+        out[f"base_model.model.{name}.lora_B.weight"] = (state[f"{name}.lora_B"] * s[None, :]).contiguous()
+    return out
+
+
+def sample_weightings(batch: int, n: int, eps: float, generator: torch.Generator) -> torch.Tensor:
+    """(batch, n): w = eps * e_0 + (1 - eps) * Dirichlet(1, ..., 1), target first (w_0 >= eps)."""
+    gamma = -torch.log(torch.rand(batch, n, generator=generator).clamp_min(1e-12))  # Exp(1) = Gamma(1)
+    w = (1 - eps) * gamma / gamma.sum(-1, keepdim=True)
+    w[:, 0] += eps
+    return w
+
+
+# ---- training: the transformers Trainer with one weighting per example ------------------------------------
+
+def make_trainer_class():
+    """ConditionedTrainer (built lazily: importing transformers' Trainer is slow)."""
+    from transformers import Trainer
+
+    from .loss import model_sequence_logps, modpo_loss
+
+    class ConditionedTrainer(Trainer):
+        """Trainer whose loss is E_{w ~ D} of MODPO Eq. 7: each pair gets its own w (sample_weightings)."""
+
+        def __init__(self, *args, beta: float, n_objectives: int, eps: float, seed: int, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.beta, self.n, self.eps = beta, n_objectives, eps
+            self.generator = torch.Generator().manual_seed(seed)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            pairs = inputs["input_ids"].shape[0] // 2
+            w = sample_weightings(pairs, self.n, self.eps, self.generator)  # (B, n)
+            set_weighting(model, torch.cat([w, w]))  # chosen rows, then rejected rows
+            logps = model_sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+            losses = modpo_loss(logps[:pairs], logps[pairs:], inputs["reference_chosen_logps"],
+                                inputs["reference_rejected_logps"], inputs["margin_chosen_rewards"],
+                                inputs["margin_rejected_rewards"], w.to(torch.float64), self.beta,
+                                inputs.get("chosen_probs"))  # (B,)
+            loss = losses.mean()
+            return (loss, {"logps": logps}) if return_outputs else loss
+
+    return ConditionedTrainer
+
+
+def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_dir, report=None) -> dict:
+    """Add a conditioned SVD-LoRA to model (in place) and train it on the pairs (precomputed reference and
+    margin columns, margins.py) over the simplex. cfg: TrainConfig (steps, lr, batch, seed, beta).
+    Returns the record for meta.json (steps, loss curve, wall time, configs)."""
+    import time
+
+    from transformers import TrainingArguments, set_seed
+
+    from .data import PairCollator
+    from .train import ProgressCallback
+
+    if len(train_examples) == 0:
+        raise ValueError("no training pairs; check the family's stored pairs")
+    n_margins = len(train_examples[0]["margin_chosen_rewards"])
+    if n_margins != ccfg.n_objectives - 1:
+        raise ValueError(f"{ccfg.n_objectives} objectives but the pairs carry {n_margins} margin columns")
+    set_seed(cfg.seed)
+    add_conditioned_lora(model, ccfg)
+    args = TrainingArguments(
+        output_dir=str(work_dir), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear",
+        logging_steps=cfg.logging_steps, save_strategy="no", report_to=[], remove_unused_columns=False,
+        seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16, disable_tqdm=report is not None,
+        dataloader_num_workers=0)
+    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    trainer = make_trainer_class()(model=model, args=args, train_dataset=train_examples,
+                                   data_collator=PairCollator(pad_id), beta=cfg.beta, n_objectives=ccfg.n_objectives,
+                                   eps=ccfg.eps, seed=cfg.seed,
+                                   callbacks=[ProgressCallback(report)] if report else [])
+    start = time.perf_counter()
+    trainer.train()
+    history = trainer.state.log_history
+    return {"steps": trainer.state.global_step, "wall_time_s": round(time.perf_counter() - start, 2),
+            "loss_curve": [[h["step"], h["loss"]] for h in history if "loss" in h],
+            "train_pairs": len(train_examples), "config": cfg.to_json(),
+            "conditioning": {"method": "svd-lora (Panacea)", "r": ccfg.r, "alpha": ccfg.alpha,
+                             "target_modules": list(ccfg.target_modules), "n_objectives": ccfg.n_objectives,
+                             "eps": ccfg.eps, "distribution": "eps * e_target + (1 - eps) * Dirichlet(1)"}}
+
+
+def write_lora(directory, tensors: dict[str, torch.Tensor], ccfg: ConditionedConfig, base_model: str) -> None:
+    """An exported weighting as a plain peft LoRA folder (adapter_config.json + adapter_model.safetensors)
+    that PeftModel.from_pretrained loads as is; written into a temp folder, then renamed into place."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    from .models import HUB_IDS
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    try:
+        LoraConfig(r=ccfg.r, lora_alpha=ccfg.alpha, target_modules=list(ccfg.target_modules), bias="none",
+                   lora_dropout=0.0, task_type="CAUSAL_LM",
+                   base_model_name_or_path=HUB_IDS.get(base_model, base_model)).save_pretrained(str(tmp))
+        save_file(tensors, str(tmp / "adapter_model.safetensors"))
+        if directory.exists():
+            raise FileExistsError(f"{directory} already exists; export to a new folder or delete it first")
+        os.replace(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,135 @@
+"""modpo/conditioned.py: one SVD-LoRA adapter conditioned on the weighting (Panacea), trained with the exact
+MODPO loss over the simplex, exported exactly as a plain peft LoRA per weighting."""
+import pytest
+import torch
+
+from modpo import conditioned as cd
+from modpo import family as fam
+from modpo.loss import modpo_loss
+
+
+def batch(n=6, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    t = [torch.randn(n, generator=g) - 20 for _ in range(4)]
+    return (*t, torch.randn(n, k - 1, generator=g), torch.randn(n, k - 1, generator=g))
+
+
+def test_the_per_example_loss_is_the_loss_at_each_examples_weighting():
+    args = batch()
+    w = torch.tensor([[0.5, 0.3, 0.2]] * 6, dtype=torch.float64)
+    torch.testing.assert_close(modpo_loss(*args, w, 0.5), modpo_loss(*args, [0.5, 0.3, 0.2], 0.5))
+    rows = cd.sample_weightings(6, 3, 0.05, torch.Generator().manual_seed(1)).double()
+    per_row = torch.stack([modpo_loss(*[a[i:i + 1] for a in args], rows[i].tolist(), 0.5)[0] for i in range(6)])
+    torch.testing.assert_close(modpo_loss(*args, rows, 0.5), per_row)
+    probs = torch.rand(6, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(modpo_loss(*args, w, 0.5, probs), modpo_loss(*args, [0.5, 0.3, 0.2], 0.5, probs))
+    bad = rows.clone()
+    bad[0] = torch.tensor([0.0, 0.5, 0.5])
+    with pytest.raises(ValueError, match="column 0"):
+        modpo_loss(*args, bad, 0.5)
+
+
+def test_sampled_weightings_cover_the_simplex_with_the_target_at_least_eps():
+    w = cd.sample_weightings(4000, 3, 0.05, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(w.sum(-1), torch.ones(4000))
+    assert (w >= 0).all() and (w[:, 0] >= 0.05 - 1e-7).all()
+    assert w[:, 1].max() > 0.9 and w[:, 2].max() > 0.9 and w[:, 0].max() > 0.9, "every end is reached"
+    assert abs(float(w[:, 1].mean()) - 0.95 / 3) < 0.02, "Dirichlet(1): uniform over the simplex"
+
+
+def randomized(model, ccfg, seed=0):
+    """The model with a conditioned adapter whose every tensor is random (so w matters everywhere)."""
+    cd.add_conditioned_lora(model, ccfg)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in cd.conditioned_layers(model):
+            for p in (layer.lora_B, layer.free, layer.scale):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return model
+
+
+def test_an_exported_weighting_is_a_plain_peft_lora_with_the_same_logits(tmp_path):
+    from peft import PeftModel
+
+    from modpo.models import load_base
+    ccfg = cd.ConditionedConfig(r=6, alpha=12, n_objectives=3)
+    model, tok = load_base("tiny")
+    model = randomized(model, ccfg)
+    ids = tok(["tell me about cats", "how do i cook rice"], return_tensors="pt", padding=True)
+    for w in ([0.6, 0.3, 0.1], [0.05, 0.0, 0.95]):
+        cd.set_weighting(model, w)
+        with torch.no_grad():
+            conditioned = model(**ids).logits
+        folder = tmp_path / f"w-{w[0]}"
+        cd.write_lora(folder, cd.export_lora(cd.conditioned_state(model), w), ccfg, "tiny")
+        plain = PeftModel.from_pretrained(load_base("tiny")[0], str(folder)).eval()
+        with torch.no_grad():
+            exported = plain(**ids).logits
+        torch.testing.assert_close(exported, conditioned, atol=1e-4, rtol=0)
+    base = load_base("tiny")[0]
+    with torch.no_grad():
+        assert (base(**ids).logits - conditioned).abs().max() > 1e-2, "the adapter changes the outputs"
+    cd.set_weighting(model, torch.tensor([[0.6, 0.3, 0.1], [0.05, 0.0, 0.95]]))
+    with torch.no_grad():
+        per_row = model(**ids).logits
+    torch.testing.assert_close(per_row[1], conditioned[1], atol=1e-5, rtol=0)  # row 1 at its own weighting
+    with pytest.raises(FileExistsError):
+        cd.write_lora(folder, cd.export_lora(cd.conditioned_state(model), [1, 0, 0]), ccfg, "tiny")
+
+
+def test_a_saved_state_loads_back_and_a_wrong_one_is_refused():
+    from modpo.models import load_base
+    ccfg = cd.ConditionedConfig(r=4, alpha=8, n_objectives=2)
+    model = randomized(load_base("tiny")[0], ccfg)
+    state = cd.conditioned_state(model)
+    other = load_base("tiny")[0]
+    cd.add_conditioned_lora(other, ccfg)
+    cd.load_conditioned_state(other, state)
+    assert all(torch.equal(v, cd.conditioned_state(other)[k]) for k, v in state.items())
+    with pytest.raises(ValueError, match="does not fit"):
+        cd.load_conditioned_state(other, {k: v for k, v in list(state.items())[1:]})
+    with pytest.raises(ValueError, match="must exceed"):
+        cd.ConditionedConfig(r=2, n_objectives=2)
+
+
+def test_training_uses_the_weighting_it_is_given(tiny_checkpoints, tmp_path):
+    """On the tiny family's stored pairs (positivity labels, brevity as an explicit margin), trained over the
+    simplex: at each end, the adapter conditioned on that end's weighting fits that weighting's MODPO loss
+    better than when conditioned on the other end; and the target end keeps more of the labels' choice."""
+    from modpo.config import TrainConfig
+    from modpo.data import PairCollator
+    from modpo.loss import model_sequence_logps
+    from modpo.models import load_base
+    root = tiny_checkpoints / "tiny"
+    spec = fam.read_family(root)
+    _, pairs = fam.read_pairs(root, spec.target)
+    model, tok = load_base("tiny")
+    cfg = TrainConfig(beta=spec.beta, learning_rate=5e-3, max_steps=40, batch_size=8, seed=0)
+    record = cd.train_conditioned(model, pairs, cfg, cd.ConditionedConfig(r=8, alpha=16, n_objectives=2),
+                                  tmp_path / "work")
+    assert record["steps"] == 40 and record["loss_curve"][-1][1] < record["loss_curve"][0][1]
+    examples = [pairs[i] for i in range(len(pairs))]
+    inputs = PairCollator(tok.pad_token_id)(examples)
+    n = len(examples)
+
+    def logratio_margin(condition):
+        cd.set_weighting(model, condition)
+        with torch.no_grad():
+            logps = model_sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        return logps[:n], logps[n:]
+
+    def loss(condition, w):
+        chosen, rejected = logratio_margin(condition)
+        return float(modpo_loss(chosen, rejected, inputs["reference_chosen_logps"],
+                                inputs["reference_rejected_logps"], inputs["margin_chosen_rewards"],
+                                inputs["margin_rejected_rewards"], w, spec.beta).mean())
+
+    target_end, brevity_end = [0.9, 0.1], [0.1, 0.9]
+    assert loss(target_end, target_end) < loss(brevity_end, target_end)
+    assert loss(brevity_end, brevity_end) < loss(target_end, brevity_end)
+
+    def label_margin(condition):
+        chosen, rejected = logratio_margin(condition)
+        chosen, rejected = chosen - inputs["reference_chosen_logps"], rejected - inputs["reference_rejected_logps"]
+        return float((chosen - rejected).mean())
+    assert label_margin([1.0, 0.0]) > label_margin([0.05, 0.95]), "more target weight, more of the labels' choice"
