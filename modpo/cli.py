@@ -392,6 +392,60 @@ def cmd_front(a) -> int:
     return 0
 
 
+def cmd_train_conditioned(a) -> int:
+    """One weight-conditioned adapter for the whole front (conditioned.py), trained on the family's stored
+    target pairs (no new precompute) and saved as conditioned/<id>; an existing one is kept (resumable)."""
+    from .conditioned import ConditionedConfig, conditioned_state, train_conditioned
+    from .models import load_base, peft_name
+
+    root = family_root(a)
+    family = fam.load_family(root)
+    spec = family.spec
+    cid = fam.check_id(a.id)
+    if fam.conditioned_dir(root, cid).exists():
+        print(f"{fam.conditioned_dir(root, cid)} already exists; kept (delete it to train again)")
+        return 0
+    if any(m.get("kind") == "implicit" for m in spec.margins.values()):
+        raise ValueError(f"{root}: the conditioned adapter needs explicit margins for every non-target objective "
+                         "(an implicit margin needs its margin model loaded in the same forward pass)")
+    stored = fam.read_pairs(root, spec.target)
+    if stored is None:
+        raise ValueError(f"{root}: no precomputed pairs for {spec.target!r}; run `python -m modpo sweep` first")
+    cfg = train_config(a, {**fam.family_recipe(family), "beta": spec.beta})
+    ccfg = ConditionedConfig(r=cfg.lora_r, alpha=cfg.lora_alpha, target_modules=tuple(cfg.target_modules),
+                             n_objectives=len(spec.objectives), eps=a.eps)
+    model, _ = load_base(spec.base_model)
+    work = fam.job_dir(root, peft_name(f"conditioned-{cid}"))
+    record = train_conditioned(model, stored[1], cfg, ccfg, work / "trainer")
+    order = [spec.target] + [n for n in spec.objective_names if n != spec.target]
+    target = fam.write_conditioned(root, cid, conditioned_state(model), {
+        "objectives": spec.objective_names, "weight_order": order,
+        "conditioning": record["conditioning"], "steps": record["steps"], "wall_time_s": record["wall_time_s"],
+        "loss_curve": record["loss_curve"], "config": record["config"], "train_pairs": record["train_pairs"]})
+    print(f"trained {target} in {record['wall_time_s']:.0f}s ({record['steps']} steps)")
+    return 0
+
+
+def cmd_export(a) -> int:
+    """A conditioned adapter at one weighting as a plain peft LoRA folder (exact: conditioned.export_lora)."""
+    from .conditioned import ConditionedConfig, export_lora, write_lora
+    from .weights import target_first, validate_simplex
+
+    root = family_root(a)
+    spec = fam.read_family(root)
+    tensors, meta = fam.read_conditioned(root, a.id)
+    weights = validate_simplex(a.weights, spec.objective_names)
+    ordered = target_first(spec.objective_names, spec.target, weights)
+    c = meta["conditioning"]
+    ccfg = ConditionedConfig(r=c["r"], alpha=c["alpha"], target_modules=tuple(c["target_modules"]),
+                             n_objectives=c["n_objectives"], eps=c["eps"])
+    out = Path(a.out)
+    write_lora(out, export_lora(tensors, ordered), ccfg, spec.base_model)
+    print(f"wrote {out}: a plain LoRA of {a.id} at {dict(zip(spec.objective_names, weights))}; load it with "
+          "PeftModel.from_pretrained")
+    return 0
+
+
 def cmd_generate(a) -> int:
     from .evaluate import adapters_of, answer_points, policy_of
     from .models import attach_adapters, load_base
@@ -509,6 +563,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_options(p)
     add_eval_options(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-conditioned", help="train one weight-conditioned adapter for every weighting "
+                       "(Panacea SVD-LoRA) on the family's stored pairs")
+    p.add_argument("--family", required=True, help="family folder")
+    p.add_argument("--id", default="conditioned", help="its name under conditioned/ (default %(default)s)")
+    p.add_argument("--eps", type=float, default=0.05, help="the target objective's least weight in training "
+                   "(MODPO divides by it; default %(default)s)")
+    add_train_options(p)
+    p.set_defaults(func=cmd_train_conditioned)
+
+    p = sub.add_parser("export", help="write a conditioned adapter at one weighting as a plain peft LoRA folder")
+    p.add_argument("--family", required=True, help="family folder")
+    p.add_argument("--id", default="conditioned", help="the conditioned adapter (default %(default)s)")
+    p.add_argument("--weights", required=True, type=_floats, help="one weight per objective in family order")
+    p.add_argument("--out", required=True, help="the new adapter folder to write")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="evaluate the base model and adapters lacking eval.json")
     p.add_argument("--family", required=True, help="family folder")

@@ -678,3 +678,55 @@ def read_votes_file(path: Path, known_ids: set[str] | None = None) -> tuple[list
             continue
         votes.append({**vote, "line": number})
     return votes, problems
+
+
+# ---- conditioned adapters: conditioned/<id>/ (one adapter for every weighting, conditioned.py) ---------
+
+def conditioned_dir(root: Path, conditioned_id: str) -> Path:
+    return within(root, Path(root) / "conditioned" / check_id(conditioned_id))
+
+
+def write_conditioned(root: Path, conditioned_id: str, tensors: dict, meta: dict) -> Path:
+    """Save a conditioned adapter (safetensors + meta.json) into a temp folder, then rename it into
+    conditioned/<id>: a killed run leaves no half-written adapter. Refuses to overwrite."""
+    from safetensors.torch import save_file
+
+    target = conditioned_dir(root, conditioned_id)
+    if target.exists():
+        raise FamilyError(f"{target} already exists; delete it to train that conditioned adapter again")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{conditioned_id}."))
+    try:
+        save_file(tensors, str(tmp / "conditioned.safetensors"))
+        atomic_write_json(tmp / "meta.json", {"id": conditioned_id, "kind": "conditioned", **meta})
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def read_conditioned(root: Path, conditioned_id: str) -> tuple[dict, dict]:
+    """(tensors, meta) of conditioned/<id>, checked (schema, safetensors integrity, the family's objectives);
+    a FamilyError says what is wrong and what to do."""
+    from safetensors.torch import load_file
+
+    d = conditioned_dir(root, conditioned_id)
+    if not d.is_dir():
+        raise FamilyError(f"{d}: no conditioned adapter {conditioned_id!r} in this family; train one with "
+                          "`python -m modpo train-conditioned`")
+    meta = read_json(d / "meta.json", "conditioned_meta", root)
+    weights = within(root, d / "conditioned.safetensors")
+    if not weights.is_file():
+        raise FamilyError(f"{weights}: file is missing; delete {d} and train it again")
+    check_safetensors(weights)
+    spec = read_family(root)
+    if meta["objectives"] != spec.objective_names:
+        raise FamilyError(f"{d}: trained for objectives {meta['objectives']}, the family has {spec.objective_names}")
+    return load_file(str(weights)), meta
+
+
+def list_conditioned(root: Path) -> list[str]:
+    folder = Path(root) / "conditioned"
+    if not folder.is_dir():
+        return []
+    return sorted(d.name for d in within(root, folder).iterdir() if d.is_dir() and _ID.match(d.name))

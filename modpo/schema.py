@@ -172,6 +172,23 @@ SCHEMAS: dict[str, dict] = {
             "blind": {"type": "boolean"},
         },
     },
+    # conditioned/<id>/meta.json: one weight-conditioned adapter for the whole front (conditioned.py)
+    "conditioned_meta": {
+        "type": "object", "required": ["schema_version", "id", "kind", "objectives", "conditioning"],
+        "properties": {
+            "schema_version": _VERSION,
+            "id": _ID,
+            "kind": {"enum": ["conditioned"]},
+            "objectives": {"type": "array", "items": _ID, "minItems": 2},
+            "conditioning": {"type": "object", "required": ["r", "alpha", "target_modules", "n_objectives", "eps"],
+                             "properties": {"r": {"type": "integer", "minimum": 3, "maximum": 4096},
+                                            "alpha": {"type": "number", "exclusiveMinimum": 0},
+                                            "target_modules": {"type": "array", "minItems": 1, "items": _ID},
+                                            "n_objectives": {"type": "integer", "minimum": 2, "maximum": 16},
+                                            "eps": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}}},
+            "steps": _COUNT, "wall_time_s": _NUMBER, "loss_curve": _CURVE, "config": {"type": "object"},
+        },
+    },
     "eval_prompts": {
         "type": "object", "required": ["schema_version", "prompts"],
         "properties": {"schema_version": _VERSION,

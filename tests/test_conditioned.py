@@ -133,3 +133,43 @@ def test_training_uses_the_weighting_it_is_given(tiny_checkpoints, tmp_path):
         chosen, rejected = chosen - inputs["reference_chosen_logps"], rejected - inputs["reference_rejected_logps"]
         return float((chosen - rejected).mean())
     assert label_margin([1.0, 0.0]) > label_margin([0.05, 0.95]), "more target weight, more of the labels' choice"
+
+
+def test_cli_trains_saves_exports_and_refuses_a_corrupt_one(tiny_checkpoints, tmp_path, capsys):
+    import shutil
+
+    from peft import PeftModel
+
+    from modpo.cli import main
+    from modpo.models import load_base
+    from modpo.weights import target_first
+    root = tmp_path / "tiny"
+    shutil.copytree(tiny_checkpoints / "tiny", root)
+    assert main(["train-conditioned", "--family", str(root), "--steps", "3", "--lora-r", "4", "--lora-alpha", "8"]) == 0
+    tensors, meta = fam.read_conditioned(root, "conditioned")
+    assert meta["kind"] == "conditioned" and meta["steps"] == 3 and meta["conditioning"]["r"] == 4
+    assert meta["objectives"] == ["positivity", "brevity"] and fam.list_conditioned(root) == ["conditioned"]
+    assert not list((root / "conditioned").glob(".*")), "no temp folder left behind"
+    assert main(["train-conditioned", "--family", str(root), "--steps", "3"]) == 0
+    assert "already exists; kept" in capsys.readouterr().out
+    out = tmp_path / "export"
+    assert main(["export", "--family", str(root), "--weights", "0.7,0.3", "--out", str(out)]) == 0
+    model, tok = load_base("tiny")
+    ccfg = cd.ConditionedConfig(r=4, alpha=8, n_objectives=2)
+    cd.add_conditioned_lora(model, ccfg)
+    cd.load_conditioned_state(model, tensors)
+    cd.set_weighting(model, target_first(["positivity", "brevity"], "positivity", [0.7, 0.3]))
+    ids = tok(["tell me about tea"], return_tensors="pt")
+    plain = PeftModel.from_pretrained(load_base("tiny")[0], str(out)).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**ids).logits, model(**ids).logits, atol=1e-4, rtol=0)
+    weights = root / "conditioned" / "conditioned" / "conditioned.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(fam.FamilyError, match="corrupt or truncated"):
+        fam.read_conditioned(root, "conditioned")
+    assert main(["export", "--family", str(root), "--weights", "0.5,0.5", "--out", str(tmp_path / "x")]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
+    assert len(fam.load_family(root).points) == 4, "the rest of the family still loads"
+    shutil.rmtree(root / "conditioned")
+    assert main(["export", "--family", str(root), "--weights", "0.5,0.5", "--out", str(tmp_path / "y")]) == 2
+    assert "train-conditioned" in capsys.readouterr().err
