@@ -27,7 +27,7 @@ def new_point_ids(root) -> list[str]:
     return [j["adapter"] for j in fam.list_jobs(root) if j.get("state") == "done" and j.get("params")]
 
 
-PREVIEW_KINDS = ("merge", "mix")
+PREVIEW_KINDS = ("merge", "mix", "conditioned")
 
 
 def filter_table(table: pd.DataFrame, bounds: dict[str, tuple[float, float]], front_only: bool,
@@ -82,7 +82,7 @@ def render_filters(table: pd.DataFrame, family) -> tuple[dict, bool, bool]:
     bounds = {}
     with st.sidebar.expander("Filters", expanded=False):
         front_only = st.toggle("Front only", key="front_only")
-        previews = st.toggle("Include previews (merges, mixes)", value=True, key="include_previews",
+        previews = st.toggle("Include previews (merges, mixes, conditioned)", value=True, key="include_previews",
                              help="off: previews leave the chart, the front, the counts and the hypervolume")
         for o in family.spec.objectives:
             values = table.loc[table["evaluated"].astype(bool), o.name].to_numpy(float)

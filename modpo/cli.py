@@ -376,7 +376,7 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_front(a) -> int:
-    from .front import front_table, table_hypervolume
+    from .front import conditioned_audit, front_table, table_hypervolume
 
     family = fam.load_family(family_root(a))
     for e in family.errors:
@@ -389,6 +389,14 @@ def cmd_front(a) -> int:
     dirs = ", ".join(f"{o.name} ({o.direction})" for o in family.spec.objectives)
     print(f"\nhypervolume {hv:.6g} over {dirs}, reference point {ref.round(4).tolist()}")
     print(f"{int(table['on_front'].sum())} of {int(table['evaluated'].sum())} evaluated points are non-dominated")
+    audit = conditioned_audit(family, table)
+    if audit is not None:
+        rows, summary = audit
+        print("\nthe conditioned adapter against the exact adapters (score difference in standard errors):")
+        print(rows.to_string(index=False, float_format=lambda x: f"{x:+.2f}"))
+        print(f"hypervolume: exact {summary['hypervolume_exact']:.6g} ({summary['exact_points']} adapters), "
+              f"conditioned {summary['hypervolume_conditioned']:.6g} ({summary['conditioned_points']} points), "
+              f"ratio {summary['ratio']:.3f}, reference point {[round(x, 4) for x in summary['reference_point']]}")
     return 0
 
 
@@ -404,7 +412,7 @@ def cmd_train_conditioned(a) -> int:
     cid = fam.check_id(a.id)
     if fam.conditioned_dir(root, cid).exists():
         print(f"{fam.conditioned_dir(root, cid)} already exists; kept (delete it to train again)")
-        return 0
+        return conditioned_points(a, root, cid)
     if any(m.get("kind") == "implicit" for m in spec.margins.values()):
         raise ValueError(f"{root}: the conditioned adapter needs explicit margins for every non-target objective "
                          "(an implicit margin needs its margin model loaded in the same forward pass)")
@@ -423,6 +431,32 @@ def cmd_train_conditioned(a) -> int:
         "conditioning": record["conditioning"], "steps": record["steps"], "wall_time_s": record["wall_time_s"],
         "loss_curve": record["loss_curve"], "config": record["config"], "train_pairs": record["train_pairs"]})
     print(f"trained {target} in {record['wall_time_s']:.0f}s ({record['steps']} steps)")
+    return conditioned_points(a, root, cid)
+
+
+def conditioned_points(a, root: Path, cid: str) -> int:
+    """Export the conditioned adapter on its grid and at the trained weightings, then evaluate them like
+    every point (unless --no-eval): they are drawn and compared like any point, and audited (front.py)."""
+    from .conditioned import grid_weightings, publish_points
+    from .models import load_base
+    from .sweep import evaluate_missing
+
+    family = fam.load_family(root)
+    spec = family.spec
+    tensors, meta = fam.read_conditioned(root, cid)
+    trained = [[p.weights[o] for o in spec.objective_names] for p in family.points
+               if p.kind in ("modpo", "dpo-margin") and p.weights]
+    made = publish_points(root, cid, tensors, meta, spec.base_model,
+                          grid_weightings(spec.objective_names, spec.target, meta["conditioning"]["eps"], trained))
+    print(f"exported {len(made)} weightings of {cid} as points")
+    if a.no_eval:
+        return 0
+    prompts = load_prompts(a.eval_prompts, root, a.eval_limit)
+    settings = eval_settings(a, family)
+    check_comparable(family, prompts, settings)
+    model, tokenizer = load_base(spec.base_model)
+    evaluated = evaluate_missing(root, model, tokenizer, prompts, settings)
+    print(f"evaluated {len(evaluated)} points")
     return 0
 
 
@@ -570,7 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", default="conditioned", help="its name under conditioned/ (default %(default)s)")
     p.add_argument("--eps", type=float, default=0.05, help="the target objective's least weight in training "
                    "(MODPO divides by it; default %(default)s)")
+    p.add_argument("--no-eval", action="store_true", help="export its grid points but do not evaluate them")
     add_train_options(p)
+    add_eval_options(p)
     p.set_defaults(func=cmd_train_conditioned)
 
     p = sub.add_parser("export", help="write a conditioned adapter at one weighting as a plain peft LoRA folder")

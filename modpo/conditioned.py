@@ -251,3 +251,54 @@ def write_lora(directory, tensors: dict[str, torch.Tensor], ccfg: ConditionedCon
         os.replace(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- the conditioned adapter's points: exported weightings, evaluated like any point -------------------
+
+def grid_weightings(names: list[str], target: str, eps: float, trained: list[list[float]] = ()) -> list[list[float]]:
+    """Family-order weightings to evaluate the conditioned adapter at: a grid over the part of the simplex
+    it was trained on (w_target >= eps; step 0.1 for two objectives, 11 points; 0.25 for more, 15 for
+    three), plus every trained weighting it covers (for the audit against the exact adapters)."""
+    from .pareto import weight_grid
+    from .weights import normalize
+    t = names.index(target)
+    shrink = [[eps * (i == t) + (1 - eps) * g for i, g in enumerate(grid)]
+              for grid in weight_grid(len(names), 0.1 if len(names) == 2 else 0.25, interior=False)]
+    out = []
+    for w in [*shrink, *[list(w) for w in trained if w[t] >= eps - 1e-9]]:
+        w = normalize(w)
+        if w not in out:
+            out.append(w)
+    return out
+
+
+def point_id(conditioned_id: str, weights) -> str:
+    from .weights import weights_id
+    return f"{conditioned_id}-{weights_id(weights)[2:]}"
+
+
+def publish_points(root, conditioned_id: str, tensors: dict, meta: dict, base_model: str,
+                   weightings: list[list[float]]) -> list[str]:
+    """Export the conditioned adapter at each weighting (family order) into adapters/<id>-<weights> (kind
+    conditioned; written in jobs/, renamed into place) unless there already; returns the new ids."""
+    from . import family as fam
+    from .weights import target_first
+    spec = fam.read_family(root)
+    c = meta["conditioning"]
+    ccfg = ConditionedConfig(r=c["r"], alpha=c["alpha"], target_modules=tuple(c["target_modules"]),
+                             n_objectives=c["n_objectives"], eps=c["eps"])
+    import shutil
+    made = []
+    for w in weightings:
+        pid = fam.check_id(point_id(conditioned_id, w))
+        if fam.adapter_dir(root, pid).exists():
+            continue
+        work = fam.job_dir(root, pid) / "adapter"
+        shutil.rmtree(work, ignore_errors=True)
+        write_lora(work, export_lora(tensors, target_first(spec.objective_names, spec.target, w)), ccfg, base_model)
+        fam.write_meta(work, {"id": pid, "kind": "conditioned", "base_model": spec.base_model,
+                              "weights": dict(zip(spec.objective_names, w)), "conditioned": conditioned_id,
+                              "steps": meta.get("steps", 0), "wall_time_s": 0.0})
+        fam.publish_adapter(root, pid, pid)
+        made.append(pid)
+    return made

@@ -302,7 +302,7 @@ def read_point(directory: Path, spec: FamilySpec, root: Path) -> Point:
                               f"the family's objectives are {spec.objective_names}")
         if abs(sum(weights.values()) - 1) > 1e-4:
             raise FamilyError(f"{meta_path}: weights {weights} do not sum to 1")
-    if meta["kind"] in ("modpo", "dpo-margin", "merge"):
+    if meta["kind"] in ("modpo", "dpo-margin", "merge", "conditioned"):
         weights_file = directory / "adapter_model.safetensors"
         config_file = directory / "adapter_config.json"
         if not weights_file.is_file() or not config_file.is_file():

@@ -50,3 +50,41 @@ def table_hypervolume(family: Family, table: pd.DataFrame, reference_point=None,
         return 0.0, np.full(len(objectives), np.nan)
     ref = default_reference_point(pts, maximize) if reference_point is None else np.asarray(reference_point, float)
     return hypervolume(pts, ref, maximize), ref
+
+
+EXACT_KINDS = ("modpo", "dpo-margin")
+
+
+def conditioned_audit(family: Family, table: pd.DataFrame) -> tuple[pd.DataFrame, dict] | None:
+    """How far the conditioned adapter is from the exact family (None without evaluated conditioned points).
+
+    Returns (rows, summary). One row per trained weighting: per objective the conditioned adapter's score
+    at that weighting minus the exact adapter's, in standard errors of the difference,
+    (c - e) / sqrt(se_c^2 + se_e^2); NaN where the conditioned adapter does not cover the weighting (the
+    target's weight below its training eps). summary: the hypervolume of the exact adapters and of the
+    conditioned points, with one reference point (the default over both), and their ratio.
+    """
+    names = family.spec.objective_names
+    done = table[table["evaluated"].astype(bool)]
+    cond, exact = done[done["kind"] == "conditioned"], done[done["kind"].isin(EXACT_KINDS)]
+    if cond.empty or exact.empty:
+        return None
+    rows = []
+    for _, e in exact.iterrows():
+        same = np.all([np.abs(cond[f"w_{o}"].to_numpy(float) - e[f"w_{o}"]) < 1e-3 for o in names], axis=0)
+        row = {"exact": e["id"], **{f"w_{o}": e[f"w_{o}"] for o in names}}
+        c = cond[same].iloc[0] if same.any() else None
+        row["conditioned"] = c["id"] if c is not None else "not covered"
+        for o in names:
+            row[f"{o}_se_apart"] = (np.nan if c is None else
+                                    (c[o] - e[o]) / max(np.hypot(c[f"{o}_stderr"], e[f"{o}_stderr"]), 1e-12))
+        rows.append(row)
+    maximize = [o.maximize for o in family.spec.objectives]
+    both = np.vstack([exact[names].to_numpy(float), cond[names].to_numpy(float)])
+    reference = default_reference_point(both, maximize)
+    hv_exact = hypervolume(exact[names].to_numpy(float), reference, maximize)
+    hv_cond = hypervolume(cond[names].to_numpy(float), reference, maximize)
+    return pd.DataFrame(rows), {"hypervolume_exact": hv_exact, "hypervolume_conditioned": hv_cond,
+                                "ratio": hv_cond / hv_exact if hv_exact > 0 else np.nan,
+                                "reference_point": reference.tolist(), "conditioned_points": len(cond),
+                                "exact_points": len(exact)}

@@ -22,6 +22,7 @@ KIND_STYLE = {  # kind -> (legend name, marker symbol, colour)
     "base": ("base model", "star", "#2b2b2b"),
     "merge": ("merged (preview)", "square", "#ff7f0e"),
     "mix": ("decoding-time mix (preview)", "triangle-up", "#2ca02c"),
+    "conditioned": ("conditioned adapter (one for every w)", "x", "#17becf"),
 }
 
 
@@ -91,6 +92,11 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
                                       color=["#d62728" if i in selected else "#17becf" for i in part["id"]])),
                 hovertext=[hover_text(r, objectives) for _, r in part.iterrows()], hoverinfo="text"))
     add_links_to_trained(fig, data, objectives, x, y)
+    curve = data[data["kind"] == "conditioned"]
+    if len(objectives) == 2 and len(curve) > 1:  # its grid is one line of weightings: drawn as its own curve
+        curve = curve.sort_values(f"w_{objectives[0]}")
+        fig.add_trace(go.Scatter(x=curve[x], y=curve[y], mode="lines", name="conditioned adapter's curve",
+                                 line=dict(color=KIND_STYLE["conditioned"][2], width=1.5), hoverinfo="skip"))
     if reference is not None:
         fig.add_trace(go.Scatter(x=[reference[0]], y=[reference[1]], mode="markers", name="hypervolume reference",
                                  marker=dict(symbol="x-thin", size=14, line=dict(width=2, color="#7f7f7f")),

@@ -18,7 +18,7 @@ import jsonschema
 SCHEMA_VERSION = 1
 MIN_SCHEMA_VERSION = 1
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-ADAPTER_KINDS = ("modpo", "dpo-margin", "merge", "mix", "base")
+ADAPTER_KINDS = ("modpo", "dpo-margin", "merge", "mix", "base", "conditioned")
 DIRECTIONS = ("maximize", "minimize")
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 VOTE_LABELS = ("left", "right", "tie", "both bad")  # the four buttons of the Compare page
@@ -90,6 +90,7 @@ SCHEMAS: dict[str, dict] = {
             "base_model": _TEXT,
             "weights": {"type": ["object", "null"], "additionalProperties": _NONNEG},
             "objective": {"type": ["string", "null"]},
+            "conditioned": _ID,  # kind conditioned: the conditioned adapter (conditioned/<id>) this was exported from
             "steps": _COUNT,
             "wall_time_s": _NUMBER,
             "loss_curve": _CURVE,

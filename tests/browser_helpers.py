@@ -304,13 +304,24 @@ def switch_on_blind(page, timeout: float = 60) -> None:
     toggle.wait_for(state="attached", timeout=timeout * 1000)
     if not toggle.is_checked():
         page.get_by_text("Blind vote", exact=True).click()
-    page.locator('[data-testid="stColumn"] strong').filter(has_text="Answer A").first.wait_for(
-        state="visible", timeout=timeout * 1000)
+    wait_blind_answers(page, timeout)
 
 
 def blind_answers(page) -> dict:
     """{"Answer A": text, "Answer B": text} as the blind vote shows them."""
     return {c["id"]: c["text"] for c in response_columns(page) if c["id"] in ("Answer A", "Answer B")}
+
+
+def wait_blind_answers(page, timeout: float = 60) -> dict:
+    """Until the page shows the blind vote's two answers, and no other answer column (a rerun draws
+    its elements one by one, and the previous run's stay on screen until it ends)."""
+    deadline = time.time() + timeout
+    while True:
+        cols = response_columns(page)
+        if [c["id"] for c in cols] == ["Answer A", "Answer B"] and all(c["text"] for c in cols):
+            return blind_answers(page)
+        assert time.time() < deadline, f"the blind vote's two answers do not show: {cols}"
+        page.wait_for_timeout(250)
 
 
 def cast_vote(page, button: str, count: int, timeout: float = 60) -> str:

@@ -43,7 +43,6 @@ pytestmark = pytest.mark.slow
 from browser_helpers import (  # noqa: E402 (after the constants the helpers do not need)
     ARTIFACTS,
     CURRENT,
-    blind_answers,
     cast_vote,
     chart,
     click_target,
@@ -65,6 +64,7 @@ from browser_helpers import (  # noqa: E402 (after the constants the helpers do 
     switch_on_blind,
     two_point_box,
     use_box_select,
+    wait_blind_answers,
     wait_for_chart,
     wait_selected,
 )
@@ -516,8 +516,7 @@ def test_blind_votes_move_the_estimate_in_a_real_browser(page, app_url, votes_fa
     estimates, shown = [], []
     for k in range(1, 4):
         step(f"votes-vote-{k}")
-        answers = blind_answers(page)
-        assert set(answers) == {"Answer A", "Answer B"} and all(answers.values()), answers
+        answers = wait_blind_answers(page)
         message = cast_vote(page, "A better", len(before) + k)
         estimates.append(estimate_caption(page, votes=len(before) + k))
         shown.append((answers, message))
@@ -527,6 +526,7 @@ def test_blind_votes_move_the_estimate_in_a_real_browser(page, app_url, votes_fa
                 f"the first blind vote is not on the suggested pair {first_pair}: {message!r}"
         # the next pair is ready, and blind again
         expect(page.get_by_role("button", name="A better", exact=True)).to_be_visible(timeout=60_000)
+        wait_blind_answers(page)
         _no_id_in_blind_vote(page, adapters)
     shot(page, "14-compare-after-three-blind-votes")
 
@@ -581,6 +581,7 @@ def test_votes_survive_a_sigkill_of_the_server(page, browser_root, tiny_checkpoi
         step("sigkill-vote")
         messages = [cast_vote(pg, "A better", 1)]
         estimate_caption(pg, votes=1)
+        wait_blind_answers(pg)
         messages.append(cast_vote(pg, "B better", 2))
         estimate_caption(pg, votes=2)
         shot(pg, "15-votes-before-sigkill")

@@ -145,12 +145,13 @@ def test_cli_trains_saves_exports_and_refuses_a_corrupt_one(tiny_checkpoints, tm
     from modpo.weights import target_first
     root = tmp_path / "tiny"
     shutil.copytree(tiny_checkpoints / "tiny", root)
-    assert main(["train-conditioned", "--family", str(root), "--steps", "3", "--lora-r", "4", "--lora-alpha", "8"]) == 0
+    assert main(["train-conditioned", "--family", str(root), "--steps", "3", "--lora-r", "4", "--lora-alpha", "8",
+                 "--no-eval"]) == 0
     tensors, meta = fam.read_conditioned(root, "conditioned")
     assert meta["kind"] == "conditioned" and meta["steps"] == 3 and meta["conditioning"]["r"] == 4
     assert meta["objectives"] == ["positivity", "brevity"] and fam.list_conditioned(root) == ["conditioned"]
     assert not list((root / "conditioned").glob(".*")), "no temp folder left behind"
-    assert main(["train-conditioned", "--family", str(root), "--steps", "3"]) == 0
+    assert main(["train-conditioned", "--family", str(root), "--steps", "3", "--no-eval"]) == 0
     assert "already exists; kept" in capsys.readouterr().out
     out = tmp_path / "export"
     assert main(["export", "--family", str(root), "--weights", "0.7,0.3", "--out", str(out)]) == 0
@@ -169,7 +170,33 @@ def test_cli_trains_saves_exports_and_refuses_a_corrupt_one(tiny_checkpoints, tm
         fam.read_conditioned(root, "conditioned")
     assert main(["export", "--family", str(root), "--weights", "0.5,0.5", "--out", str(tmp_path / "x")]) == 2
     assert "corrupt or truncated" in capsys.readouterr().err
-    assert len(fam.load_family(root).points) == 4, "the rest of the family still loads"
+    assert len(fam.load_family(root).points) == 4 + 13, "the rest of the family still loads (and its exported points)"
     shutil.rmtree(root / "conditioned")
     assert main(["export", "--family", str(root), "--weights", "0.5,0.5", "--out", str(tmp_path / "y")]) == 2
     assert "train-conditioned" in capsys.readouterr().err
+
+
+def test_the_conditioned_points_are_evaluated_drawn_and_audited(tiny_checkpoints, tmp_path, capsys):
+    import shutil
+
+    from modpo.cli import main
+    from modpo.front import conditioned_audit, front_table
+    from modpo.plots import front_figure
+    root = tmp_path / "tiny"
+    shutil.copytree(tiny_checkpoints / "tiny", root)
+    assert main(["train-conditioned", "--family", str(root), "--steps", "4", "--lora-r", "4", "--lora-alpha", "8"]) == 0
+    family = fam.load_family(root)
+    points = [p for p in family.points if p.kind == "conditioned"]
+    weights = sorted(p.weights["positivity"] for p in points)
+    assert len(points) == 11 + 2, "11 grid points, and the trained 0.70-0.30 and 0.30-0.70 (1.00-0.00 is on the grid)"
+    assert all(p.eval for p in points) and weights[0] >= 0.05 and weights[-1] == 1.0
+    table = front_table(family)
+    rows, summary = conditioned_audit(family, table)
+    assert list(rows["exact"]) == ["w-0.30-0.70", "w-0.70-0.30", "w-1.00-0.00"]
+    assert rows["positivity_se_apart"].notna().all() and summary["hypervolume_exact"] > 0
+    assert 0 < summary["ratio"] and summary["conditioned_points"] == 13
+    fig = front_figure(table, ["positivity", "brevity"], {"positivity": True, "brevity": True}, "brevity", "positivity")
+    assert any(t.name == "conditioned adapter's curve" and len(t.x) == 13 for t in fig.data)
+    assert main(["front", "--family", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "the conditioned adapter against the exact adapters" in out and "ratio" in out
