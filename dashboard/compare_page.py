@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from dashboard import common, vote_panel
+from dashboard import any_weighting, common, vote_panel
 from modpo import family as fam
 
 MAX_PROMPT_CHARS = 2000
@@ -237,12 +237,17 @@ def render() -> None:
     prompt = render_prompt(root)
     pair = vote_panel.pair_ids(root.name, prompt)
     wanted = list(dict.fromkeys([*([baseline] if baseline else []), *chosen, *pair]))
-    if not wanted:
+    if not wanted and not fam.list_conditioned(root):
         st.info("Select adapters on the Front page (click, box or lasso) or above.")
         return
     points = order_points(family, ["base"] + [i for i in wanted if i != "base"] if "base" in ids else wanted)
     if baseline:
         points = [family.point(baseline)] + [p for p in points if p.id != baseline]
+    points += any_weighting.render(root, family)
+    if not points:
+        st.info("Select adapters on the Front page (click, box or lasso) or above, or show a weighting of the "
+                "conditioned adapter.")
+        return
     settings = render_settings(family)
     if prompt is None:
         return

@@ -235,6 +235,24 @@ def render_many_objectives(table: pd.DataFrame, objectives: list[str], maximize:
     st.plotly_chart(parallel_figure(data, objectives, maximize, color_by), key="parallel")
 
 
+def render_audit(family, table: pd.DataFrame) -> None:
+    """The conditioned adapter against the exact ones (front.conditioned_audit), when it is evaluated."""
+    from modpo.front import conditioned_audit
+    audit = conditioned_audit(family, table)
+    if audit is None:
+        return
+    rows, summary = audit
+    st.subheader("One adapter for every weighting: how far from the exact family")
+    st.caption(f"Hypervolume of the conditioned adapter's {summary['conditioned_points']} points: "
+               f"{summary['hypervolume_conditioned']:.4g}; of the {summary['exact_points']} exact adapters: "
+               f"{summary['hypervolume_exact']:.4g} (ratio {summary['ratio']:.3f}, the same reference point "
+               f"{[round(x, 4) for x in summary['reference_point']]}, all points, no filters). Per trained "
+               "weighting, the conditioned adapter's score minus the exact adapter's, in standard errors.")
+    st.dataframe(rows, hide_index=True, key="audit_table",
+                 column_config={c: st.column_config.NumberColumn(format="%+.2f") for c in rows.columns
+                                if c.endswith("_se_apart")})
+
+
 def render() -> None:
     st.title("Pareto front")
     picked = common.pick_family()
@@ -261,6 +279,7 @@ def render() -> None:
     reference = render_hypervolume(family, shown, [x, y])
     render_chart(root, family, shown, objectives, x, y, reference)
     render_many_objectives(shown, objectives, maximize)
+    render_audit(family, table)
     render_preview(root, family)
     vote_panel.render_front_section(root, family)
     st.caption("Click a point to select it; for several, pick Box Select or Lasso Select in the chart's toolbar "

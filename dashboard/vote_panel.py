@@ -59,8 +59,19 @@ def apply_pending(family_name: str, held_out: list[str]) -> None:
 
 # ---- the estimate ---------------------------------------------------------------------------------
 
+class KnownIds:
+    """The family's point ids, and the Any-weighting columns of its conditioned adapters ('<id>-any-...')."""
+
+    def __init__(self, root, family):
+        self.ids = {p.id for p in family.points}
+        self.prefixes = tuple(f"{c}-any-" for c in fam.list_conditioned(root))
+
+    def __contains__(self, point_id) -> bool:
+        return point_id in self.ids or (bool(self.prefixes) and str(point_id).startswith(self.prefixes))
+
+
 def family_votes(root, family) -> tuple[list[dict], list[str]]:
-    return fam.read_votes(root, known_ids={p.id for p in family.points})
+    return fam.read_votes(root, known_ids=KnownIds(root, family))
 
 
 def estimate(family, votes: list[dict], extra=()) -> tuple[vt.Estimate, list[dict]] | None:

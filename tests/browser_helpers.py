@@ -319,15 +319,35 @@ def wait_blind_answers(page, timeout: float = 60) -> dict:
     while True:
         cols = response_columns(page)
         if [c["id"] for c in cols] == ["Answer A", "Answer B"] and all(c["text"] for c in cols):
-            return blind_answers(page)
+            wait_settled(page, max(1.0, deadline - time.time()))
+            cols = response_columns(page)
+            if [c["id"] for c in cols] == ["Answer A", "Answer B"] and all(c["text"] for c in cols):
+                return blind_answers(page)
         assert time.time() < deadline, f"the blind vote's two answers do not show: {cols}"
         page.wait_for_timeout(250)
 
 
+RUNNING = ('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"], '
+           '[data-testid="stElementContainer"][data-stale="true"]')
+
+
+def wait_settled(page, timeout: float = 60, calm: int = 3) -> None:
+    """Until the app's run has ended: no running indicator and no stale element (the previous run's,
+    which stay on screen, doubling buttons and columns, until the new run ends), for `calm` looks in a
+    row 200 ms apart."""
+    deadline, quiet = time.time() + timeout, 0
+    while quiet < calm:
+        quiet = quiet + 1 if page.locator(RUNNING).count() == 0 else 0
+        assert time.time() < deadline, f"the app is still running after {timeout:.0f} s"
+        page.wait_for_timeout(200)
+
+
 def cast_vote(page, button: str, count: int, timeout: float = 60) -> str:
-    """Press a vote button and wait for the app's "Saved vote <count> (...)." (count: the lines the votes
-    file holds after this vote); returns that message."""
+    """Press a vote button (once the page has settled) and wait for the app's "Saved vote <count> (...)."
+    (count: the lines the votes file holds after this vote) and the end of the run; returns that message."""
+    wait_settled(page, timeout)
     page.get_by_role("button", name=button, exact=True).click()
     saved = page.locator('[data-testid="stAlert"]').filter(has_text=f"Saved vote {count} (").first
     saved.wait_for(state="visible", timeout=timeout * 1000)
+    wait_settled(page, timeout)
     return plain_text(saved.inner_text()).strip()

@@ -200,3 +200,35 @@ def test_the_conditioned_points_are_evaluated_drawn_and_audited(tiny_checkpoints
     assert main(["front", "--family", str(root)]) == 0
     out = capsys.readouterr().out
     assert "the conditioned adapter against the exact adapters" in out and "ratio" in out
+
+
+def test_any_weighting_columns_on_the_compare_page(checkpoints):
+    """The Compare page's Any-weighting slider shows the conditioned adapter at the picked w as a column that
+    generates in the same batch as the others; Pin keeps a weighting while the slider moves on; a corrupt
+    conditioned adapter is a message and the page still works."""
+    from app_helpers import plain
+    from test_dashboard import compare_script, run
+
+    from modpo.cli import main
+    root = checkpoints / "tiny"
+    assert main(["train-conditioned", "--family", str(root), "--steps", "2", "--lora-r", "4", "--lora-alpha", "8",
+                 "--no-eval"]) == 0
+    at = run(compare_script, selection={"tiny": {"selected": ["w-0.70-0.30"], "seen": {}}})
+    at.slider(key="any_w_0").set_value(0.8).run()
+    headers = [plain(m.value) for m in at.markdown]
+    assert "**conditioned-any-0.80-0.20**" in headers
+    at.button(key="any_pin").click().run()
+    at.slider(key="any_w_0").set_value(0.3).run()
+    headers = [plain(m.value) for m in at.markdown]
+    assert "**conditioned-any-0.80-0.20**" in headers and "**conditioned-any-0.30-0.70**" in headers
+    at.button(key="generate").click().run()
+    assert not at.exception
+    service = at.session_state["_service_" + str(root)]
+    answered = {pid for (pid, _, _) in service.responses}
+    assert {"conditioned-any-0.80-0.20", "conditioned-any-0.30-0.70", "w-0.70-0.30", "base"} <= answered
+    assert len(at.text) == 4, "every column shows its answer"
+    weights = root / "conditioned" / "conditioned" / "conditioned.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    at = run(compare_script, selection={"tiny": {"selected": ["w-0.70-0.30"], "seen": {}}})
+    assert any("cannot be used" in plain(e.value) for e in at.error)
+    assert [plain(m.value) for m in at.markdown][:2] == ["**base**", "**w-0.70-0.30**"]
