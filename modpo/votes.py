@@ -24,7 +24,6 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .choose import Posterior, information_gain, posterior, standardize
-from .data import PreferenceDataset, load_jsonl, rows_from_records
 from .schema import VOTE_LABELS
 
 HUMAN = "human"
@@ -61,9 +60,11 @@ def make_vote(prompt: str, answers: Sequence[Mapping], label: str, session: str,
     }
 
 
-def votes_dataset(votes: Sequence[Mapping], objective: str = HUMAN, source: str = "votes") -> PreferenceDataset:
+def votes_dataset(votes: Sequence[Mapping], objective: str = HUMAN, source: str = "votes"):
     """The votes as preference rows labelled on `objective` (a new one, or the family's target).
-    Ties and "both bad" become rows without a label (kept, as the data schema keeps ties)."""
+    Ties and "both bad" become rows without a label (kept, as the data schema keeps ties).
+    Returns a data.PreferenceDataset (imported here: the dashboard's pages load this module without torch)."""
+    from .data import rows_from_records
     if not votes:
         raise ValueError(f"{source}: no votes to train on; vote on the Compare page first")
     records = [{"prompt": v["prompt"], "responses": list(v["responses"]),
@@ -71,9 +72,10 @@ def votes_dataset(votes: Sequence[Mapping], objective: str = HUMAN, source: str 
     return rows_from_records(records, source, [objective])
 
 
-def load_votes_file(path, objective: str = HUMAN) -> PreferenceDataset:
-    """A votes.jsonl as training data, its labels named `objective`. Read as plain preference rows
-    (the vote lines are preference rows; their own key is "human"), renamed when asked."""
+def load_votes_file(path, objective: str = HUMAN):
+    """A votes.jsonl as training data (a data.PreferenceDataset), its labels named `objective`. Read as
+    plain preference rows (the vote lines are preference rows; their own key is "human"), renamed when asked."""
+    from .data import PreferenceDataset, load_jsonl
     data = load_jsonl(path)
     if data.objectives == [objective]:
         return data
