@@ -18,6 +18,18 @@ from dashboard import common
 from modpo import family as fam
 
 
+def private_cache() -> Path:
+    """This user's folder for exported weightings, made private (0700) and refused when someone else owns
+    it: another local user must not be able to plant adapter files where this app looks for them."""
+    import os
+    folder = Path(tempfile.gettempdir()) / f"modpo-any-weighting-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if folder.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise fam.FamilyError(f"{folder} is not a private folder of this user; remove it and try again")
+    return folder
+
+
 def export_folder(root: Path, cid: str, weights: list[float]) -> Path:
     """The exported LoRA of cid at weights (family order), written once per file version and weighting."""
     from modpo.conditioned import ConditionedConfig, export_lora, write_lora
@@ -26,7 +38,7 @@ def export_folder(root: Path, cid: str, weights: list[float]) -> Path:
     weights_file = fam.conditioned_dir(root, cid) / "conditioned.safetensors"
     stat = weights_file.stat()
     key = hashlib.sha256(f"{weights_file.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{weights}".encode()).hexdigest()
-    folder = Path(tempfile.gettempdir()) / "modpo-any-weighting" / key[:24]
+    folder = private_cache() / key[:24]
     if not (folder / "adapter_model.safetensors").exists():
         spec = fam.read_family(root)
         tensors, meta = fam.read_conditioned(root, cid)
@@ -103,4 +115,8 @@ def render(root: Path, family) -> list:
         if pins and st.button("Unpin all", key="any_unpin"):
             pins.clear()
     wanted = ([(cid, weights)] if live and weights else []) + [p for p in pins if p != (cid, weights) or not live]
-    return [point_at(root, c, w) for c, w in wanted if c in ids]
+    try:
+        return [point_at(root, c, w) for c, w in wanted if c in ids]
+    except (fam.FamilyError, OSError) as e:
+        st.error(common.literal(f"Cannot export that weighting: {e}"))
+        return []

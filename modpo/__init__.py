@@ -14,8 +14,8 @@ Modules, in layer order (each imports only from the ones above it; ARCHITECTURE.
                 batched adapters, decoding-time mixing, trimming)
   pipelines     margins.py (the one-pass reference/margin precompute), train.py (a LoRA adapter on the
                 transformers Trainer), conditioned.py (one weight-conditioned adapter for every
-                weighting: Panacea SVD-LoRA, exact export), evaluate.py (answering and evaluation: one pipeline for every
-                point kind), coherence.py (answers to unseen prompts judged), feedback.py (on-policy
+                weighting: Panacea SVD-LoRA, exact export), evaluate.py (answering and evaluation: one
+                pipeline for every point kind), coherence.py (answers to unseen prompts judged), feedback.py (on-policy
                 pairs labelled by scorers), instant.py (merged and mixed points), sweep.py (a whole
                 family), demo.py (the shipped demo family)
   processes     jobs.py (background training runs), cli.py (the command line; __main__.py runs it)

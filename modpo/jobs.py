@@ -257,10 +257,11 @@ def votes_family_command(root: Path, new_root: Path, objective: str, steps: int,
     objectives, scales = votes_family_plan(family, objective)
     recipe = fam.family_recipe(family)
     settings = fam.recorded_eval_settings(family)
-    argv = [sys.executable, "-m", "modpo", "sweep", "--family", str(new_root), "--data", str(fam.votes_file(root)),
-            "--votes-objective", objective, "--model", family.spec.base_model,
-            "--objectives", ",".join(f"{o.name}:{o.direction}:{o.scorer}" for o in objectives),
-            "--target", objective, f"--grid-step={float(grid_step)!r}", f"--steps={int(steps)}",
+    # --flag=value throughout: a value from family.json that starts with "-" stays a value, never an option
+    argv = [sys.executable, "-m", "modpo", "sweep", f"--family={new_root}", f"--data={fam.votes_file(root)}",
+            f"--votes-objective={objective}", f"--model={family.spec.base_model}",
+            "--objectives=" + ",".join(f"{o.name}:{o.direction}:{o.scorer}" for o in objectives),
+            f"--target={objective}", f"--grid-step={float(grid_step)!r}", f"--steps={int(steps)}",
             f"--beta={float(family.spec.beta)!r}"]
     argv += [f"--margin={name}=explicit:{scale!r}" for name, scale in scales.items()]
     for key, flag in PARAM_FLAGS.items():
@@ -268,7 +269,7 @@ def votes_family_command(root: Path, new_root: Path, objective: str, steps: int,
             value = recipe[key]
             argv.append(f"{flag}={float(value)!r}" if isinstance(value, float) else f"{flag}={int(value)}")
     if fam.eval_prompts_path(root).exists():
-        argv += ["--eval-prompts", str(fam.eval_prompts_path(root))]
+        argv.append(f"--eval-prompts={fam.eval_prompts_path(root)}")
     if isinstance(settings.get("max_new_tokens"), int):
         argv.append(f"--max-new-tokens={int(settings['max_new_tokens'])}")
     return argv
