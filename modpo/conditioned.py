@@ -190,10 +190,10 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
     Returns the record for meta.json (steps, loss curve, wall time, configs)."""
     import time
 
-    from transformers import TrainingArguments, set_seed
+    from transformers import set_seed
 
     from .data import PairCollator
-    from .train import ProgressCallback
+    from .train import ProgressCallback, training_arguments
 
     if len(train_examples) == 0:
         raise ValueError("no training pairs; check the family's stored pairs")
@@ -202,13 +202,7 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
         raise ValueError(f"{ccfg.n_objectives} objectives but the pairs carry {n_margins} margin columns")
     set_seed(cfg.seed)
     add_conditioned_lora(model, ccfg)
-    args = TrainingArguments(
-        output_dir=str(work_dir), per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear",
-        logging_steps=cfg.logging_steps, save_strategy="no", report_to=[], remove_unused_columns=False,
-        seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16, disable_tqdm=report is not None,
-        dataloader_num_workers=0)
+    args = training_arguments(cfg, work_dir, quiet=report is not None)
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     trainer = make_trainer_class()(model=model, args=args, train_dataset=train_examples,
                                    data_collator=PairCollator(pad_id), beta=cfg.beta, n_objectives=ccfg.n_objectives,

@@ -56,6 +56,18 @@ class ModpoTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
+def training_arguments(cfg: TrainConfig, work_dir, quiet: bool) -> TrainingArguments:
+    """The Trainer's arguments for a TrainConfig (every adapter kind trains the same way); quiet: no
+    progress bar (a report callback shows progress instead)."""
+    return TrainingArguments(
+        output_dir=str(work_dir), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type="linear", logging_steps=cfg.logging_steps, save_strategy="no", report_to=[],
+        remove_unused_columns=False, seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16,
+        disable_tqdm=quiet, dataloader_num_workers=0)
+
+
 class ProgressCallback(TrainerCallback):
     """Calls report(step, total, loss_curve) after every logged step (job status files, progress bars)."""
 
@@ -99,13 +111,7 @@ def train_adapter(model, train_examples, weights, cfg: TrainConfig, output_dir: 
         model = get_peft_model(model, lora_config(cfg), adapter_name=adapter_name)
     for name, param in model.named_parameters():  # only this run's adapter trains
         param.requires_grad = f".{adapter_name}." in name and "lora_" in name
-    args = TrainingArguments(
-        output_dir=str(work_dir or Path(output_dir).parent / "trainer"), per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_steps=cfg.warmup_ratio,
-        lr_scheduler_type="linear", logging_steps=cfg.logging_steps, save_strategy="no", report_to=[],
-        remove_unused_columns=False, seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16,
-        disable_tqdm=report is not None, dataloader_num_workers=0)
+    args = training_arguments(cfg, work_dir or Path(output_dir).parent / "trainer", quiet=report is not None)
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     trainer = trainer_class(model=model, args=args, train_dataset=train_examples, data_collator=PairCollator(pad_id),
                             weights=w.tolist(), beta=cfg.beta, **(trainer_kwargs or {}),

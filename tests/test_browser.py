@@ -15,11 +15,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -51,6 +49,8 @@ from browser_helpers import (  # noqa: E402 (after the constants the helpers do 
     estimate_caption,
     estimate_weights,
     figure,
+    free_port,
+    healthy,
     markers,
     metric,
     nav,
@@ -129,20 +129,6 @@ def browser_root(request, tmp_path_factory) -> Path:
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-            return r.read().decode().strip() == "ok"
-    except OSError:
-        return False
-
-
 def _stop_jobs(root: Path) -> None:
     """Training runs launched by the app live in their own session: stop any still running."""
     for status in root.glob("*/jobs/*/status.json"):
@@ -164,7 +150,7 @@ def _stop_jobs(root: Path) -> None:
 @pytest.fixture(scope="module")
 def app_url(browser_root):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MODPO_CHECKPOINTS": str(browser_root), "HF_HUB_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
     log = open(ARTIFACTS / "streamlit.log", "wb")
@@ -175,7 +161,7 @@ def app_url(browser_root):
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
-        while not _healthy(url):
+        while not healthy(url):
             if proc.poll() is not None:
                 pytest.fail(f"streamlit exited with {proc.returncode}:\n" + (ARTIFACTS / "streamlit.log").read_text())
             if time.time() > deadline:
