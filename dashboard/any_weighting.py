@@ -32,22 +32,16 @@ def private_cache() -> Path:
 
 def export_folder(root: Path, cid: str, weights: list[float]) -> Path:
     """The exported LoRA of cid at weights (family order), written once per file version and weighting."""
-    from modpo.conditioned import ConditionedConfig, export_lora, write_lora
-    from modpo.weights import target_first
+    from modpo.conditioned import export_weighting
 
     weights_file = fam.conditioned_dir(root, cid) / "conditioned.safetensors"
     stat = weights_file.stat()
     key = hashlib.sha256(f"{weights_file.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{weights}".encode()).hexdigest()
     folder = private_cache() / key[:24]
     if not (folder / "adapter_model.safetensors").exists():
-        spec = fam.read_family(root)
         tensors, meta = fam.read_conditioned(root, cid)
-        c = meta["conditioning"]
-        ccfg = ConditionedConfig(r=c["r"], alpha=c["alpha"], target_modules=tuple(c["target_modules"]),
-                                 n_objectives=c["n_objectives"], eps=c["eps"])
         try:
-            write_lora(folder, export_lora(tensors, target_first(spec.objective_names, spec.target, weights)), ccfg,
-                       spec.base_model)
+            export_weighting(fam.read_family(root), tensors, meta, weights, folder)
         except FileExistsError:  # another session wrote the same export first: it is the same file
             pass
     return folder

@@ -446,7 +446,7 @@ def conditioned_points(a, root: Path, cid: str) -> int:
     tensors, meta = fam.read_conditioned(root, cid)
     trained = [[p.weights[o] for o in spec.objective_names] for p in family.points
                if p.kind in ("modpo", "dpo-margin") and p.weights]
-    made = publish_points(root, cid, tensors, meta, spec.base_model,
+    made = publish_points(root, cid, tensors, meta,
                           grid_weightings(spec.objective_names, spec.target, meta["conditioning"]["eps"], trained))
     print(f"exported {len(made)} weightings of {cid} as points")
     if a.no_eval:
@@ -462,19 +462,15 @@ def conditioned_points(a, root: Path, cid: str) -> int:
 
 def cmd_export(a) -> int:
     """A conditioned adapter at one weighting as a plain peft LoRA folder (exact: conditioned.export_lora)."""
-    from .conditioned import ConditionedConfig, export_lora, write_lora
-    from .weights import target_first, validate_simplex
+    from .conditioned import export_weighting
+    from .weights import validate_simplex
 
     root = family_root(a)
     spec = fam.read_family(root)
     tensors, meta = fam.read_conditioned(root, a.id)
     weights = validate_simplex(a.weights, spec.objective_names)
-    ordered = target_first(spec.objective_names, spec.target, weights)
-    c = meta["conditioning"]
-    ccfg = ConditionedConfig(r=c["r"], alpha=c["alpha"], target_modules=tuple(c["target_modules"]),
-                             n_objectives=c["n_objectives"], eps=c["eps"])
     out = Path(a.out)
-    write_lora(out, export_lora(tensors, ordered), ccfg, spec.base_model)
+    export_weighting(spec, tensors, meta, weights, out)
     print(f"wrote {out}: a plain LoRA of {a.id} at {dict(zip(spec.objective_names, weights))}; load it with "
           "PeftModel.from_pretrained")
     return 0

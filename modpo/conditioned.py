@@ -266,22 +266,31 @@ def grid_weightings(names: list[str], target: str, eps: float, trained: list[lis
     return out
 
 
+def export_weighting(spec, tensors: dict, meta: dict, weights, folder) -> None:
+    """Write the conditioned adapter (tensors, meta from family.read_conditioned) at a family-order
+    weighting as a plain peft LoRA folder: the one export the CLI, the grid points and the Compare
+    page's Any-weighting columns share."""
+    from .weights import target_first
+    c = meta["conditioning"]
+    ccfg = ConditionedConfig(r=c["r"], alpha=c["alpha"], target_modules=tuple(c["target_modules"]),
+                             n_objectives=c["n_objectives"], eps=c["eps"])
+    write_lora(folder, export_lora(tensors, target_first(spec.objective_names, spec.target, weights)), ccfg,
+               spec.base_model)
+
+
 def point_id(conditioned_id: str, weights) -> str:
     from .weights import weights_id
     return f"{conditioned_id}-{weights_id(weights)[2:]}"
 
 
-def publish_points(root, conditioned_id: str, tensors: dict, meta: dict, base_model: str,
+def publish_points(root, conditioned_id: str, tensors: dict, meta: dict,
                    weightings: list[list[float]]) -> list[str]:
     """Export the conditioned adapter at each weighting (family order) into adapters/<id>-<weights> (kind
     conditioned; written in jobs/, renamed into place) unless there already; returns the new ids."""
-    from . import family as fam
-    from .weights import target_first
-    spec = fam.read_family(root)
-    c = meta["conditioning"]
-    ccfg = ConditionedConfig(r=c["r"], alpha=c["alpha"], target_modules=tuple(c["target_modules"]),
-                             n_objectives=c["n_objectives"], eps=c["eps"])
     import shutil
+
+    from . import family as fam
+    spec = fam.read_family(root)
     made = []
     for w in weightings:
         pid = fam.check_id(point_id(conditioned_id, w))
@@ -289,7 +298,7 @@ def publish_points(root, conditioned_id: str, tensors: dict, meta: dict, base_mo
             continue
         work = fam.job_dir(root, pid) / "adapter"
         shutil.rmtree(work, ignore_errors=True)
-        write_lora(work, export_lora(tensors, target_first(spec.objective_names, spec.target, w)), ccfg, base_model)
+        export_weighting(spec, tensors, meta, w, work)
         fam.write_meta(work, {"id": pid, "kind": "conditioned", "base_model": spec.base_model,
                               "weights": dict(zip(spec.objective_names, w)), "conditioned": conditioned_id,
                               "steps": meta.get("steps", 0), "wall_time_s": 0.0})

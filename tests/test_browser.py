@@ -15,8 +15,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -49,8 +47,6 @@ from browser_helpers import (  # noqa: E402 (after the constants the helpers do 
     estimate_caption,
     estimate_weights,
     figure,
-    free_port,
-    healthy,
     markers,
     metric,
     nav,
@@ -149,37 +145,11 @@ def _stop_jobs(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def app_url(browser_root):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {**os.environ, "MODPO_CHECKPOINTS": str(browser_root), "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    log = open(ARTIFACTS / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_app(browser_root, ARTIFACTS / "streamlit.log")
     try:
-        deadline = time.time() + 60
-        while not healthy(url):
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n" + (ARTIFACTS / "streamlit.log").read_text())
-            if time.time() > deadline:
-                pytest.fail("streamlit did not answer /_stcore/health within 60 s:\n"
-                            + (ARTIFACTS / "streamlit.log").read_text()[-3000:])
-            time.sleep(0.5)
         yield url
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
+        stop_app(proc)
         _stop_jobs(browser_root)
 
 

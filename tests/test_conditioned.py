@@ -232,3 +232,28 @@ def test_any_weighting_columns_on_the_compare_page(checkpoints):
     at = run(compare_script, selection={"tiny": {"selected": ["w-0.70-0.30"], "seen": {}}})
     assert any("cannot be used" in plain(e.value) for e in at.error)
     assert [plain(m.value) for m in at.markdown][:2] == ["**base**", "**w-0.70-0.30**"]
+
+
+def test_a_strangers_conditioned_adapter_of_the_wrong_shape_is_refused(tiny_checkpoints, tmp_path):
+    """A conditioned.safetensors that parses but whose tensors disagree with meta.json (a stranger's zip)
+    is refused by name before any tensor is multiplied, and the family still loads."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from modpo.cli import main
+    root = tmp_path / "tiny"
+    shutil.copytree(tiny_checkpoints / "tiny", root)
+    assert main(["train-conditioned", "--family", str(root), "--steps", "1", "--lora-r", "4", "--lora-alpha", "8",
+                 "--no-eval"]) == 0
+    tensors, _ = fam.read_conditioned(root, "conditioned")
+    layer = next(k for k in tensors if k.endswith(".lora_B"))
+    tensors[layer] = torch.zeros(tensors[layer].shape[0], 7)  # rank 7, not the 4 meta.json says
+    save_file(tensors, str(root / "conditioned" / "conditioned" / "conditioned.safetensors"))
+    with pytest.raises(fam.FamilyError, match="not of rank 4"):
+        fam.read_conditioned(root, "conditioned")
+    tensors.pop(layer)
+    save_file(tensors, str(root / "conditioned" / "conditioned" / "conditioned.safetensors"))
+    with pytest.raises(fam.FamilyError, match="missing"):
+        fam.read_conditioned(root, "conditioned")
+    assert len(fam.load_family(root).points) > 4
