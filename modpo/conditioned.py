@@ -19,6 +19,12 @@ objective's own labels (weights.loss_plan), which this loss cannot express.
 At a fixed w each layer is an ordinary LoRA of rank r: A' = A, B' = B diag(s(w)), same alpha. So
 `export_lora` writes a plain peft adapter whose outputs equal the conditioned adapter's at that w (to
 float rounding; tested to 1e-4 in logits).
+
+The comparator (method "embedding", the weighting in the input as Rewards-in-Context and Conditioned
+Language Policies put it in the prompt): the same LoRA with every singular value free, plus a learned
+embedding E w (E: (d_model, n), zero at the start) added to every input token's embedding. The same loss
+and w distribution train it; it has no plain-LoRA form (E w is not a weight of the base model), so it is
+measured (benchmarks/bench_conditioning.py), not exported. RESULTS.md §11 compares the two.
 """
 from __future__ import annotations
 
@@ -36,8 +42,11 @@ class ConditionedConfig:
     target_modules: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")
     n_objectives: int = 2       # n: singular values that carry the weighting
     eps: float = 0.05           # the target's weight is at least eps in training (the 1 / w_0 divisor)
+    method: str = "svd"         # "svd": w in the singular values; "embedding": w as an input embedding
 
     def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown conditioning {self.method!r}; choose one of {list(METHODS)}")
         if self.n_objectives < 2 or self.r <= self.n_objectives:
             raise ValueError(f"the rank r ({self.r}) must exceed the number of objectives ({self.n_objectives}) "
                              ">= 2: n singular values carry the weighting, the rest are free")
@@ -45,6 +54,9 @@ class ConditionedConfig:
             raise ValueError(f"eps (the target's least weight in training) must be in (0, 1), got {self.eps}")
         if not (self.alpha > 0 and math.isfinite(self.alpha)):
             raise ValueError(f"alpha must be a positive number, got {self.alpha}")
+
+
+METHODS = {"svd": "svd-lora (Panacea)", "embedding": "weight embedding added to the input tokens"}
 
 
 class Weighting:
@@ -59,17 +71,18 @@ class ConditionedLinear(nn.Module):
     def __init__(self, base: nn.Linear, cfg: ConditionedConfig, weighting: Weighting):
         super().__init__()
         self.base, self.weighting, self.scaling = base, weighting, cfg.alpha / cfg.r
-        self.n = cfg.n_objectives
+        self.n = cfg.n_objectives if cfg.method == "svd" else 0  # singular values that carry w
         self.lora_A = nn.Parameter(torch.empty(cfg.r, base.in_features))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as peft initialises LoRA A
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, cfg.r))  # delta W = 0 at the start, as LoRA
-        self.free = nn.Parameter(torch.ones(cfg.r - cfg.n_objectives))
-        self.scale = nn.Parameter(torch.ones(1))  # lambda
+        self.free = nn.Parameter(torch.ones(cfg.r - self.n))
+        self.scale = nn.Parameter(torch.ones(1))  # lambda (unused by the embedding method)
 
     def singular_values(self, w: torch.Tensor) -> torch.Tensor:
         """(..., r) from w (..., n)."""
         w = w.to(self.free.dtype)
-        return torch.cat([self.free.expand(*w.shape[:-1], -1), self.scale * w], dim=-1)
+        free = self.free.expand(*w.shape[:-1], -1)
+        return torch.cat([free, self.scale * w], dim=-1) if self.n else free
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weighting.w
@@ -94,7 +107,27 @@ def add_conditioned_lora(model: nn.Module, cfg: ConditionedConfig) -> Weighting:
     for name, module in targets:
         parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
         setattr(parent, name.rsplit(".", 1)[-1], ConditionedLinear(module, cfg, weighting))
+    if cfg.method == "embedding":
+        embed = WeightEmbedding(model.get_input_embeddings().embedding_dim, cfg.n_objectives, weighting)
+        model.modpo_weight_embedding = embed  # a submodule: trained, saved and found with the layers
+        model.get_input_embeddings().register_forward_hook(lambda _m, _i, out: out + embed(out))
     return weighting
+
+
+class WeightEmbedding(nn.Module):
+    """E w added to every input token's embedding (the embedding method): (B, T, d) -> (B, T, d) shift."""
+
+    def __init__(self, dim: int, n: int, weighting: Weighting):
+        super().__init__()
+        self.weighting = weighting
+        self.weight = nn.Parameter(torch.zeros(dim, n))  # zero: the adapter starts as the base model
+
+    def forward(self, token_embeddings: torch.Tensor) -> torch.Tensor:
+        w = self.weighting.w
+        if w is None:
+            raise RuntimeError("no weighting set: call set_weighting(model, w) before the forward pass")
+        shift = nn.functional.linear(w.to(token_embeddings), self.weight.to(token_embeddings.dtype))  # (d,)|(B, d)
+        return shift[:, None, :] if shift.dim() == 2 else shift
 
 
 def set_weighting(model: nn.Module, w) -> None:
@@ -111,15 +144,22 @@ def conditioned_layers(model: nn.Module) -> list[tuple[str, ConditionedLinear]]:
 
 
 def conditioned_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The learned tensors only, keyed '<layer>.<lora_A|lora_B|free|scale>' (what is saved)."""
-    return {f"{name}.{k}": v.detach().cpu().contiguous() for name, m in conditioned_layers(model)
-            for k, v in (("lora_A", m.lora_A), ("lora_B", m.lora_B), ("free", m.free), ("scale", m.scale))}
+    """The learned tensors only, keyed '<layer>.<lora_A|lora_B|free|scale>' (what is saved), and
+    'modpo_weight_embedding.weight' for the embedding method."""
+    state = {f"{name}.{k}": v.detach().cpu().contiguous() for name, m in conditioned_layers(model)
+             for k, v in (("lora_A", m.lora_A), ("lora_B", m.lora_B), ("free", m.free), ("scale", m.scale))}
+    if isinstance(getattr(model, "modpo_weight_embedding", None), WeightEmbedding):
+        state["modpo_weight_embedding.weight"] = model.modpo_weight_embedding.weight.detach().cpu().contiguous()
+    return state
 
 
 def load_conditioned_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load conditioned_state's tensors into a model prepared by add_conditioned_lora, shapes checked."""
     layers = dict(conditioned_layers(model))
     expected = {f"{name}.{k}" for name in layers for k in ("lora_A", "lora_B", "free", "scale")}
+    if isinstance(getattr(model, "modpo_weight_embedding", None), WeightEmbedding):
+        layers["modpo_weight_embedding"] = model.modpo_weight_embedding
+        expected.add("modpo_weight_embedding.weight")
     if set(state) != expected:
         missing, extra = sorted(expected - set(state))[:3], sorted(set(state) - expected)[:3]
         raise ValueError(f"the conditioned adapter does not fit this model (missing {missing}, unexpected {extra})")
@@ -135,6 +175,9 @@ def load_conditioned_state(model: nn.Module, state: dict[str, torch.Tensor]) -> 
 def export_lora(state: dict[str, torch.Tensor], w) -> dict[str, torch.Tensor]:
     """The plain LoRA of the conditioned adapter at weighting w, as peft's saved tensors
     ('base_model.model.<layer>.lora_A.weight' / 'lora_B.weight'): A' = A, B' = B diag(s(w)), exact."""
+    if "modpo_weight_embedding.weight" in state:
+        raise ValueError("this adapter is conditioned through an input embedding (method 'embedding'), which no "
+                         "plain LoRA can hold; only an SVD-conditioned adapter (the default) exports")
     w = torch.as_tensor(w, dtype=torch.float32)
     out = {}
     for key in [k for k in state if k.endswith(".lora_A")]:
@@ -214,7 +257,7 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
     return {"steps": trainer.state.global_step, "wall_time_s": round(time.perf_counter() - start, 2),
             "loss_curve": [[h["step"], h["loss"]] for h in history if "loss" in h],
             "train_pairs": len(train_examples), "config": cfg.to_json(),
-            "conditioning": {"method": "svd-lora (Panacea)", "r": ccfg.r, "alpha": ccfg.alpha,
+            "conditioning": {"method": METHODS[ccfg.method], "r": ccfg.r, "alpha": ccfg.alpha,
                              "target_modules": list(ccfg.target_modules), "n_objectives": ccfg.n_objectives,
                              "eps": ccfg.eps, "distribution": "eps * e_target + (1 - eps) * Dirichlet(1)"}}
 

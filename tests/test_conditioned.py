@@ -257,3 +257,34 @@ def test_a_strangers_conditioned_adapter_of_the_wrong_shape_is_refused(tiny_chec
     with pytest.raises(fam.FamilyError, match="missing"):
         fam.read_conditioned(root, "conditioned")
     assert len(fam.load_family(root).points) > 4
+
+
+def test_the_embedding_conditioning_starts_at_the_base_reads_w_per_row_and_refuses_export():
+    """The comparator (method 'embedding'): E w added to every input token, zero at the start; one w per row
+    works as for the SVD method; its state round-trips; it has no plain-LoRA form, said by name."""
+    from modpo.models import load_base
+    ccfg = cd.ConditionedConfig(r=4, alpha=8, n_objectives=2, method="embedding")
+    base, tok = load_base("tiny")
+    model = load_base("tiny")[0]
+    cd.add_conditioned_lora(model, ccfg)
+    assert all(layer.free.shape == (4,) for _, layer in cd.conditioned_layers(model)), "every singular value free"
+    ids = tok(["tell me about cats", "tell me about rice"], return_tensors="pt", padding=True)
+    cd.set_weighting(model, [0.3, 0.7])
+    with torch.no_grad():
+        torch.testing.assert_close(model(**ids).logits, base(**ids).logits, atol=1e-5, rtol=0)
+        model.modpo_weight_embedding.weight.copy_(torch.randn(model.modpo_weight_embedding.weight.shape) * 0.5)
+        at = {tuple(w): (cd.set_weighting(model, w), model(**ids).logits)[1] for w in ([0.9, 0.1], [0.1, 0.9])}
+        assert (at[(0.9, 0.1)] - at[(0.1, 0.9)]).abs().max() > 1e-2, "the weighting changes the outputs"
+        cd.set_weighting(model, torch.tensor([[0.9, 0.1], [0.1, 0.9]]))
+        per_row = model(**ids).logits
+    torch.testing.assert_close(per_row[0], at[(0.9, 0.1)][0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(per_row[1], at[(0.1, 0.9)][1], atol=1e-5, rtol=0)
+    state = cd.conditioned_state(model)
+    other = load_base("tiny")[0]
+    cd.add_conditioned_lora(other, ccfg)
+    cd.load_conditioned_state(other, state)
+    assert torch.equal(other.modpo_weight_embedding.weight, model.modpo_weight_embedding.weight)
+    with pytest.raises(ValueError, match="no plain LoRA can hold"):
+        cd.export_lora(state, [0.5, 0.5])
+    with pytest.raises(ValueError, match="unknown conditioning"):
+        cd.ConditionedConfig(method="prompt")
