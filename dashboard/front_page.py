@@ -120,6 +120,31 @@ def render_hypervolume(family, table: pd.DataFrame, objectives: list[str]) -> li
     return ref
 
 
+# Streamlit's chart events do not say whether Shift was held, so a press on the chart sets the "Clicks add"
+# toggle to match: a Shift-press turns it on (if it was off), the next press without Shift turns it back
+# off. The toggle changes before plotly's selection event, so the rerun that applies the selection reads
+# both. A fixed script in a zero-height same-origin component frame, listening on the app's document; it
+# reads nothing from the family and acts only on that toggle.
+SHIFT_JS = """<script>
+const doc = window.parent.document;
+let flipped = false;
+const press = e => {
+  if (!e.target.closest || !e.target.closest('.st-key-%s')) return;
+  const box = doc.querySelector('.st-key-click_adds input[type="checkbox"]');
+  if (!box) return;
+  if (e.shiftKey && !box.checked) { flipped = true; box.click(); }
+  else if (!e.shiftKey && flipped) { flipped = false; if (box.checked) box.click(); }
+};
+doc.addEventListener('mousedown', press, true);
+window.addEventListener('pagehide', () => doc.removeEventListener('mousedown', press, true));
+</script>""" % CHART_KEY
+
+
+def shift_adds() -> None:
+    import streamlit.components.v1 as components
+    components.html(SHIFT_JS, height=0)
+
+
 def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: str, y: str,
                  reference: list[float] | None = None) -> None:
     name = root.name  # selection is keyed by the family's folder
@@ -129,8 +154,10 @@ def render_chart(root, family, table: pd.DataFrame, objectives: list[str], x: st
     t1, t2 = st.columns(2)
     label_all = t1.toggle("Label every point", key="label_all")
     adding = t2.toggle("Clicks add to the selection", key="click_adds",
-                       help="On: a click or a box adds its points to the selection instead of replacing it "
-                            "(the browser does not tell the app whether Shift was held)")
+                       help="On: a click or a box adds its points to the selection instead of replacing it. "
+                            "A Shift-click (or Shift-drag) adds, and turns this on; the next click without Shift "
+                            "turns it back off.")
+    shift_adds()
     figure_args = dict(new_ids=new_point_ids(root), title=f"{name} on {family.spec.base_model}: {y} vs {x}",
                        meanings={o.name: meaning(o.scorer) for o in family.spec.objectives}, label_all=label_all,
                        reference=tuple(reference) if reference else None)

@@ -306,6 +306,33 @@ def walk_through(page, app_url: str, browser_root: Path) -> None:
     shot(page, "07-front-new-point")
 
 
+def test_shift_click_adds_a_point_and_a_plain_click_replaces_in_a_real_browser(page, app_url, browser_root):
+    """Shift held while clicking a marker adds it to the selection (the page's script turns "Clicks add to the
+    selection" on for that click); the next click without Shift replaces the selection and turns it off."""
+    from playwright.sync_api import expect
+    toggle = page.locator('.st-key-click_adds input[type="checkbox"]')
+    step("shift-click")
+    page.goto(f"{app_url}/?family=demo")
+    wait_for_chart(page)
+    first = click_target([p for p in markers(page) if p["id"] != "base"])
+    page.mouse.click(first["x"], first["y"])
+    expect(metric(page, "Selected")).to_have_text("1", timeout=30_000)
+    wait_for_chart(page)
+    second = click_target([p for p in markers(page) if p["id"] not in ("base", first["id"])])
+    page.keyboard.down("Shift")  # as a hand does it: Shift, a click, Shift up at once
+    page.mouse.click(second["x"], second["y"])
+    page.keyboard.up("Shift")
+    expect(metric(page, "Selected")).to_have_text("2", timeout=30_000)
+    wait_selected(page, {first["id"], second["id"]})
+    assert toggle.is_checked(), "the Shift-click turned 'Clicks add to the selection' on"
+    shot(page, "08a-front-shift-click-adds")
+    third = click_target([p for p in markers(page) if p["id"] not in ("base", first["id"], second["id"])])
+    page.mouse.click(third["x"], third["y"])
+    expect(metric(page, "Selected")).to_have_text("1", timeout=30_000)
+    wait_selected(page, {third["id"]})
+    expect(toggle).not_to_be_checked(timeout=10_000)
+
+
 def test_model_output_is_shown_inert_in_a_real_browser(page, app_url, browser_root):
     """HTML, script and markdown links in model output stay literal text on the Compare page."""
     from playwright.sync_api import expect
