@@ -72,12 +72,14 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--grid", action="store_true", help="also evaluate the conditioned grid (slower)")
     ap.add_argument("--eps", type=float, default=ConditionedConfig.eps)
+    ap.add_argument("--seed", type=int, help="training seed (default: the family's recipe; w draws follow it)")
     a = ap.parse_args()
     family = fam.load_family(a.family)
     spec, names = family.spec, family.spec.objective_names
     recipe = {k: v for k, v in fam.family_recipe(family).items() if k in TrainConfig.__dataclass_fields__}
     recipe["target_modules"] = tuple(recipe.get("target_modules", ("q_proj", "k_proj", "v_proj", "o_proj")))
-    cfg = TrainConfig(**{**recipe, "beta": spec.beta, **({"max_steps": a.steps} if a.steps else {})})
+    cfg = TrainConfig(**{**recipe, "beta": spec.beta, **({"max_steps": a.steps} if a.steps else {}),
+                         **({"seed": a.seed} if a.seed is not None else {})})
     prompts = fam.read_eval_prompts(family.root)
     settings = EvalSettings.from_recorded(fam.recorded_eval_settings(family))
     table = front_table(family)
@@ -87,7 +89,8 @@ def main() -> None:
     weightings = ([w for w in grid_weightings(names, spec.target, a.eps, trained)] if a.grid else
                   [w for w in trained if w[t] >= a.eps - 1e-9])
     print(f"{a.family}: {len(exact)} exact adapters, {cfg.max_steps} steps of {cfg.batch_size} pairs, "
-          f"LoRA r {cfg.lora_r}; each method at {len(weightings)} weightings on {len(prompts)} prompts", flush=True)
+          f"LoRA r {cfg.lora_r}, seed {cfg.seed}; each method at {len(weightings)} weightings on {len(prompts)} "
+          "prompts", flush=True)
     results, maximize = {}, [o.maximize for o in spec.objectives]
     for method in a.methods:
         print(f"[{method}] {METHODS[method]}", flush=True)

@@ -10,7 +10,7 @@ Stages (each timed; the times are printed and saved in family.json and every ada
                same reward scale: the DPO endpoint on relevance, DPO on each other objective's labels
                (the other vertices), and the interior weightings of DEMO_GRID (precompute paid once
                per objective)
-  4. evaluate  every adapter and the base model on the held-out prompts (greedy, 48 tokens, trimmed)
+  4. evaluate  every adapter and the base model on the 144 held-out prompts (greedy, 48 tokens, trimmed)
   5. plot      the front as PNGs drawn by modpo.plots (pairwise projections, parallel coordinates)
 Idempotent and resumable: finished stages and adapters are kept and skipped.
 """
@@ -44,7 +44,10 @@ NATS_PER_SD, LABEL_SEED = 3.0, 0
 # three points leaning to each objective.
 DEMO_GRID = [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.34, 0.33, 0.33),
              (0.6, 0.2, 0.2), (0.2, 0.6, 0.2), (0.2, 0.2, 0.6)]
-DEMO_TRAIN = dict(beta=1.0, lora_r=16, lora_alpha=32, learning_rate=2e-3, max_steps=24, batch_size=8,
+# 48 steps of 8 pairs: at 24 the sentiment and relevance ends gained only 1.1 and 2.4 standard errors over
+# the base model; 48 costs twice the training time (the build then runs past 45 minutes on 2 cores: the
+# demo issue puts the gains and coherence before the time limit; README "The demo family").
+DEMO_TRAIN = dict(beta=1.0, lora_r=16, lora_alpha=32, learning_rate=2e-3, max_steps=48, batch_size=8,
                   max_length=192, warmup_ratio=0.1, seed=0)
 # Four samples per prompt, paired per objective where they differ most (feedback.contrast_pairs): with two
 # samples, most pairs barely differ in sentiment and DPO on them did not move it (+0.0 to +0.3 se).
