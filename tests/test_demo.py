@@ -70,9 +70,9 @@ def open_target(reason: str):
     return pytest.mark.xfail(strict=True, reason=f"issue 13 open: {reason}")
 
 
-GAINS = [pytest.param("relevance", marks=open_target("the relevance end gains 2.4 se over the base")),
-         pytest.param("sentiment", marks=open_target("the sentiment end gains 1.1 se over the base")),
-         "brevity"]
+GAINS = [pytest.param("relevance", marks=open_target("the relevance end gains 2.5 se over the base (the interior "
+                                                     "points with relevance weight 0.2-0.5 gain 3.3-3.4)")),
+         "sentiment", "brevity"]
 
 
 @pytest.mark.parametrize("objective", GAINS)
@@ -85,7 +85,7 @@ def test_the_point_with_most_weight_on_an_objective_beats_the_base_by_3_standard
 
 
 @pytest.mark.parametrize("objective", [pytest.param(o, marks=open_target(f"the {o} ends differ by {gap} se"))
-                                       for o, gap in (("relevance", 3.4), ("sentiment", 1.2), ("brevity", 3.7))])
+                                       for o, gap in (("relevance", 3.7), ("sentiment", 4.3), ("brevity", 4.4))])
 def test_the_two_ends_of_each_objective_differ_by_5_standard_errors(demo, objective):
     _, table = demo
     rows = modpo_rows(table)
@@ -97,9 +97,9 @@ def test_the_two_ends_of_each_objective_differ_by_5_standard_errors(demo, object
         assert gap > 5 * se, f"{hi['id']} and {lo['id']} differ by only {gap / se:.1f} standard errors on {objective}"
 
 
-@pytest.mark.parametrize("objective", ["relevance",
-                                       pytest.param("sentiment", marks=open_target("sentiment's Spearman is 0.79")),
-                                       pytest.param("brevity", marks=open_target("brevity's Spearman is 0.66"))])
+@pytest.mark.parametrize("objective", [pytest.param("relevance", marks=open_target(
+                                           "relevance's Spearman is 0.30: the interior points beat the DPO end")),
+                                       "sentiment", "brevity"])
 def test_each_score_rises_with_its_weight(demo, objective):
     rows = modpo_rows(demo[1])
     rho = spearmanr(rows[f"w_{objective}"], rows[objective])[0]
@@ -107,16 +107,19 @@ def test_each_score_rises_with_its_weight(demo, objective):
 
 
 def test_what_the_family_does_meet_now(demo):
-    """Measured floors of the shipped family, below the issue's targets: the ends move the right way."""
+    """Measured floors of the shipped family where it is below the issue's targets: the relevance end gains
+    over the base, every pair of ends is apart, relevance still rises with its weight."""
     _, table = demo
     base = table.set_index("id").loc["base"]
-    for objective, floor in (("relevance", 2.0), ("sentiment", 1.0)):
-        best = most_weight_on(table, objective)
-        gain = (best[objective] - base[objective]) / np.hypot(best[f"{objective}_stderr"], base[f"{objective}_stderr"])
-        assert gain > floor, f"{best['id']} gains {gain:.1f} standard errors on {objective}"
+    best = most_weight_on(table, "relevance")
+    gain = (best["relevance"] - base["relevance"]) / np.hypot(best["relevance_stderr"], base["relevance_stderr"])
+    assert gain > 2.0, f"{best['id']} gains {gain:.1f} standard errors on relevance"
     rows = modpo_rows(table)
-    for objective, floor in (("sentiment", 0.7), ("brevity", 0.5)):
-        assert spearmanr(rows[f"w_{objective}"], rows[objective])[0] >= floor
+    for objective in OBJECTIVES:
+        hi, lo = most_weight_on(table, objective), rows[rows[f"w_{objective}"] == 0]
+        gaps = (hi[objective] - lo[objective]) / np.hypot(hi[f"{objective}_stderr"], lo[f"{objective}_stderr"])
+        assert gaps.min() > 3.5, f"the {objective} ends are only {gaps.min():.1f} standard errors apart"
+    assert spearmanr(rows["w_relevance"], rows["relevance"])[0] > 0.2
 
 
 def test_the_recorded_coherence_check_passes_for_every_point(demo):
@@ -189,9 +192,11 @@ def test_every_adapter_loads_with_plain_peft_and_generates(demo):
 
 def test_the_held_out_prompts_are_apart_from_the_train_prompts(demo):
     """The demo's evaluation prompts (the ones its adapters are scored on) are its recorded held-out set:
-    none is a train prompt, none repeats."""
+    none is a train prompt, none repeats, and they are what the family was evaluated on."""
     import json
     from importlib import resources
     prompts = json.loads(resources.files("modpo").joinpath("assets/demo_prompts.json").read_text())
     held_out, train = prompts["eval"], set(prompts["train"])
     assert len(set(held_out)) == len(held_out) and not set(held_out) & train
+    family, _ = demo
+    assert fam.read_eval_prompts(DEMO) == held_out and family.spec.data["eval_prompts"] == len(held_out) == 144
