@@ -24,7 +24,7 @@ The comparator (method "embedding", the weighting in the input as Rewards-in-Con
 Language Policies put it in the prompt): the same LoRA with every singular value free, plus a learned
 embedding E w (E: (d_model, n), zero at the start) added to every input token's embedding. The same loss
 and w distribution train it; it has no plain-LoRA form (E w is not a weight of the base model), so it is
-measured (benchmarks/bench_conditioning.py), not exported. RESULTS.md §11 compares the two.
+measured (benchmarks/bench_conditioning.py), not exported. RESULTS.md §12 compares the two.
 """
 from __future__ import annotations
 
