@@ -86,7 +86,7 @@ def main() -> None:
     exact = table[table["kind"].isin(EXACT_KINDS) & table["evaluated"].astype(bool)]
     trained = exact[[f"w_{o}" for o in names]].to_numpy(float).tolist()
     t = names.index(spec.target)
-    weightings = ([w for w in grid_weightings(names, spec.target, a.eps, trained)] if a.grid else
+    weightings = (grid_weightings(names, spec.target, a.eps, trained) if a.grid else
                   [w for w in trained if w[t] >= a.eps - 1e-9])
     print(f"{a.family}: {len(exact)} exact adapters, {cfg.max_steps} steps of {cfg.batch_size} pairs, "
           f"LoRA r {cfg.lora_r}, seed {cfg.seed}; each method at {len(weightings)} weightings on {len(prompts)} "

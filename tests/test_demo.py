@@ -193,9 +193,8 @@ def test_every_adapter_loads_with_plain_peft_and_generates(demo):
 def test_the_held_out_prompts_are_apart_from_the_train_prompts(demo):
     """The demo's evaluation prompts (the ones its adapters are scored on) are its recorded held-out set:
     none is a train prompt, none repeats, and they are what the family was evaluated on."""
-    import json
-    from importlib import resources
-    prompts = json.loads(resources.files("modpo").joinpath("assets/demo_prompts.json").read_text())
+    from modpo.demo import demo_prompts
+    prompts = demo_prompts()
     held_out, train = prompts["eval"], set(prompts["train"])
     assert len(set(held_out)) == len(held_out) and not set(held_out) & train
     family, _ = demo
