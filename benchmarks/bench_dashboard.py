@@ -82,12 +82,13 @@ def bench_front(sizes: list[int], repeats: int = 5) -> None:
 
 
 def bench_generation(family_dir: Path, k: int, repeats: int = 3, max_new_tokens: int = 32) -> None:
+    from modpo.evaluate import adapters_of
     from modpo.generate import GenerationSettings, generate
     from modpo.models import attach_adapters, load_base, peft_name
     family = fam.load_family(family_dir)
     points = [p for p in family.points if p.kind == "modpo"][:k]
     model, tok = load_base(family.spec.base_model)
-    model = attach_adapters(model, {peft_name(p.id): p.path for p in points})
+    model = attach_adapters(model, adapters_of(family, points))
     names = [peft_name(p.id) for p in points]
     prompt = "Give me three ideas for a rainy Sunday afternoon."
     settings = GenerationSettings(max_new_tokens=max_new_tokens)

@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modpo import family as fam  # noqa: E402
+from modpo.evaluate import adapters_of  # noqa: E402
 from modpo.generate import BASE, GenerationSettings, generate, response_logps  # noqa: E402
 from modpo.models import attach_adapters, load_base, peft_name  # noqa: E402
 
@@ -24,7 +25,7 @@ def main():
     f = fam.load_family(a.family)
     pts = [p for p in f.points if p.kind not in ("base", "mix")]
     model, tok = load_base(f.spec.base_model)
-    model = attach_adapters(model, {peft_name(p.id): p.path for p in pts})
+    model = attach_adapters(model, adapters_of(f, pts))
     prompts = fam.read_eval_prompts(Path(a.family))[:a.prompts]
     names = [BASE] * len(prompts) + [peft_name(p.id) for p in pts for _ in prompts]
     rows = prompts * (len(pts) + 1)

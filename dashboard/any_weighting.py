@@ -1,51 +1,20 @@
 """Any weighting: the conditioned adapter (modpo/conditioned.py) answers at a weighting the user picks.
 
-A slider (two objectives) or one slider per objective, scaled to sum to 1 (three or more), picks w; a
-toggle shows a column at that w on the Compare page, and "Pin" keeps it as a column while w moves on.
-Each weighting is exported exactly as a plain LoRA (conditioned.export_lora, milliseconds) into a
-folder under the system's temp directory keyed by the adapter's file and w, so it answers in the same
-batched generate call as every other column, at the cost of one adapter.
+A slider (two objectives), a triangle to click (three) or one slider per objective scaled to sum to 1
+(more) picks w; a toggle shows a column at that w on the Compare page, and "Pin" keeps it as a column
+while w moves on.
+Each weighting is exported exactly as a plain LoRA (conditioned.exported_folder, milliseconds) into this
+user's private cache, keyed by the adapter's file and w, so it answers in the same batched generate call
+as every other column, at the cost of one adapter.
 """
 from __future__ import annotations
 
-import hashlib
-import tempfile
 from pathlib import Path
 
 import streamlit as st
 
 from dashboard import common
 from modpo import family as fam
-
-
-def private_cache() -> Path:
-    """This user's folder for exported weightings, made private (0700) and refused when someone else owns
-    it: another local user must not be able to plant adapter files where this app looks for them."""
-    import os
-    folder = Path(tempfile.gettempdir()) / f"modpo-any-weighting-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    info = folder.lstat()
-    if folder.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise fam.FamilyError(f"{folder} is not a private folder of this user; remove it and try again")
-    return folder
-
-
-def export_folder(root: Path, cid: str, weights: list[float]) -> Path:
-    """The exported LoRA of cid at weights (family order), written once per file version and weighting."""
-    from modpo.conditioned import export_weighting
-
-    weights_file = fam.conditioned_dir(root, cid) / "conditioned.safetensors"
-    stat = weights_file.stat()
-    key = hashlib.sha256(f"{weights_file.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{weights}".encode()).hexdigest()
-    folder = private_cache() / key[:24]
-    if not (folder / "adapter_model.safetensors").exists():
-        tensors, meta = fam.read_conditioned(root, cid)
-        try:
-            export_weighting(fam.read_family(root), tensors, meta, weights, folder)
-        except FileExistsError:  # another session wrote the same export first: it is the same file
-            pass
-    return folder
-
 
 ANY = "-any-"
 
@@ -57,16 +26,56 @@ def any_id(cid: str, weights: list[float]) -> str:
 
 def point_at(root: Path, cid: str, weights: list[float]) -> fam.Point:
     """A column for the conditioned adapter at weights (not saved in the family)."""
+    from modpo.conditioned import exported_folder
     names = fam.read_family(root).objective_names
     pid = any_id(cid, weights)
     return fam.Point(pid, "conditioned", dict(zip(names, weights)), {"kind": "conditioned", "conditioned": cid},
-                     None, export_folder(root, cid, weights))
+                     None, exported_folder(root, cid, weights))
 
 
-def pick_weighting(spec, eps: float) -> list[float] | None:
-    """The weighting chosen with sliders (family order, summing to 1), or None with a message."""
+TRIANGLE_STEP, TRIANGLE_KEY = 0.05, "any_triangle"
+
+
+def pick_on_triangle(family, eps: float) -> list[float]:
+    """Three objectives: click a weighting in a triangle (plots.simplex_picker_figure), every multiple of
+    TRIANGLE_STEP the conditioned adapter was trained for (w_target >= eps); the trained weightings show
+    as rings. Starts at the centre; a click moves the star."""
+    from modpo.pareto import weight_grid
+    from modpo.plots import simplex_picker_figure
+    spec = family.spec
+    t = spec.target_index
+    choices = [list(w) for w in weight_grid(3, TRIANGLE_STEP, interior=False) if w[t] >= eps - 1e-9]
+    centre = min(choices, key=lambda w: sum((x - 1 / 3) ** 2 for x in w))
+    chosen = st.session_state.get("any_w3")
+    if chosen not in choices:
+        chosen = centre
+    event = st.session_state.get("_inject_" + TRIANGLE_KEY)  # tests inject chart events here
+    trained = {p.id: [p.weights[n] for n in spec.objective_names] for p in family.points
+               if p.kind in ("modpo", "dpo-margin") and p.weights}
+    fig = simplex_picker_figure(spec.objective_names, choices, chosen, trained)
+    shown = st.plotly_chart(fig, key=TRIANGLE_KEY, on_select="rerun", selection_mode="points",
+                            config={"displaylogo": False, "displayModeBar": False})
+    for point in common.chart_points(event or shown):
+        index = point.get("customdata")
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(choices) \
+                and point.get("curve_number", 1) == 1:
+            chosen = choices[index]
+    if st.session_state.get("any_w3") != chosen:
+        st.session_state["any_w3"] = chosen
+        if event is None:  # a click: draw the star where it landed
+            st.rerun()
+    st.caption(common.literal("click a weighting: " + ", ".join(f"{n} {w:.2f}"
+                                                                for n, w in zip(spec.objective_names, chosen))))
+    return chosen
+
+
+def pick_weighting(spec, eps: float, family=None) -> list[float] | None:
+    """The weighting chosen with a slider (two objectives), a triangle (three) or linked sliders (more), in
+    family order summing to 1, or None with a message."""
     from modpo.weights import normalize
     names = spec.objective_names
+    if len(names) == 3 and family is not None:
+        return pick_on_triangle(family, eps)
     if len(names) == 2:
         first = st.slider(f"weight on {common.literal(names[0])} (the rest on {common.literal(names[1])})",
                           0.0, 1.0, 0.5, 0.05, key="any_w_0")
@@ -101,7 +110,7 @@ def render(root: Path, family) -> list:
         except fam.FamilyError as e:
             st.error(common.literal(f"The conditioned adapter cannot be used: {e}"))
             return []
-        weights = pick_weighting(family.spec, meta["conditioning"]["eps"])
+        weights = pick_weighting(family.spec, meta["conditioning"]["eps"], family)
         c1, c2 = st.columns(2)
         live = c1.toggle("Show a column at this weighting", key="any_show", value=True)
         if weights and c2.button("Pin this weighting", key="any_pin") and weights not in [p[1] for p in pins]:

@@ -134,14 +134,19 @@ def model_service(root: str, base_model: str) -> ModelService:
 
 # ---- selection: one list of adapter ids per family --------------------------------------------------
 
-def ids_from_chart_event(event) -> list[str]:
-    """Adapter ids of the points a plotly selection event holds (click, box or lasso)."""
+def chart_points(event) -> list[dict]:
+    """The points a plotly selection event holds (click, box or lasso), as dicts."""
     if not event:
         return []
     selection = event.get("selection", {}) if isinstance(event, dict) else getattr(event, "selection", {})
     points = selection.get("points", []) if isinstance(selection, dict) else getattr(selection, "points", [])
+    return [p for p in points if isinstance(p, dict)]
+
+
+def ids_from_chart_event(event) -> list[str]:
+    """Adapter ids of the points a plotly selection event holds (click, box or lasso)."""
     ids = []
-    for p in points:
+    for p in chart_points(event):
         cd = p.get("customdata")
         if isinstance(cd, (list, tuple)):
             cd = cd[0] if cd else None

@@ -403,58 +403,34 @@ def cmd_front(a) -> int:
 def cmd_train_conditioned(a) -> int:
     """One weight-conditioned adapter for the whole front (conditioned.py), trained on the family's stored
     target pairs (no new precompute) and saved as conditioned/<id>; an existing one is kept (resumable)."""
-    from .conditioned import ConditionedConfig, conditioned_state, train_conditioned
-    from .models import load_base, peft_name
+    from .sweep import train_family_conditioned
 
     root = family_root(a)
     family = fam.load_family(root)
-    spec = family.spec
     cid = fam.check_id(a.id)
     if fam.conditioned_dir(root, cid).exists():
         print(f"{fam.conditioned_dir(root, cid)} already exists; kept (delete it to train again)")
-        return conditioned_points(a, root, cid)
-    if any(m.get("kind") == "implicit" for m in spec.margins.values()):
-        raise ValueError(f"{root}: the conditioned adapter needs explicit margins for every non-target objective "
-                         "(an implicit margin needs its margin model loaded in the same forward pass)")
-    stored = fam.read_pairs(root, spec.target)
-    if stored is None:
-        raise ValueError(f"{root}: no precomputed pairs for {spec.target!r}; run `python -m modpo sweep` first")
-    cfg = train_config(a, {**fam.family_recipe(family), "beta": spec.beta})
-    ccfg = ConditionedConfig(r=cfg.lora_r, alpha=cfg.lora_alpha, target_modules=tuple(cfg.target_modules),
-                             n_objectives=len(spec.objectives), eps=a.eps)
-    model, _ = load_base(spec.base_model)
-    work = fam.job_dir(root, peft_name(f"conditioned-{cid}"))
-    record = train_conditioned(model, stored[1], cfg, ccfg, work / "trainer")
-    order = [spec.target] + [n for n in spec.objective_names if n != spec.target]
-    target = fam.write_conditioned(root, cid, conditioned_state(model), {
-        "objectives": spec.objective_names, "weight_order": order,
-        "conditioning": record["conditioning"], "steps": record["steps"], "wall_time_s": record["wall_time_s"],
-        "loss_curve": record["loss_curve"], "config": record["config"], "train_pairs": record["train_pairs"]})
-    print(f"trained {target} in {record['wall_time_s']:.0f}s ({record['steps']} steps)")
+    else:
+        train_family_conditioned(root, cid, train_config(a, {**fam.family_recipe(family), "beta": family.spec.beta}),
+                                 a.eps)
     return conditioned_points(a, root, cid)
 
 
 def conditioned_points(a, root: Path, cid: str) -> int:
-    """Export the conditioned adapter on its grid and at the trained weightings, then evaluate them like
-    every point (unless --no-eval): they are drawn and compared like any point, and audited (front.py)."""
-    from .conditioned import grid_weightings, publish_points
+    """Add the conditioned adapter's grid and trained weightings as points, then evaluate them like every
+    point (unless --no-eval): they are drawn and compared like any point, and audited (front.py)."""
     from .models import load_base
-    from .sweep import evaluate_missing
+    from .sweep import evaluate_missing, publish_conditioned_points
 
-    family = fam.load_family(root)
-    spec = family.spec
-    tensors, meta = fam.read_conditioned(root, cid)
-    trained = [[p.weights[o] for o in spec.objective_names] for p in family.points
-               if p.kind in ("modpo", "dpo-margin") and p.weights]
-    made = publish_points(root, cid, tensors, meta,
-                          grid_weightings(spec.objective_names, spec.target, meta["conditioning"]["eps"], trained))
-    print(f"exported {len(made)} weightings of {cid} as points")
+    made = publish_conditioned_points(root, cid)
+    print(f"added {len(made)} weightings of {cid} as points")
     if a.no_eval:
         return 0
+    family = fam.load_family(root)
     prompts = load_prompts(a.eval_prompts, root, a.eval_limit)
     settings = eval_settings(a, family)
     check_comparable(family, prompts, settings)
-    model, tokenizer = load_base(spec.base_model)
+    model, tokenizer = load_base(family.spec.base_model)
     evaluated = evaluate_missing(root, model, tokenizer, prompts, settings)
     print(f"evaluated {len(evaluated)} points")
     return 0

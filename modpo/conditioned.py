@@ -321,6 +321,27 @@ def export_weighting(spec, tensors: dict, meta: dict, weights, folder) -> None:
                spec.base_model)
 
 
+def exported_folder(root, conditioned_id: str, weights):
+    """The plain LoRA folder of conditioned_id at weights (family order), exported once per file version and
+    weighting into this user's private cache (family.private_cache): what a conditioned point, or a column
+    of the Compare page's Any weighting, loads. Exact, milliseconds; the family itself stores no copy."""
+    import hashlib
+
+    from . import family as fam
+    weights = [float(w) for w in weights]
+    weights_file = fam.conditioned_dir(root, conditioned_id) / "conditioned.safetensors"
+    stat = weights_file.stat()
+    key = hashlib.sha256(f"{weights_file.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{weights}".encode())
+    folder = fam.private_cache("exports") / key.hexdigest()[:24]
+    if not (folder / "adapter_model.safetensors").exists():
+        tensors, meta = fam.read_conditioned(root, conditioned_id)
+        try:
+            export_weighting(fam.read_family(root), tensors, meta, weights, folder)
+        except FileExistsError:  # another process wrote the same export first: it is the same file
+            pass
+    return folder
+
+
 def point_id(conditioned_id: str, weights) -> str:
     from .weights import weights_id
     return f"{conditioned_id}-{weights_id(weights)[2:]}"
@@ -328,8 +349,9 @@ def point_id(conditioned_id: str, weights) -> str:
 
 def publish_points(root, conditioned_id: str, tensors: dict, meta: dict,
                    weightings: list[list[float]]) -> list[str]:
-    """Export the conditioned adapter at each weighting (family order) into adapters/<id>-<weights> (kind
-    conditioned; written in jobs/, renamed into place) unless there already; returns the new ids."""
+    """Add the conditioned adapter at each weighting (family order) as a point adapters/<id>-<weights> of
+    kind conditioned unless there already: meta.json only (written in jobs/, renamed into place), its
+    weights exported from conditioned/<id> when it is loaded (exported_folder). Returns the new ids."""
     import shutil
 
     from . import family as fam
@@ -341,7 +363,7 @@ def publish_points(root, conditioned_id: str, tensors: dict, meta: dict,
             continue
         work = fam.job_dir(root, pid) / "adapter"
         shutil.rmtree(work, ignore_errors=True)
-        export_weighting(spec, tensors, meta, w, work)
+        work.mkdir(parents=True)
         fam.write_meta(work, {"id": pid, "kind": "conditioned", "base_model": spec.base_model,
                               "weights": dict(zip(spec.objective_names, w)), "conditioned": conditioned_id,
                               "steps": meta.get("steps", 0), "wall_time_s": 0.0})

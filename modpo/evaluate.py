@@ -43,15 +43,25 @@ def policy_of(point) -> Policy:
 
 
 def adapters_of(family, points) -> dict:
-    """peft name -> folder of every adapter the points need (a mix needs its sources)."""
+    """peft name -> folder of every adapter the points need (a mix needs its sources; a conditioned point
+    that stores no weights loads its exact export from the conditioned adapter)."""
     from .models import peft_name
     needed = {}
     for p in points:
         sources = p.meta["recipe"]["sources"] if p.kind == "mix" else [] if p.kind == "base" else [p.id]
         for source in sources:
             point = p if source == p.id else family.point(source)
-            needed[peft_name(point.id)] = point.path
+            needed[peft_name(point.id)] = adapter_folder(family, point)
     return needed
+
+
+def adapter_folder(family, point):
+    """The folder holding the point's peft LoRA files."""
+    if point.kind == "conditioned" and not (point.path / "adapter_model.safetensors").exists():
+        from .conditioned import exported_folder
+        names = family.spec.objective_names
+        return exported_folder(family.root, point.meta["conditioned"], [point.weights[n] for n in names])
+    return point.path
 
 
 def mean_stderr(values) -> dict:

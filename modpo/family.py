@@ -4,6 +4,8 @@
     <family>/data/                   preference data and its precomputed reference / margin columns
     <family>/base/                   meta.json + eval.json of the base model (no weights)
     <family>/adapters/<id>/          adapter_config.json, adapter_model.safetensors, meta.json, eval.json
+                                     (a conditioned adapter's weighting: meta.json and eval.json only)
+    <family>/conditioned/<id>/       conditioned.safetensors, meta.json: one adapter for every weighting
     <family>/jobs/<id>/              status.json, launch.json, log.txt, and adapter/ while training
 
 A family folder is untrusted data: every path is built here and checked by `within` (no link may
@@ -302,7 +304,19 @@ def read_point(directory: Path, spec: FamilySpec, root: Path) -> Point:
                               f"the family's objectives are {spec.objective_names}")
         if abs(sum(weights.values()) - 1) > 1e-4:
             raise FamilyError(f"{meta_path}: weights {weights} do not sum to 1")
-    if meta["kind"] in ("modpo", "dpo-margin", "merge", "conditioned"):
+    if meta["kind"] == "conditioned" and not (directory / "adapter_model.safetensors").exists():
+        # a weighting of a conditioned adapter keeps no weights of its own: they are exported from
+        # conditioned/<id> when needed (conditioned.exported_folder), so the whole front costs one adapter
+        if "conditioned" not in meta:
+            raise FamilyError(f"{meta_path}: a conditioned point needs its weights or the field 'conditioned' "
+                              "naming the conditioned adapter it comes from")
+        source = conditioned_dir(root, meta["conditioned"]) / "conditioned.safetensors"
+        if not within(root, source).is_file():
+            raise FamilyError(f"{directory}: its conditioned adapter {source} is missing; train it again with "
+                              "`python -m modpo train-conditioned`, or delete this point")
+        if weights is None:
+            raise FamilyError(f"{meta_path}: a conditioned point needs its weights")
+    elif meta["kind"] in ("modpo", "dpo-margin", "merge", "conditioned"):
         weights_file = directory / "adapter_model.safetensors"
         config_file = directory / "adapter_config.json"
         if not weights_file.is_file() or not config_file.is_file():
@@ -737,6 +751,18 @@ def read_conditioned(root: Path, conditioned_id: str) -> tuple[dict, dict]:
     if not layers or n != len(spec.objectives):
         raise FamilyError(f"{weights}: no layers, or {n} objectives for a family of {len(spec.objectives)}")
     return tensors, meta
+
+
+def private_cache(name: str) -> Path:
+    """This user's folder <tmp>/modpo-<name>-<uid> for files made from a family (exported weightings), made
+    private (0700) and refused when someone else owns it: another local user must not be able to plant
+    adapter files where this code looks for them."""
+    folder = Path(tempfile.gettempdir()) / f"modpo-{name}-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if folder.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise FamilyError(f"{folder} is not a private folder of this user; remove it and try again")
+    return folder
 
 
 def list_conditioned(root: Path) -> list[str]:

@@ -89,7 +89,7 @@ def make_instant_point(root, weights, method: str, prompts: list[str], settings,
     from pathlib import Path
 
     from . import family as fam
-    from .evaluate import Mix, evaluate_points
+    from .evaluate import Mix, adapters_of, evaluate_points
     from .models import (
         attach_adapters,
         check_tokenizer,
@@ -123,7 +123,7 @@ def make_instant_point(root, weights, method: str, prompts: list[str], settings,
         model, tokenizer = load_base(spec.base_model)
     check_tokenizer(tokenizer, spec.notes.get("tokenizer"), f"family {spec.name!r}")
     names = [peft_name(p.id) for p in src]
-    model = attach_adapters(model, {peft_name(p.id): p.path for p in src})
+    model = attach_adapters(model, adapters_of(family, src))
     job = fam.job_dir(root, point_id)
     fam.remove_partial(root, point_id)
     out = job / "adapter"

@@ -240,3 +240,47 @@ def weights_figure(objectives: list[str], grid, probs, credible, estimate, point
     fig.update_layout(template="plotly_white", height=420, margin=dict(l=40, r=40, t=40, b=40),
                       legend=dict(orientation="h"))
     return fig
+
+
+SIMPLEX_CORNERS = ((0.0, 0.0), (1.0, 0.0), (0.5, 0.8660254037844386))  # where w = e_0, e_1, e_2 sit
+
+
+def simplex_xy(weights) -> tuple[float, float]:
+    """Three weights (summing to 1) -> their place in the triangle of SIMPLEX_CORNERS (barycentric)."""
+    return (sum(w * c[0] for w, c in zip(weights, SIMPLEX_CORNERS)),
+            sum(w * c[1] for w, c in zip(weights, SIMPLEX_CORNERS)))
+
+
+def simplex_picker_figure(objectives: list[str], choices: list[list[float]], chosen: list[float] | None,
+                          trained: dict[str, list[float]]) -> go.Figure:
+    """A triangle to pick a weighting of three objectives by clicking: every weighting in choices is a
+    clickable dot carrying its index in customdata (the dashboard maps a click back to choices), the
+    chosen one a star, the family's trained weightings rings (hover shows their ids). Plain x-y scatter
+    traces, so a click is a streamlit selection like any point on the front."""
+    names = [literal(o) for o in objectives]
+    fig = go.Figure()
+    corners = [*SIMPLEX_CORNERS, SIMPLEX_CORNERS[0]]
+    fig.add_trace(go.Scatter(x=[c[0] for c in corners], y=[c[1] for c in corners], mode="lines", hoverinfo="skip",
+                             line=dict(color="#999", width=1), showlegend=False))
+    xy = [simplex_xy(w) for w in choices]
+    hover = [", ".join(f"{n} {v:.2f}" for n, v in zip(names, w)) for w in choices]
+    fig.add_trace(go.Scatter(x=[p[0] for p in xy], y=[p[1] for p in xy], mode="markers", name="weightings",
+                             customdata=list(range(len(choices))), hovertext=hover, hoverinfo="text",
+                             marker=dict(size=9, color="#c6dbef", line=dict(width=0))))
+    if trained:
+        ids = list(trained)
+        at = [simplex_xy(trained[i]) for i in ids]
+        fig.add_trace(go.Scatter(x=[p[0] for p in at], y=[p[1] for p in at], mode="markers", name="trained adapters",
+                                 hovertext=[literal(i) for i in ids], hoverinfo="text",
+                                 marker=dict(size=13, color="rgba(0,0,0,0)", line=dict(width=2, color="#1f77b4"))))
+    if chosen is not None:
+        x, y = simplex_xy(chosen)
+        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name="chosen", hoverinfo="skip",
+                                 marker=dict(size=18, symbol="star", color="#d62728")))
+    for (x, y), name, pos in zip(SIMPLEX_CORNERS, names, ("bottom left", "bottom right", "top center")):
+        fig.add_annotation(x=x, y=y, text=f"<b>{name}</b>", showarrow=False, yshift=-14 if "bottom" in pos else 14)
+    fig.update_xaxes(visible=False, range=[-0.12, 1.12])
+    fig.update_yaxes(visible=False, range=[-0.12, 0.98], scaleanchor="x")
+    fig.update_layout(template="plotly_white", height=360, margin=dict(l=10, r=10, t=10, b=10),
+                      clickmode="event+select", dragmode=False, legend=dict(orientation="h"))
+    return fig

@@ -237,6 +237,48 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
     return times
 
 
+def train_family_conditioned(root: Path, conditioned_id: str, cfg: TrainConfig, eps: float, log=print) -> dict:
+    """One weight-conditioned adapter (conditioned.py) for the family at root, trained on its stored target
+    pairs (no new precompute) and saved as conditioned/<id> (atomic; refused when there). Returns its meta."""
+    from .conditioned import ConditionedConfig, conditioned_state, train_conditioned
+    from .models import load_base
+
+    spec = fam.read_family(root)
+    cid = fam.check_id(conditioned_id)
+    if any(m.get("kind") == "implicit" for m in spec.margins.values()):
+        raise ValueError(f"{root}: the conditioned adapter needs explicit margins for every non-target objective "
+                         "(an implicit margin needs its margin model loaded in the same forward pass)")
+    stored = fam.read_pairs(root, spec.target)
+    if stored is None:
+        raise ValueError(f"{root}: no precomputed pairs for {spec.target!r}; run `python -m modpo sweep` first")
+    ccfg = ConditionedConfig(r=cfg.lora_r, alpha=cfg.lora_alpha, target_modules=tuple(cfg.target_modules),
+                             n_objectives=len(spec.objectives), eps=eps)
+    model, _ = load_base(spec.base_model)
+    work = fam.job_dir(root, peft_name(f"conditioned-{cid}"))
+    record = train_conditioned(model, stored[1], cfg, ccfg, work / "trainer")
+    order = [spec.target] + [n for n in spec.objective_names if n != spec.target]
+    meta = {"objectives": spec.objective_names, "weight_order": order, "conditioning": record["conditioning"],
+            "steps": record["steps"], "wall_time_s": record["wall_time_s"], "loss_curve": record["loss_curve"],
+            "config": record["config"], "train_pairs": record["train_pairs"]}
+    target = fam.write_conditioned(root, cid, conditioned_state(model), meta)
+    log(f"trained {target} in {record['wall_time_s']:.0f}s ({record['steps']} steps)")
+    return meta
+
+
+def publish_conditioned_points(root: Path, conditioned_id: str) -> list[str]:
+    """The conditioned adapter's points: its grid over the simplex it was trained on and every trained
+    weighting it covers (for the audit), added as points that store no weights; returns the new ids."""
+    from .conditioned import grid_weightings, publish_points
+
+    family = fam.load_family(root)
+    spec = family.spec
+    tensors, meta = fam.read_conditioned(root, conditioned_id)
+    trained = [[p.weights[o] for o in spec.objective_names] for p in family.points
+               if p.kind in ("modpo", "dpo-margin") and p.weights]
+    return publish_points(root, conditioned_id, tensors, meta,
+                          grid_weightings(spec.objective_names, spec.target, meta["conditioning"]["eps"], trained))
+
+
 def evaluate_missing(root: Path, model, tokenizer, prompts: list[str], settings: EvalSettings,
                      log=print, force: bool = False, on_progress=None) -> list[str]:
     """Evaluate the base model and every adapter lacking eval.json (or all, with force).

@@ -200,6 +200,15 @@ def test_the_conditioned_points_are_evaluated_drawn_and_audited(tiny_checkpoints
     assert main(["front", "--family", str(root)]) == 0
     out = capsys.readouterr().out
     assert "the conditioned adapter against the exact adapters" in out and "ratio" in out
+    # the family stores one adapter for the whole front: its points hold meta and eval, and load its export
+    from modpo.evaluate import adapters_of
+    assert not any((p.path / "adapter_model.safetensors").exists() for p in points)
+    folders = adapters_of(family, points[:2])
+    assert all((f / "adapter_model.safetensors").is_file() and root not in f.parents for f in folders.values())
+    shutil.rmtree(root / "conditioned")
+    family = fam.load_family(root)
+    assert [p.kind for p in family.points if p.kind != "base"] == ["modpo"] * 3, "the exact points still load"
+    assert len(family.errors) == 13 and all("train-conditioned" in e for e in family.errors)
 
 
 def test_any_weighting_columns_on_the_compare_page(checkpoints):
@@ -288,3 +297,39 @@ def test_the_embedding_conditioning_starts_at_the_base_reads_w_per_row_and_refus
         cd.export_lora(state, [0.5, 0.5])
     with pytest.raises(ValueError, match="unknown conditioning"):
         cd.ConditionedConfig(method="prompt")
+
+
+def test_the_triangle_picks_a_weighting_of_three_objectives_on_the_shipped_demo(monkeypatch):
+    """With three objectives the Any-weighting picker is a triangle: it starts at the centre, a click on a
+    dot makes that weighting the column (exported from the demo's conditioned adapter), and an event that
+    names no dot of the grid (another trace, a bool, out of range) changes nothing."""
+    from pathlib import Path
+
+    from app_helpers import plain
+    from test_dashboard import compare_script, run
+
+    from dashboard.any_weighting import TRIANGLE_STEP, any_id
+    from modpo.pareto import weight_grid
+    demo = Path(__file__).resolve().parent.parent / "checkpoints" / "demo"
+    monkeypatch.setenv("MODPO_CHECKPOINTS", str(demo.parent))
+    choices = [list(w) for w in weight_grid(3, TRIANGLE_STEP, interior=False) if w[0] >= 0.05 - 1e-9]
+
+    def columns(at):
+        return [plain(m.value).strip("*") for m in at.markdown if plain(m.value).startswith("**")]
+
+    at = run(compare_script, selection={"demo": {"selected": ["w-1.00-0.00-0.00"], "seen": {}}})
+    start = at.session_state["any_w3"]
+    assert start in choices and max(abs(w - 1 / 3) for w in start) <= 0.05, "it starts at the centre"
+    assert any_id("conditioned", start) in columns(at)
+    pick = choices.index([0.7, 0.1, 0.2])
+    for bad in ({"customdata": pick, "curve_number": 2}, {"customdata": True, "curve_number": 1},
+                {"customdata": len(choices), "curve_number": 1}):
+        at.session_state["_inject_any_triangle"] = {"selection": {"points": [bad]}}
+        at.run()
+        assert at.session_state["any_w3"] == start, bad
+    at.session_state["_inject_any_triangle"] = {"selection": {"points": [{"customdata": pick, "curve_number": 1}]}}
+    at.run()
+    assert not at.exception
+    assert at.session_state["any_w3"] == [0.7, 0.1, 0.2]
+    assert any_id("conditioned", [0.7, 0.1, 0.2]) in columns(at) and any_id("conditioned", start) not in columns(at)
+    assert any("relevance 0.70, sentiment 0.10, brevity 0.20" in plain(c.value) for c in at.caption)

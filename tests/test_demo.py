@@ -169,6 +169,7 @@ def test_every_adapter_loads_with_plain_peft_and_generates(demo):
     from peft import PeftModel
 
     from modpo.data import format_prompt
+    from modpo.evaluate import adapter_folder
     from modpo.models import load_base
     family, _ = demo
     base, tokenizer = load_base("smollm2-135m-instruct")
@@ -178,7 +179,7 @@ def test_every_adapter_loads_with_plain_peft_and_generates(demo):
     for p in family.points:
         if p.kind == "base":
             continue
-        model = PeftModel.from_pretrained(base, str(p.path))
+        model = PeftModel.from_pretrained(base, str(adapter_folder(family, p)))  # a conditioned point: its export
         with torch.no_grad():
             out = model.generate(**ids, max_new_tokens=8, do_sample=False)
             adapted = model(**ids).logits

@@ -99,3 +99,18 @@ def test_parallel_coordinates_show_every_objective_better_up_and_colour_by_weigh
     assert [d.label for d in par.dimensions] == ["r", "s", "b (lower better)"]
     assert list(par.dimensions[2].range) == [-12.0, -33.0]  # minimized: the lowest value on top
     assert list(par.line.color) == [-0.1, 0.0, 1.0, 0.0]  # the base model has no weight: its own colour
+
+
+def test_the_simplex_picker_puts_each_weighting_at_its_barycentre_and_the_click_index_in_customdata():
+    from modpo.plots import SIMPLEX_CORNERS, simplex_picker_figure, simplex_xy
+    choices = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.25, 0.25]]
+    fig = simplex_picker_figure(["r<b>", "s", "b"], choices, [0.5, 0.25, 0.25], {"w-1.00-0.00-0.00": [1, 0, 0]})
+    dots = fig.data[1]
+    assert fig.data.index(dots) == 1 and list(dots.customdata) == [0, 1, 2, 3], "a click maps back by index"
+    assert [(x, y) for x, y in zip(dots.x, dots.y)][:3] == list(SIMPLEX_CORNERS)
+    x, y = simplex_xy([0.5, 0.25, 0.25])
+    assert np.isclose(x, 0.5 * 0 + 0.25 * 1 + 0.25 * 0.5) and np.isclose(y, 0.25 * SIMPLEX_CORNERS[2][1])
+    star = traces_by_name(fig)["chosen"]
+    assert (star.x[0], star.y[0]) == (x, y)
+    assert list(traces_by_name(fig)["trained adapters"].hovertext) == ["w-1.00-0.00-0.00"]
+    assert [a.text for a in fig.layout.annotations][0] == "<b>r&lt;b&gt;</b>", "a name from a family shows as text"
