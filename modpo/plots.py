@@ -279,8 +279,10 @@ def simplex_picker_figure(objectives: list[str], choices: list[list[float]], cho
                                  marker=dict(size=18, symbol="star", color="#d62728")))
     for (x, y), name, pos in zip(SIMPLEX_CORNERS, names, ("bottom left", "bottom right", "top center")):
         fig.add_annotation(x=x, y=y, text=f"<b>{name}</b>", showarrow=False, yshift=-14 if "bottom" in pos else 14)
-    fig.update_xaxes(visible=False, range=[-0.12, 1.12])
-    fig.update_yaxes(visible=False, range=[-0.12, 0.98], scaleanchor="x")
+    # no zoom or pan (fixed ranges); dragmode left unset, so a click selects (streamlit ignores clicks on
+    # points while dragmode is select or lasso)
+    fig.update_xaxes(visible=False, range=[-0.12, 1.12], fixedrange=True)
+    fig.update_yaxes(visible=False, range=[-0.12, 0.98], scaleanchor="x", fixedrange=True)
     fig.update_layout(template="plotly_white", height=360, margin=dict(l=10, r=10, t=10, b=10),
-                      clickmode="event+select", dragmode=False, legend=dict(orientation="h"))
+                      legend=dict(orientation="h"))
     return fig

@@ -333,6 +333,43 @@ def test_shift_click_adds_a_point_and_a_plain_click_replaces_in_a_real_browser(p
     expect(toggle).not_to_be_checked(timeout=10_000)
 
 
+def test_a_click_on_the_triangle_picks_the_weighting_in_a_real_browser(page, app_url, browser_root):
+    """On the demo (three objectives and a conditioned adapter) the Compare page's Any weighting is a
+    triangle: a click on one of its dots makes that weighting a column and moves the star onto it."""
+    from browser_helpers import MARKERS_JS
+
+    from dashboard.any_weighting import TRIANGLE_STEP, any_id
+    from modpo.pareto import weight_grid
+    from modpo.plots import simplex_xy
+    if _demo_source() is None:
+        pytest.skip("MODPO_BROWSER_DEMO_SOURCE=tiny: the stand-in has two objectives, no triangle")
+    assert (browser_root / "demo" / "conditioned" / "conditioned").is_dir(), "the demo has no conditioned adapter"
+    choices = [list(w) for w in weight_grid(3, TRIANGLE_STEP, interior=False) if w[0] >= 0.05 - 1e-9]
+    wanted = [0.7, 0.1, 0.2]
+    step("triangle")
+    page.goto(f"{app_url}/?family=demo")
+    wait_for_chart(page)
+    nav(page, "Compare", "Compare generations")
+    page.locator('[data-testid="stExpander"] summary').filter(has_text="Any weighting").first.click()
+    triangle = page.locator(".st-key-any_triangle .js-plotly-plot").first
+    triangle.wait_for(state="visible", timeout=60_000)
+    triangle.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    dots = triangle.evaluate(MARKERS_JS)
+    assert len(dots) == len(choices), f"{len(dots)} dots drawn for {len(choices)} weightings"
+    target = next(d for d in dots if d["id"] == str(choices.index(wanted)))
+    page.mouse.click(target["x"], target["y"])
+    column = any_id("conditioned", wanted)
+    deadline = time.time() + 60
+    while column not in [c["id"] for c in response_columns(page)]:
+        assert time.time() < deadline, f"no column {column} after the click: {response_columns(page)}"
+        page.wait_for_timeout(500)
+    triangle = page.locator(".st-key-any_triangle .js-plotly-plot").first
+    star = triangle.evaluate("gd => { const t = gd.data.find(t => t.name === 'chosen'); return [t.x[0], t.y[0]]; }")
+    assert star == pytest.approx(list(simplex_xy(wanted))), "the star sits on the clicked weighting"
+    shot(page, "15-compare-triangle-pick")
+
+
 def test_model_output_is_shown_inert_in_a_real_browser(page, app_url, browser_root):
     """HTML, script and markdown links in model output stay literal text on the Compare page."""
     from playwright.sync_api import expect
