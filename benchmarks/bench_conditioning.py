@@ -33,7 +33,14 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modpo import family as fam  # noqa: E402
-from modpo.conditioned import METHODS, ConditionedConfig, grid_weightings, set_weighting, train_conditioned  # noqa: E402
+from modpo.conditioned import (  # noqa: E402
+    LOSS_SCALES,
+    METHODS,
+    ConditionedConfig,
+    grid_weightings,
+    set_weighting,
+    train_conditioned,
+)
 from modpo.config import EvalSettings, TrainConfig  # noqa: E402
 from modpo.evaluate import evaluate_points  # noqa: E402
 from modpo.front import EXACT_KINDS, conditioned_audit, front_table  # noqa: E402
@@ -73,6 +80,8 @@ def main() -> None:
     ap.add_argument("--grid", action="store_true", help="also evaluate the conditioned grid (slower)")
     ap.add_argument("--eps", type=float, default=ConditionedConfig.eps)
     ap.add_argument("--seed", type=int, help="training seed (default: the family's recipe; w draws follow it)")
+    ap.add_argument("--loss-scales", nargs="+", default=["none"], choices=list(LOSS_SCALES),
+                    help="how each pair's loss counts (conditioned.LOSS_SCALES); each is a variant of every method")
     a = ap.parse_args()
     family = fam.load_family(a.family)
     spec, names = family.spec, family.spec.objective_names
@@ -93,12 +102,14 @@ def main() -> None:
           "prompts", flush=True)
     results, maximize = {}, [o.maximize for o in spec.objectives]
     for method in a.methods:
-        print(f"[{method}] {METHODS[method]}", flush=True)
-        ccfg = ConditionedConfig(r=cfg.lora_r, alpha=cfg.lora_alpha, target_modules=cfg.target_modules,
-                                 n_objectives=len(names), eps=a.eps, method=method)
-        start = time.perf_counter()
-        rows, train_s = conditioned_rows(method, family, cfg, ccfg, weightings, prompts, settings)
-        results[method] = (pd.DataFrame(rows), train_s, time.perf_counter() - start - train_s)
+        for scale in a.loss_scales:
+            name = method if scale == "none" else f"{method}+{scale}"
+            print(f"[{name}] {METHODS[method]}, loss {LOSS_SCALES[scale]}", flush=True)
+            ccfg = ConditionedConfig(r=cfg.lora_r, alpha=cfg.lora_alpha, target_modules=cfg.target_modules,
+                                     n_objectives=len(names), eps=a.eps, method=method, loss_scale=scale)
+            start = time.perf_counter()
+            rows, train_s = conditioned_rows(name, family, cfg, ccfg, weightings, prompts, settings)
+            results[name] = (pd.DataFrame(rows), train_s, time.perf_counter() - start - train_s)
     every = np.vstack([exact[names].to_numpy(float), *[r[0][names].to_numpy(float) for r in results.values()]])
     reference = default_reference_point(every, maximize)
     hv_exact = hypervolume(exact[names].to_numpy(float), reference, maximize)

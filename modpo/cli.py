@@ -412,7 +412,7 @@ def cmd_train_conditioned(a) -> int:
         print(f"{fam.conditioned_dir(root, cid)} already exists; kept (delete it to train again)")
     else:
         train_family_conditioned(root, cid, train_config(a, {**fam.family_recipe(family), "beta": family.spec.beta}),
-                                 a.eps)
+                                 a.eps, loss_scale=a.loss_scale)
     return conditioned_points(a, root, cid)
 
 
@@ -576,7 +576,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", default="conditioned", help="its name under conditioned/ (default %(default)s)")
     p.add_argument("--eps", type=float, default=0.05, help="the target objective's least weight in training "
                    "(MODPO divides by it; default %(default)s)")
-    p.add_argument("--no-eval", action="store_true", help="export its grid points but do not evaluate them")
+    p.add_argument("--loss-scale", choices=["none", "target"], default="none",
+                   help="'target': each pair's loss times its target weight (the same optimum at every w, bounded "
+                        "gradients near w_target = eps; default %(default)s)")
+    p.add_argument("--no-eval", action="store_true", help="add its grid points but do not evaluate them")
     add_train_options(p)
     add_eval_options(p)
     p.set_defaults(func=cmd_train_conditioned)

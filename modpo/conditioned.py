@@ -43,10 +43,13 @@ class ConditionedConfig:
     n_objectives: int = 2       # n: singular values that carry the weighting
     eps: float = 0.05           # the target's weight is at least eps in training (the 1 / w_0 divisor)
     method: str = "svd"         # "svd": w in the singular values; "embedding": w as an input embedding
+    loss_scale: str = "none"    # "target": each pair's loss times its w_target (LOSS_SCALES)
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown conditioning {self.method!r}; choose one of {list(METHODS)}")
+        if self.loss_scale not in LOSS_SCALES:
+            raise ValueError(f"unknown loss scale {self.loss_scale!r}; choose one of {list(LOSS_SCALES)}")
         if self.n_objectives < 2 or self.r <= self.n_objectives:
             raise ValueError(f"the rank r ({self.r}) must exceed the number of objectives ({self.n_objectives}) "
                              ">= 2: n singular values carry the weighting, the rest are free")
@@ -57,6 +60,11 @@ class ConditionedConfig:
 
 
 METHODS = {"svd": "svd-lora (Panacea)", "embedding": "weight embedding added to the input tokens"}
+# How each pair's loss L_w counts in E_w[.]: "none" as is; "target" times w_target. w_target * L_w has the
+# same minimizer as L_w at every w (a positive constant per w), but its gradient in the log-ratio is
+# bounded by beta as w_target -> 0, where L_w's grows as 1 / w_target and the pairs drawn near the
+# target's zero end would drive the whole update.
+LOSS_SCALES = {"none": "L_w", "target": "w_target * L_w"}
 
 
 class Weighting:
@@ -207,9 +215,10 @@ def make_trainer_class():
     class ConditionedTrainer(Trainer):
         """Trainer whose loss is E_{w ~ D} of MODPO Eq. 7: each pair gets its own w (sample_weightings)."""
 
-        def __init__(self, *args, beta: float, n_objectives: int, eps: float, seed: int, **kwargs):
+        def __init__(self, *args, beta: float, n_objectives: int, eps: float, seed: int, loss_scale: str = "none",
+                     **kwargs):
             super().__init__(*args, **kwargs)
-            self.beta, self.n, self.eps = beta, n_objectives, eps
+            self.beta, self.n, self.eps, self.loss_scale = beta, n_objectives, eps, loss_scale
             self.generator = torch.Generator().manual_seed(seed)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -221,6 +230,8 @@ def make_trainer_class():
                                 inputs["reference_rejected_logps"], inputs["margin_chosen_rewards"],
                                 inputs["margin_rejected_rewards"], w.to(torch.float64), self.beta,
                                 inputs.get("chosen_probs"))  # (B,)
+            if self.loss_scale == "target":
+                losses = losses * w[:, 0].to(losses)
             loss = losses.mean()
             return (loss, {"logps": logps}) if return_outputs else loss
 
@@ -249,7 +260,7 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     trainer = make_trainer_class()(model=model, args=args, train_dataset=train_examples,
                                    data_collator=PairCollator(pad_id), beta=cfg.beta, n_objectives=ccfg.n_objectives,
-                                   eps=ccfg.eps, seed=cfg.seed,
+                                   eps=ccfg.eps, seed=cfg.seed, loss_scale=ccfg.loss_scale,
                                    callbacks=[ProgressCallback(report)] if report else [])
     start = time.perf_counter()
     trainer.train()
@@ -259,7 +270,8 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
             "train_pairs": len(train_examples), "config": cfg.to_json(),
             "conditioning": {"method": METHODS[ccfg.method], "r": ccfg.r, "alpha": ccfg.alpha,
                              "target_modules": list(ccfg.target_modules), "n_objectives": ccfg.n_objectives,
-                             "eps": ccfg.eps, "distribution": "eps * e_target + (1 - eps) * Dirichlet(1)"}}
+                             "eps": ccfg.eps, "distribution": "eps * e_target + (1 - eps) * Dirichlet(1)",
+                             "loss": LOSS_SCALES[ccfg.loss_scale]}}
 
 
 def write_lora(directory, tensors: dict[str, torch.Tensor], ccfg: ConditionedConfig, base_model: str) -> None:
