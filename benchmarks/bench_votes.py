@@ -50,13 +50,15 @@ STRATEGIES = ("suggested", "random")
 W_SHORTLIST = 100  # estimator "gain-w": pairs (by joint gain) whose gain about w alone is computed each step
 
 
-def candidate_pairs(family) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def candidate_pairs(family, kinds=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(scores (N, K) of every saved answer, pairs (P, 2) answer indices, objective names). A pair is two
     answers to one prompt from different points whose texts differ (whitespace aside); two points giving
     the same text make the same comparison, which is kept once."""
     names = family.spec.objective_names
     answers = []  # (point id, prompt, normalized text, scores)
     for point in family.points:
+        if kinds and point.kind not in kinds:
+            continue
         for s in (point.eval or {}).get("samples", []):
             answers.append((point.id, s["prompt"], " ".join(s["response"].split()), [s["scores"][n] for n in names]))
     seen, pairs = set(), []
@@ -231,6 +233,10 @@ def main():
     ap.add_argument("--answers", choices=("eval", "train"), default="eval",
                     help="eval: the points' saved evaluation answers (the issue's setting); train: the base model's "
                     "sampled training answers, a more diverse pool, standardized like the eval answers")
+    ap.add_argument("--kinds", nargs="+", default=["base", "modpo", "dpo-margin"],
+                    help="the kinds of point whose answers make the pool (default: the base model and the trained "
+                    "adapters, as measured in RESULTS §9; add conditioned for the demo's 21 conditioned points, "
+                    "about 10x the pairs and the time)")
     ap.add_argument("--check", type=int, default=2, help="voters per kappa* checked step by step against modpo.choose")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -240,7 +246,7 @@ def main():
     start = time.perf_counter()
 
     family = load_family(a.family)
-    scores, pairs, names = candidate_pairs(family)
+    scores, pairs, names = candidate_pairs(family, set(a.kinds))
     center, scale = choose.standardize(scores, [o.maximize for o in family.spec.objectives])
     if a.answers == "train":
         scores, pairs = training_pairs(family)

@@ -54,7 +54,7 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
     with its own marker, error bars from the standard errors, selected points ringed.
 
     Points other than trained adapters carry their id as text; label_all labels every point (for a
-    static PNG, where there is no hover).
+    static PNG, where there is no hover) but the conditioned adapter's many grid points (hover only).
 
     The front is recomputed on the two plotted objectives, so it is the front of what is shown.
     meanings: objective -> what its number is (scorers.meaning), shown in the axis titles.
@@ -79,10 +79,12 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
             part = data[(data["kind"] == kind) & (data["front2d"] == on_front)]
             if part.empty:
                 continue
+            # the conditioned adapter's grid points are many and close together: their ids show on hover only
+            labelled = kind != "conditioned" and (kind != "modpo" or label_all)
             fig.add_trace(go.Scatter(
-                x=part[x], y=part[y], mode="markers+text" if kind != "modpo" or label_all else "markers",
+                x=part[x], y=part[y], mode="markers+text" if labelled else "markers",
                 name=label + ("" if on_front else " (dominated)"), customdata=part["id"].to_numpy(),
-                text=[literal(i) if kind != "modpo" or label_all else "" for i in part["id"]],
+                text=[literal(i) if labelled else "" for i in part["id"]],
                 textposition="top right" if kind == "modpo" else "top center", textfont=dict(size=11),
                 error_x=dict(type="data", array=part[f"{x}_stderr"].fillna(0), thickness=1, width=0, color=colour),
                 error_y=dict(type="data", array=part[f"{y}_stderr"].fillna(0), thickness=1, width=0, color=colour),

@@ -200,3 +200,34 @@ def test_the_held_out_prompts_are_apart_from_the_train_prompts(demo):
     assert len(set(held_out)) == len(held_out) and not set(held_out) & train
     family, _ = demo
     assert fam.read_eval_prompts(DEMO) == held_out and family.spec.data["eval_prompts"] == len(held_out) == 144
+
+
+def test_the_demo_ships_one_conditioned_adapter_evaluated_on_its_grid_and_audited(demo):
+    """Issue 14 on the demo: the build trains one weight-conditioned adapter on the family's own pairs for
+    as many steps as one exact adapter, adds it as points on its 15-point grid and at the 7 trained weightings
+    it covers (meta and eval only: their weights come from the one adapter), evaluates them like every
+    point, and the audit compares it with every exact adapter it covers."""
+    from modpo.front import conditioned_audit
+    family, table = demo
+    tensors, meta = fam.read_conditioned(DEMO, "conditioned")
+    assert meta["steps"] == family.spec.notes["train_config"]["max_steps"]
+    cond = [p for p in family.points if p.kind == "conditioned"]
+    assert len(cond) >= 15 and all(p.eval and p.eval["prompt_set"]["n"] == len(fam.read_eval_prompts(DEMO))
+                                   for p in cond)
+    assert not any((p.path / "adapter_model.safetensors").exists() for p in cond), "one adapter for the whole front"
+    assert sum(f.stat().st_size for p in cond for f in p.path.iterdir()) < 2**20
+    rows, summary = conditioned_audit(family, table)
+    covered = rows[rows["conditioned"] != "not covered"]
+    assert len(covered) == 7 and set(rows[rows["conditioned"] == "not covered"]["exact"]) == {
+        "w-0.00-1.00-0.00", "w-0.00-0.00-1.00"}, "w_relevance = 0 is outside what it was trained for"
+    assert covered[[f"{o}_se_apart" for o in OBJECTIVES]].notna().all().all()
+    assert summary["hypervolume_conditioned"] > 0 and summary["conditioned_points"] == len(cond)
+
+
+def test_the_conditioned_front_has_at_least_95_percent_of_the_exact_familys_hypervolume(demo):
+    """Issue 14's target on the shipped demo, with one reference point over both sets (front.conditioned_audit):
+    the 21 conditioned points against the 9 exact adapters, the two vertices it does not cover included."""
+    from modpo.front import conditioned_audit
+    family, table = demo
+    _, summary = conditioned_audit(family, table)
+    assert summary["ratio"] >= 0.95, f"the conditioned points have {summary['ratio']:.2f} x the exact hypervolume"
