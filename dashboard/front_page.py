@@ -69,6 +69,8 @@ def display_table(table: pd.DataFrame, objectives: list[str], selected: list[str
 def table_columns(shown: pd.DataFrame, objectives: list[str]) -> dict:
     """Compact column formats, so every column shows at 1440 px: 4 significant digits for scores."""
     config = {o: st.column_config.NumberColumn(o, format="%.4g") for o in objectives}
+    order = ", ".join(objectives)  # the header says "w" and its help the order: the long header made it scroll
+    config[f"w ({order})"] = st.column_config.TextColumn("w", help=f"the weighting: weights on {order}, in order")
     config.update({f"± {o}": st.column_config.NumberColumn("±", format="%.2g", help=f"standard error of {o}")
                    for o in objectives})  # "±" under each score's header: the names made the table scroll
     config["KL"] = st.column_config.NumberColumn("KL", format="%.2g", help="mean log-ratio to the base model "

@@ -9,7 +9,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 ALLOWED = ["checkpoints/demo/adapters/*/adapter_model.safetensors", "checkpoints/demo/data/pairs-*/*.arrow",
-           "modpo/assets/tiny-llama/*"]
+           "checkpoints/demo/conditioned/*/conditioned.safetensors", "modpo/assets/tiny-llama/*"]
 
 
 def main(argv: list[str] | None = None) -> int:
