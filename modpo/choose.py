@@ -107,16 +107,28 @@ def posterior(diffs, outcomes, k: int, steps: int = 40, kappas=KAPPAS) -> Poster
     return Posterior(grid, kappas, joint / joint.sum(), int(len(np.asarray(outcomes))))
 
 
+GAIN_CHUNK = 128
+
+
 def information_gain(post: Posterior, candidate_diffs) -> np.ndarray:
     """(P,) mutual information (nats) between a candidate vote's outcome and (kappa, w).
     candidate_diffs: (P, K) standardized z_a - z_b of each candidate pair."""
     d = np.asarray(candidate_diffs, dtype=float).reshape(-1, post.grid.shape[1])
-    p = 1 / (1 + np.exp(-post.kappas[:, None, None] * (post.grid @ d.T)[None]))  # (C, G, P)
-    p = np.clip(p, 1e-12, 1 - 1e-12)
-    entropy = -(p * np.log(p) + (1 - p) * np.log(1 - p))
-    mean_p = np.einsum("cg,cgp->p", post.joint, p)
-    marginal_entropy = -(mean_p * np.log(mean_p) + (1 - mean_p) * np.log(1 - mean_p))
-    return marginal_entropy - np.einsum("cg,cgp->p", post.joint, entropy)
+    keep = post.joint > 0  # cells without mass (underflowed after many votes) add nothing to either term
+    weights = post.joint[keep]  # (M,)
+    cells = np.broadcast_to(post.kappas[:, None], keep.shape)[keep][:, None] * post.grid[np.nonzero(keep)[1]]  # (M, K)
+    out = np.empty(len(d))
+    for start in range(0, len(d), GAIN_CHUNK):  # a few hundred pairs at a time: the (M, chunk) arrays stay small
+        x = cells @ d[start:start + GAIN_CHUNK].T  # (M, chunk): the vote's logit in each cell
+        # p = sigmoid(x), its entropy H(p) = softplus(x) - x p, softplus(x) = max(x, 0) + log1p(exp(-|x|)):
+        # one exp and one log1p per cell, stable at any |x|
+        e = np.exp(-np.abs(x))
+        p = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        entropy = np.maximum(x, 0) + np.log1p(e) - x * p
+        mean_p = np.clip(weights @ p, 1e-12, 1 - 1e-12)
+        out[start:start + GAIN_CHUNK] = (-(mean_p * np.log(mean_p) + (1 - mean_p) * np.log(1 - mean_p))
+                                         - weights @ entropy)
+    return out
 
 
 def nearest(estimate, weights_by_id: dict[str, tuple]) -> tuple[str, float] | None:
