@@ -266,8 +266,14 @@ def render() -> None:
         slots = {}
     else:
         slots = render_columns(points, prompt, settings, answers, baseline, diff)
-    if generate:
-        stream_answers(service, family, points, prompt, settings, slots)
+    # a new Any-weighting column answers at once once the model is loaded (a slider move or a click on the
+    # triangle regenerates the prompt at that w); other missing answers wait for Generate
+    tried = st.session_state.setdefault("_any_auto_tried", set())  # once each: a failure never loops
+    moved = [p for p in points if any_weighting.ANY in p.id and answers[p.id] is None
+             and (p.id, prompt, settings) not in tried]
+    tried.update((p.id, prompt, settings) for p in moved if service is not None)
+    if generate or (service is not None and moved and not blind):
+        stream_answers(service, family, points if generate else moved, prompt, settings, slots)
         st.rerun()
     missing = sum(a is None for a in answers.values())
     if missing:

@@ -236,6 +236,10 @@ def test_any_weighting_columns_on_the_compare_page(checkpoints):
     answered = {pid for (pid, _, _) in service.responses}
     assert {"conditioned-any-0.80-0.20", "conditioned-any-0.30-0.70", "w-0.70-0.30", "base"} <= answered
     assert len(at.text) == 4, "every column shows its answer"
+    at.slider(key="any_w_0").set_value(0.55).run()  # with the model loaded, a new weighting answers at once
+    assert not at.exception
+    answered = {pid for (pid, _, _) in service.responses}
+    assert "conditioned-any-0.55-0.45" in answered and len(at.text) == 4
     weights = root / "conditioned" / "conditioned" / "conditioned.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     at = run(compare_script, selection={"tiny": {"selected": ["w-0.70-0.30"], "seen": {}}})
