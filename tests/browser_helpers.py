@@ -134,8 +134,8 @@ def two_point_box(points: list[dict], plot: dict, pad: float = 8) -> tuple[list[
                 continue
             box = (max(lo_x, min(a["x"], b["x"]) - pad), max(lo_y, min(a["y"], b["y"]) - pad),
                    min(hi_x, max(a["x"], b["x"]) + pad), min(hi_y, max(a["y"], b["y"]) + pad))
-            if box[2] - box[0] < 12 or box[3] - box[1] < 12:
-                continue  # plotly takes a tiny drag for a click
+            if box[2] - box[0] < 24 or box[3] - box[1] < 24:
+                continue  # plotly takes a tiny drag for a click, and a thin box on a crowded front can miss
 
             def inside(p, m=3, box=box):  # with a margin, so no marker sits on the border
                 return box[0] - m <= p["x"] <= box[2] + m and box[1] - m <= p["y"] <= box[3] + m

@@ -63,6 +63,7 @@ from browser_helpers import (  # noqa: E402 (after the constants the helpers do 
     wait_blind_answers,
     wait_for_chart,
     wait_selected,
+    wait_settled,
 )
 
 
@@ -210,6 +211,7 @@ def walk_through(page, app_url: str, browser_root: Path) -> None:
 
     # 2. a box over exactly two markers selects those two
     step("box")
+    wait_settled(page)  # the click's reruns have ended: a box drawn on a chart about to be replaced is lost
     use_box_select(page)
     points = markers(page)
     plot = chart(page).locator(".nsewdrag").first.bounding_box()
