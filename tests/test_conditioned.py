@@ -272,6 +272,37 @@ def test_a_strangers_conditioned_adapter_of_the_wrong_shape_is_refused(tiny_chec
     assert len(fam.load_family(root).points) > 4
 
 
+def test_a_strangers_conditioned_point_cannot_lead_out_of_the_family(tiny_checkpoints, tmp_path):
+    """A conditioned point stores no weights and names its conditioned adapter: in a stranger's family that
+    name, or the adapter's file, may try to lead elsewhere. A link out of the family, a name that is not an
+    id, or an adapter that is not there is refused with the file named, and the rest of the family loads."""
+    import json
+    import shutil
+
+    from modpo.cli import main
+    root = tmp_path / "tiny"
+    shutil.copytree(tiny_checkpoints / "tiny", root)
+    assert main(["train-conditioned", "--family", str(root), "--steps", "1", "--lora-r", "4", "--lora-alpha", "8",
+                 "--no-eval"]) == 0
+    point = next((root / "adapters").glob("conditioned-*"))
+    meta = json.loads((point / "meta.json").read_text())
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(root / "conditioned" / "conditioned", outside)
+    for name, prepare, says in (
+            ("../../elsewhere", lambda: None, f"{point.name}/meta.json"),
+            ("linked", lambda: (root / "conditioned" / "linked").symlink_to(outside), "conditioned/linked: is a link"),
+            ("file-linked", lambda: ((root / "conditioned" / "file-linked").mkdir(),
+                                     (root / "conditioned" / "file-linked" / "conditioned.safetensors").symlink_to(
+                                         outside / "conditioned.safetensors")), "file-linked/conditioned.safetensors"),
+            ("absent", lambda: None, f"{point.name}: its conditioned adapter")):
+        prepare()
+        (point / "meta.json").write_text(json.dumps({**meta, "conditioned": name}))
+        family = fam.load_family(root)
+        assert point.name not in {p.id for p in family.points}, name
+        assert any(says in e for e in family.errors), (name, family.errors)
+        assert {"w-0.30-0.70", "w-0.70-0.30"} <= {p.id for p in family.points}, "the rest still loads"
+
+
 def test_the_embedding_conditioning_starts_at_the_base_reads_w_per_row_and_refuses_export():
     """The comparator (method 'embedding'): E w added to every input token, zero at the start; one w per row
     works as for the SVD method; its state round-trips; it has no plain-LoRA form, said by name."""
