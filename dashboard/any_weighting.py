@@ -40,6 +40,7 @@ def pick_on_triangle(family, eps: float) -> list[float]:
     """Three objectives: click a weighting in a triangle (plots.simplex_picker_figure), every multiple of
     TRIANGLE_STEP the conditioned adapter was trained for (w_target >= eps); the trained weightings show
     as rings. Starts at the centre; a click moves the star."""
+    from modpo.front import EXACT_KINDS
     from modpo.pareto import weight_grid
     from modpo.plots import simplex_picker_figure
     spec = family.spec
@@ -51,7 +52,7 @@ def pick_on_triangle(family, eps: float) -> list[float]:
         chosen = centre
     event = st.session_state.get("_inject_" + TRIANGLE_KEY)  # tests inject chart events here
     trained = {p.id: [p.weights[n] for n in spec.objective_names] for p in family.points
-               if p.kind in ("modpo", "dpo-margin") and p.weights}
+               if p.kind in EXACT_KINDS and p.weights}
     fig = simplex_picker_figure(spec.objective_names, choices, chosen, trained)
     shown = st.plotly_chart(fig, key=TRIANGLE_KEY, on_select="rerun", selection_mode="points",
                             config={"displaylogo": False, "displayModeBar": False})

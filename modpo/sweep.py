@@ -270,12 +270,13 @@ def publish_conditioned_points(root: Path, conditioned_id: str) -> list[str]:
     """The conditioned adapter's points: its grid over the simplex it was trained on and every trained
     weighting it covers (for the audit), added as points that store no weights; returns the new ids."""
     from .conditioned import grid_weightings, publish_points
+    from .front import EXACT_KINDS
 
     family = fam.load_family(root)
     spec = family.spec
     tensors, meta = fam.read_conditioned(root, conditioned_id)
     trained = [[p.weights[o] for o in spec.objective_names] for p in family.points
-               if p.kind in ("modpo", "dpo-margin") and p.weights]
+               if p.kind in EXACT_KINDS and p.weights]
     return publish_points(root, conditioned_id, tensors, meta,
                           grid_weightings(spec.objective_names, spec.target, meta["conditioning"]["eps"], trained))
 
