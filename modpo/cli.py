@@ -297,12 +297,60 @@ def cmd_sweep(a) -> int:
     return 0
 
 
+def train_on_votes(a) -> int | None:
+    """`train --data <voted>/data/votes.jsonl`: one weighting trained on a family's votes. A new --family
+    is created as the Train page's "train on your votes" does (jobs.votes_family_plan: the votes label
+    --votes-objective, default human, a new objective put first, or the target), with the voted family's
+    recipe and the training flags given here, and --weights in that family's objective order (a new family
+    starts, as every sweep does, from its DPO end: the votes alone). An existing
+    family built from these votes trains one more weighting from its stored data (returns None)."""
+    from .jobs import votes_family_args
+    from .votes import HUMAN
+    votes_path = Path(a.data)
+    voted = votes_path.parent.parent
+    if votes_path.name != "votes.jsonl" or not votes_path.is_file() or not fam.is_family(voted):
+        raise ValueError(f"--data {votes_path}: train takes only a family's data/votes.jsonl (the votes cast on its "
+                         "Compare page); to train on another preference file start a family with `sweep --data`")
+    root = family_root(a, exists=False)
+    if fam.is_family(root):
+        source = fam.read_family(root).data.get("source")
+        if not source or Path(source).resolve() != votes_path.resolve():
+            raise ValueError(f"{root} was built from {source!r}, not {votes_path}; a family's points all train on "
+                             "one dataset. Give a new --family folder to start a family on these votes")
+        return None
+    if a.beta is not None:
+        raise ValueError("--beta: a family trained on votes takes the voted family's beta; drop --beta")
+    args = votes_family_args(voted, root, a.votes_objective or HUMAN, a.steps, weights=a.weights)
+    for flag, value in [("--lora-r", a.lora_r), ("--lora-alpha", a.lora_alpha), ("--lr", a.lr),
+                        ("--epochs", a.epochs), ("--batch-size", a.batch_size), ("--grad-accum", a.grad_accum),
+                        ("--max-length", a.max_length), ("--seed", a.seed), ("--target-modules", a.target_modules),
+                        ("--eval-prompts", a.eval_prompts), ("--eval-limit", a.eval_limit),
+                        ("--max-new-tokens", a.max_new_tokens), ("--temperature", a.temperature),
+                        ("--eval-seed", a.eval_seed)]:
+        if value is not None:  # after the voted family's values: argparse keeps the last
+            args.append(f"{flag}={value!r}" if isinstance(value, float) else f"{flag}={value}")
+    args += ["--bf16"] if a.bf16 else []
+    if a.trim_capped is not None:
+        args.append("--trim-capped" if a.trim_capped else "--no-trim-capped")
+    if a.no_eval:
+        raise ValueError("--no-eval: a new family's first point is evaluated (it is the family's front); drop it")
+    print("training on the votes:", " ".join(args))
+    return main(args)
+
+
 def cmd_train(a) -> int:
     from .data import load_jsonl
     from .models import attach_adapters, load_base, peft_name
     from .sweep import evaluate_missing, margin_specs, pairs_for_weighting, train_point
     from .weights import loss_plan, weights_id
 
+    if a.data is not None:
+        started = train_on_votes(a)
+        if started is not None:
+            return started
+    elif a.votes_objective is not None:
+        raise ValueError("--votes-objective names what the votes label; give the votes with --data "
+                         "<family>/data/votes.jsonl")
     root = family_root(a)
     family = fam.load_family(root)
     spec = family.spec
@@ -564,6 +612,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, type=_floats,
                    help="one weight per objective in family order, summing to 1")
     p.add_argument("--id", help="adapter id (default w-<weights>)")
+    p.add_argument("--data", help="a family's data/votes.jsonl: train on its votes, into a new --family (created as "
+                   "the Train page's 'train on your votes' does; --weights in its order: the votes objective "
+                   "first, then the voted family's) or one built from these votes")
+    p.add_argument("--votes-objective", metavar="NAME", help="with --data: the votes label objective NAME, a new "
+                   "one (default human) or the voted family's target")
     p.add_argument("--job-id", help="write progress to jobs/<job-id>/status.json (the dashboard sets this)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation after training")
     add_train_options(p)

@@ -250,29 +250,39 @@ def votes_family_plan(family: fam.Family, objective: str) -> tuple[list[fam.Obje
     return objectives + list(spec.objectives), scales
 
 
-def votes_family_command(root: Path, new_root: Path, objective: str, steps: int, grid_step: float) -> list[str]:
-    """The sweep that trains a new family on root's votes: an argument list, its values checked or
-    formatted here (ids, built-in scorer names, numbers, paths inside the checkpoints root)."""
+def votes_family_args(root: Path, new_root: Path, objective: str, steps: int | None,
+                      grid_step: float | None = None, weights: list[float] | None = None) -> list[str]:
+    """The `sweep` arguments that train a new family on root's votes, over a weight grid (grid_step) or at
+    one weighting (weights, in the new family's objective order: votes_family_plan). Values are checked
+    or formatted here (ids, built-in scorer names, numbers, paths inside the checkpoints root)."""
     family = fam.load_family(root)
     objectives, scales = votes_family_plan(family, objective)
     recipe = fam.family_recipe(family)
     settings = fam.recorded_eval_settings(family)
     # --flag=value throughout: a value from family.json that starts with "-" stays a value, never an option
-    argv = [sys.executable, "-m", "modpo", "sweep", f"--family={new_root}", f"--data={fam.votes_file(root)}",
+    args = ["sweep", f"--family={new_root}", f"--data={fam.votes_file(root)}",
             f"--votes-objective={objective}", f"--model={family.spec.base_model}",
             "--objectives=" + ",".join(f"{o.name}:{o.direction}:{o.scorer}" for o in objectives),
-            f"--target={objective}", f"--grid-step={float(grid_step)!r}", f"--steps={int(steps)}",
-            f"--beta={float(family.spec.beta)!r}"]
-    argv += [f"--margin={name}=explicit:{scale!r}" for name, scale in scales.items()]
+            f"--target={objective}", f"--beta={float(family.spec.beta)!r}"]
+    if weights is not None:
+        if len(weights) != len(objectives):
+            raise ValueError(f"--weights has {len(weights)} values, but a family trained on these votes has "
+                             f"{len(objectives)} objectives, in this order: {', '.join(o.name for o in objectives)}")
+        args.append("--weights=" + ",".join(repr(float(x)) for x in weights))
+    else:
+        args.append(f"--grid-step={float(grid_step)!r}")
+    if steps is not None:
+        args.append(f"--steps={int(steps)}")
+    args += [f"--margin={name}=explicit:{scale!r}" for name, scale in scales.items()]
     for key, flag in PARAM_FLAGS.items():
         if isinstance(recipe.get(key), (int, float)) and not isinstance(recipe.get(key), bool):
             value = recipe[key]
-            argv.append(f"{flag}={float(value)!r}" if isinstance(value, float) else f"{flag}={int(value)}")
+            args.append(f"{flag}={float(value)!r}" if isinstance(value, float) else f"{flag}={int(value)}")
     if fam.eval_prompts_path(root).exists():
-        argv.append(f"--eval-prompts={fam.eval_prompts_path(root)}")
+        args.append(f"--eval-prompts={fam.eval_prompts_path(root)}")
     if isinstance(settings.get("max_new_tokens"), int):
-        argv.append(f"--max-new-tokens={int(settings['max_new_tokens'])}")
-    return argv
+        args.append(f"--max-new-tokens={int(settings['max_new_tokens'])}")
+    return args
 
 
 def start_votes_family(root: Path, name: str, objective: str, steps: int, grid_step: float = 0.5) -> Path:
@@ -288,7 +298,7 @@ def start_votes_family(root: Path, name: str, objective: str, steps: int, grid_s
     votes, _ = fam.read_votes(root)
     if not any(v["label"] in ("left", "right") for v in votes):
         raise ValueError("no vote says which answer is better yet; vote on the Compare page first")
-    command = votes_family_command(root, new_root, objective, steps, grid_step)
+    command = [sys.executable, "-m", "modpo", *votes_family_args(root, new_root, objective, steps, grid_step)]
     new_root.mkdir(parents=True)
     log = open(new_root / "votes-sweep.log", "ab")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

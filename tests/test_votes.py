@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -162,6 +163,25 @@ def test_votes_for_relevant_answers_move_the_estimate_to_relevance():
                                                       for a in pool]).std(0))
 
 
+def vote_by_positivity(root) -> int:
+    """Cast a vote on every pair of the family's saved answers whose positivity differs, for the more
+    positive answer; returns how many."""
+    family = fam.load_family(root)
+    pool = vt.answer_pool(family.points, family.spec.objective_names)
+    cast = 0
+    for i, j in vt.candidate_pairs(pool):
+        a, b = pool[i], pool[j]
+        if a["scores"]["positivity"] == b["scores"]["positivity"]:
+            continue
+        label = "left" if a["scores"]["positivity"] > b["scores"]["positivity"] else "right"
+        fam.append_vote(root, vt.make_vote(a["prompt"], [
+            {"id": a["id"], "text": a["text"], "weights": a["weights"], "settings": SETTINGS, "scores": a["scores"]},
+            {"id": b["id"], "text": b["text"], "weights": b["weights"], "settings": SETTINGS, "scores": b["scores"]}],
+            label, "test"))
+        cast += 1
+    return cast
+
+
 def test_a_family_trained_on_votes_shows_the_human_objective_on_the_front(tiny_checkpoints, tmp_path):
     """Votes cast on the tiny family's saved answers (this user prefers the more positive answer) train a
     new family whose target is 'human', evaluated by the utility fitted to the votes."""
@@ -174,17 +194,7 @@ def test_a_family_trained_on_votes_shows_the_human_objective_on_the_front(tiny_c
     shutil.copytree(tiny_checkpoints / "tiny", root / "tiny")
     family = fam.load_family(root / "tiny")
     pool = vt.answer_pool(family.points, family.spec.objective_names)
-    cast = 0
-    for i, j in vt.candidate_pairs(pool):
-        a, b = pool[i], pool[j]
-        if a["scores"]["positivity"] == b["scores"]["positivity"]:
-            continue
-        label = "left" if a["scores"]["positivity"] > b["scores"]["positivity"] else "right"
-        fam.append_vote(root / "tiny", vt.make_vote(a["prompt"], [
-            {"id": a["id"], "text": a["text"], "weights": a["weights"], "settings": SETTINGS, "scores": a["scores"]},
-            {"id": b["id"], "text": b["text"], "weights": b["weights"], "settings": SETTINGS, "scores": b["scores"]}],
-            label, "test"))
-        cast += 1
+    cast = vote_by_positivity(root / "tiny")
     assert cast >= 8
     (tmp_path / "eval.json").write_text(json.dumps(sorted({a["prompt"] for a in pool})[:4]))
     assert main(["sweep", "--family", str(root / "mine"), "--data", str(fam.votes_file(root / "tiny")),
@@ -206,3 +216,48 @@ def test_a_family_trained_on_votes_shows_the_human_objective_on_the_front(tiny_c
     table = front_table(mine)
     assert {"human", "brevity"} <= set(table.columns) and table["human"].notna().sum() >= 3
     assert len(table) >= 3 and table["on_front"].any()
+
+
+def test_train_data_votes_trains_one_weighting_into_a_new_family_then_one_more(tiny_checkpoints, tmp_path, capsys):
+    """`train --data <family>/data/votes.jsonl` trains the weighting asked for (and the DPO end every new
+    family starts from) in a new family built as the Train page builds one (the votes label the target
+    here), with the flags given over the voted family's recipe; run again on that family it adds a
+    weighting from the stored votes. Wrong inputs are refused with what to do."""
+    import shutil
+
+    from modpo.cli import main
+    root = tmp_path / "checkpoints"
+    shutil.copytree(tiny_checkpoints / "tiny", root / "tiny")
+    cast = vote_by_positivity(root / "tiny")
+    votes = str(fam.votes_file(root / "tiny"))
+    common = ["--data", votes, "--votes-objective", "positivity", "--steps", "2", "--lora-r", "4",
+              "--lora-alpha", "8", "--max-new-tokens", "16", "--eval-limit", "3"]
+    assert main(["train", "--family", str(root / "mine"), "--weights", "0.5,0.5", *common]) == 0
+    mine = fam.load_family(root / "mine")
+    assert mine.spec.target == "positivity" and [o.name for o in mine.spec.objectives] == ["positivity", "brevity"]
+    assert Path(mine.spec.data["source"]).resolve() == Path(votes).resolve()
+    assert mine.spec.data["votes"]["objective"] == "positivity" and mine.spec.data["rows"] == cast
+    assert mine.spec.margins["brevity"] == {"kind": "explicit", "scale": 0.02, "scorer": "brevity"}
+    trained = [p for p in mine.points if p.kind != "base"]
+    assert sorted(p.id for p in trained) == ["w-0.50-0.50", "w-1.00-0.00"] and all(p.eval for p in trained), \
+        "the weighting asked for, and the DPO end on the votes that every new family starts from"
+    recipe = fam.family_recipe(mine)
+    assert recipe["lora_r"] == 4 and recipe["max_steps"] == 2, "the flags given win over the voted family's recipe"
+    assert recipe["learning_rate"] == fam.family_recipe(fam.load_family(root / "tiny"))["learning_rate"]
+
+    assert main(["train", "--family", str(root / "mine"), "--weights", "0.8,0.2", *common]) == 0
+    assert sorted(p.id for p in fam.load_family(root / "mine").points if p.kind != "base") == [
+        "w-0.50-0.50", "w-0.80-0.20", "w-1.00-0.00"]
+
+    capsys.readouterr()
+    assert main(["train", "--family", str(root / "other"), "--weights", "0.5,0.5", "--data", votes]) == 2
+    assert "cannot be an explicit margin" in capsys.readouterr().err  # human: positivity has no reward scale
+    assert main(["train", "--family", str(root / "other"), "--weights", "0.2,0.3,0.5", *common]) == 2
+    assert "in this order: positivity, brevity" in capsys.readouterr().err
+    assert main(["train", "--family", str(root / "tiny"), "--weights", "0.5,0.5", *common]) == 2
+    assert "Give a new --family folder" in capsys.readouterr().err
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("")
+    assert main(["train", "--family", str(root / "other"), "--weights", "0.5,0.5", "--data", str(prefs)]) == 2
+    assert "only a family's data/votes.jsonl" in capsys.readouterr().err
+    assert not (root / "other").exists(), "a refused run leaves no folder"
