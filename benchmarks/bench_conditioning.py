@@ -16,6 +16,8 @@ points and of the exact family with one reference point over all three, the Spea
 each objective's score with its weight across the method's points (does the score follow w?), and the
 training wall time.
 
+--per-objective M ... gives the svd method M singular values per objective (Panacea: 1), each a variant.
+
     python benchmarks/bench_conditioning.py --family checkpoints/demo
 """
 from __future__ import annotations
@@ -82,6 +84,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, help="training seed (default: the family's recipe; w draws follow it)")
     ap.add_argument("--loss-scales", nargs="+", default=["none"], choices=list(LOSS_SCALES),
                     help="how each pair's loss counts (conditioned.LOSS_SCALES); each is a variant of every method")
+    ap.add_argument("--per-objective", nargs="+", type=int, default=[1],
+                    help="singular values per objective that carry its weight (svd); each is a variant")
     a = ap.parse_args()
     family = fam.load_family(a.family)
     spec, names = family.spec, family.spec.objective_names
@@ -103,13 +107,15 @@ def main() -> None:
     results, maximize = {}, [o.maximize for o in spec.objectives]
     for method in a.methods:
         for scale in a.loss_scales:
-            name = method if scale == "none" else f"{method}+{scale}"
-            print(f"[{name}] {METHODS[method]}, loss {LOSS_SCALES[scale]}", flush=True)
-            ccfg = ConditionedConfig(r=cfg.lora_r, alpha=cfg.lora_alpha, target_modules=cfg.target_modules,
-                                     n_objectives=len(names), eps=a.eps, method=method, loss_scale=scale)
-            start = time.perf_counter()
-            rows, train_s = conditioned_rows(name, family, cfg, ccfg, weightings, prompts, settings)
-            results[name] = (pd.DataFrame(rows), train_s, time.perf_counter() - start - train_s)
+            for m in a.per_objective if method == "svd" else [1]:
+                name = method + ("" if scale == "none" else f"+{scale}") + ("" if m == 1 else f"+m{m}")
+                print(f"[{name}] {METHODS[method]}, loss {LOSS_SCALES[scale]}, {m} per objective", flush=True)
+                ccfg = ConditionedConfig(r=cfg.lora_r, alpha=cfg.lora_alpha, target_modules=cfg.target_modules,
+                                         n_objectives=len(names), per_objective=m, eps=a.eps, method=method,
+                                         loss_scale=scale)
+                start = time.perf_counter()
+                rows, train_s = conditioned_rows(name, family, cfg, ccfg, weightings, prompts, settings)
+                results[name] = (pd.DataFrame(rows), train_s, time.perf_counter() - start - train_s)
     every = np.vstack([exact[names].to_numpy(float), *[r[0][names].to_numpy(float) for r in results.values()]])
     reference = default_reference_point(every, maximize)
     hv_exact = hypervolume(exact[names].to_numpy(float), reference, maximize)

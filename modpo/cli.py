@@ -460,7 +460,7 @@ def cmd_train_conditioned(a) -> int:
         print(f"{fam.conditioned_dir(root, cid)} already exists; kept (delete it to train again)")
     else:
         train_family_conditioned(root, cid, train_config(a, {**fam.family_recipe(family), "beta": family.spec.beta}),
-                                 a.eps, loss_scale=a.loss_scale)
+                                 a.eps, loss_scale=a.loss_scale, per_objective=a.per_objective)
     return conditioned_points(a, root, cid)
 
 
@@ -629,6 +629,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", default="conditioned", help="its name under conditioned/ (default %(default)s)")
     p.add_argument("--eps", type=float, default=0.05, help="the target objective's least weight in training "
                    "(MODPO divides by it; default %(default)s)")
+    p.add_argument("--per-objective", type=_positive(int), default=1, help="singular values per objective that "
+                   "carry its weight (Panacea: 1; the rest of the rank is free; default %(default)s)")
     p.add_argument("--loss-scale", choices=["none", "target"], default="none",
                    help="'target': each pair's loss times its target weight (the same optimum at every w, bounded "
                         "gradients near w_target = eps; default %(default)s)")

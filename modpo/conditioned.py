@@ -3,10 +3,11 @@
 
 Every target linear layer W of the base model gets
 
-    delta W(w) = (alpha / r) * B diag(s(w)) A,    s(w) = [s_1, ..., s_{r-n}, lambda * w_1, ..., lambda * w_n]
+    delta W(w) = (alpha / r) * B diag(s(w)) A,    s(w) = [s_1, ..., s_{r-nm}, lambda * (w_1 1_m, ..., w_n 1_m)]
 
-with A (r, d_in), B (d_out, r), the r - n free singular values s and the per-layer scale lambda learned;
-the weighting sits in the last n singular values. Training minimizes E_{w ~ D} L_w(theta), with L_w the
+with A (r, d_in), B (d_out, r), the r - nm free singular values s and the per-layer scale lambda learned;
+the weighting sits in the last nm singular values, m per objective (Panacea: m = 1; `per_objective`
+gives w a larger share of the rank, measured in RESULTS.md §11). Training minimizes E_{w ~ D} L_w(theta), with L_w the
 MODPO loss (loss.modpo_loss, one weighting per example) on the family's precomputed pairs: for every w
 its optimum is the exact adapter's, pi_ref exp(w . r / beta) / Z, so one run can reach them all if the
 adapter can represent them.
@@ -40,7 +41,8 @@ class ConditionedConfig:
     r: int = 16                 # LoRA rank, including the n weight-carrying singular values
     alpha: float = 32.0         # LoRA alpha (scaling alpha / r, as peft)
     target_modules: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")
-    n_objectives: int = 2       # n: singular values that carry the weighting
+    n_objectives: int = 2       # n: objectives in the weighting
+    per_objective: int = 1      # m: singular values per objective that carry its weight (n * m in all)
     eps: float = 0.05           # the target's weight is at least eps in training (the 1 / w_0 divisor)
     method: str = "svd"         # "svd": w in the singular values; "embedding": w as an input embedding
     loss_scale: str = "none"    # "target": each pair's loss times its w_target (LOSS_SCALES)
@@ -50,9 +52,10 @@ class ConditionedConfig:
             raise ValueError(f"unknown conditioning {self.method!r}; choose one of {list(METHODS)}")
         if self.loss_scale not in LOSS_SCALES:
             raise ValueError(f"unknown loss scale {self.loss_scale!r}; choose one of {list(LOSS_SCALES)}")
-        if self.n_objectives < 2 or self.r <= self.n_objectives:
+        if self.per_objective < 1 or self.n_objectives < 2 or self.r <= self.n_objectives * self.per_objective:
             raise ValueError(f"the rank r ({self.r}) must exceed the number of objectives ({self.n_objectives}) "
-                             ">= 2: n singular values carry the weighting, the rest are free")
+                             f">= 2 times the singular values per objective ({self.per_objective}) >= 1: those "
+                             "carry the weighting, the rest are free")
         if not 0 < self.eps < 1:
             raise ValueError(f"eps (the target's least weight in training) must be in (0, 1), got {self.eps}")
         if not (self.alpha > 0 and math.isfinite(self.alpha)):
@@ -74,12 +77,13 @@ class Weighting:
 
 
 class ConditionedLinear(nn.Module):
-    """base(x) + (alpha / r) * B diag(s(w)) A x, with s(w) = [free, lambda * w]."""
+    """base(x) + (alpha / r) * B diag(s(w)) A x, with s(w) = [free, lambda * w (each w_k m times)]."""
 
     def __init__(self, base: nn.Linear, cfg: ConditionedConfig, weighting: Weighting):
         super().__init__()
         self.base, self.weighting, self.scaling = base, weighting, cfg.alpha / cfg.r
-        self.n = cfg.n_objectives if cfg.method == "svd" else 0  # singular values that carry w
+        self.m = cfg.per_objective if cfg.method == "svd" else 0  # singular values per objective that carry w
+        self.n = cfg.n_objectives * self.m
         self.lora_A = nn.Parameter(torch.empty(cfg.r, base.in_features))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as peft initialises LoRA A
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, cfg.r))  # delta W = 0 at the start, as LoRA
@@ -90,7 +94,7 @@ class ConditionedLinear(nn.Module):
         """(..., r) from w (..., n)."""
         w = w.to(self.free.dtype)
         free = self.free.expand(*w.shape[:-1], -1)
-        return torch.cat([free, self.scale * w], dim=-1) if self.n else free
+        return torch.cat([free, self.scale * w.repeat_interleave(self.m, dim=-1)], dim=-1) if self.n else free
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weighting.w
@@ -190,7 +194,8 @@ def export_lora(state: dict[str, torch.Tensor], w) -> dict[str, torch.Tensor]:
     out = {}
     for key in [k for k in state if k.endswith(".lora_A")]:
         name = key[: -len(".lora_A")]
-        s = torch.cat([state[f"{name}.free"], state[f"{name}.scale"] * w])  # (r,)
+        m = (state[key].shape[0] - state[f"{name}.free"].shape[0]) // len(w)  # singular values per objective
+        s = torch.cat([state[f"{name}.free"], state[f"{name}.scale"] * w.repeat_interleave(m)])  # (r,)
         out[f"base_model.model.{name}.lora_A.weight"] = state[key].clone()
         out[f"base_model.model.{name}.lora_B.weight"] = (state[f"{name}.lora_B"] * s[None, :]).contiguous()
     return out
@@ -270,7 +275,8 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
             "train_pairs": len(train_examples), "config": cfg.to_json(),
             "conditioning": {"method": METHODS[ccfg.method], "r": ccfg.r, "alpha": ccfg.alpha,
                              "target_modules": list(ccfg.target_modules), "n_objectives": ccfg.n_objectives,
-                             "eps": ccfg.eps, "distribution": "eps * e_target + (1 - eps) * Dirichlet(1)",
+                             "per_objective": ccfg.per_objective, "eps": ccfg.eps,
+                              "distribution": "eps * e_target + (1 - eps) * Dirichlet(1)",
                              "loss": LOSS_SCALES[ccfg.loss_scale]}}
 
 
@@ -328,7 +334,7 @@ def export_weighting(spec, tensors: dict, meta: dict, weights, folder) -> None:
     from .weights import target_first
     c = meta["conditioning"]
     ccfg = ConditionedConfig(r=c["r"], alpha=c["alpha"], target_modules=tuple(c["target_modules"]),
-                             n_objectives=c["n_objectives"], eps=c["eps"])
+                             n_objectives=c["n_objectives"], per_objective=c.get("per_objective", 1), eps=c["eps"])
     write_lora(folder, export_lora(tensors, target_first(spec.objective_names, spec.target, weights)), ccfg,
                spec.base_model)
 

@@ -738,16 +738,17 @@ def read_conditioned(root: Path, conditioned_id: str) -> tuple[dict, dict]:
         raise FamilyError(f"{d}: trained for objectives {meta['objectives']}, the family has {spec.objective_names}")
     tensors = load_file(str(weights))
     r, n = meta["conditioning"]["r"], meta["conditioning"]["n_objectives"]
+    m = meta["conditioning"].get("per_objective", 1)  # singular values per objective (1 before it was recorded)
     expected = {"lora_A": lambda t: t.dim() == 2 and t.shape[0] == r,
                 "lora_B": lambda t: t.dim() == 2 and t.shape[1] == r,
-                "free": lambda t: tuple(t.shape) == (r - n,), "scale": lambda t: tuple(t.shape) == (1,)}
+                "free": lambda t: tuple(t.shape) == (r - n * m,), "scale": lambda t: tuple(t.shape) == (1,)}
     layers = {k.rsplit(".", 1)[0] for k in tensors}
     for layer in layers:  # every layer whole and of the rank meta.json says, before anything multiplies them
         for part, fits in expected.items():
             t = tensors.get(f"{layer}.{part}")
             if t is None or not fits(t):
                 raise FamilyError(f"{weights}: tensor {layer}.{part} is missing or not of rank {r} with {n} "
-                                  "objectives as meta.json says; delete the folder and train it again")
+                                  f"objectives x {m} as meta.json says; delete the folder and train it again")
     if not layers or n != len(spec.objectives):
         raise FamilyError(f"{weights}: no layers, or {n} objectives for a family of {len(spec.objectives)}")
     return tensors, meta

@@ -186,6 +186,7 @@ SCHEMAS: dict[str, dict] = {
                                             "alpha": {"type": "number", "exclusiveMinimum": 0},
                                             "target_modules": {"type": "array", "minItems": 1, "items": _ID},
                                             "n_objectives": {"type": "integer", "minimum": 2, "maximum": 16},
+                                            "per_objective": {"type": "integer", "minimum": 1, "maximum": 1024},
                                             "eps": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}}},
             "steps": _COUNT, "wall_time_s": _NUMBER, "loss_curve": _CURVE, "config": {"type": "object"},
         },

@@ -238,7 +238,7 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
 
 
 def train_family_conditioned(root: Path, conditioned_id: str, cfg: TrainConfig, eps: float, log=print,
-                             loss_scale: str = "none") -> dict:
+                             loss_scale: str = "none", per_objective: int = 1) -> dict:
     """One weight-conditioned adapter (conditioned.py) for the family at root, trained on its stored target
     pairs (no new precompute) and saved as conditioned/<id> (atomic; refused when there). Returns its meta."""
     from .conditioned import ConditionedConfig, conditioned_state, train_conditioned
@@ -253,7 +253,8 @@ def train_family_conditioned(root: Path, conditioned_id: str, cfg: TrainConfig, 
     if stored is None:
         raise ValueError(f"{root}: no precomputed pairs for {spec.target!r}; run `python -m modpo sweep` first")
     ccfg = ConditionedConfig(r=cfg.lora_r, alpha=cfg.lora_alpha, target_modules=tuple(cfg.target_modules),
-                             n_objectives=len(spec.objectives), eps=eps, loss_scale=loss_scale)
+                             n_objectives=len(spec.objectives), per_objective=per_objective, eps=eps,
+                             loss_scale=loss_scale)
     model, _ = load_base(spec.base_model)
     work = fam.job_dir(root, peft_name(f"conditioned-{cid}"))
     record = train_conditioned(model, stored[1], cfg, ccfg, work / "trainer")
