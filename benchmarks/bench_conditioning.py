@@ -126,7 +126,7 @@ def main() -> None:
     print(" | ".join(header))
     for method, (rows, train_s, eval_s) in results.items():
         audit, _ = conditioned_audit(family, pd.concat([exact, rows.assign(on_front=False)], ignore_index=True))
-        apart = audit[[f"{o}_se_apart" for o in names]].abs()
+        apart = audit.loc[audit["conditioned"] != "not covered", [f"{o}_se_apart" for o in names]].abs()
         hv = hypervolume(rows[names].to_numpy(float), reference, maximize)
         rhos = [spearmanr(rows[f"w_{o}"], rows[o])[0] for o in names]
         print(" | ".join([method, f"{train_s:.0f}", f"{eval_s:.0f}", f"{hv / hv_exact:.2f}",

@@ -276,7 +276,7 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
             "conditioning": {"method": METHODS[ccfg.method], "r": ccfg.r, "alpha": ccfg.alpha,
                              "target_modules": list(ccfg.target_modules), "n_objectives": ccfg.n_objectives,
                              "per_objective": ccfg.per_objective, "eps": ccfg.eps,
-                              "distribution": "eps * e_target + (1 - eps) * Dirichlet(1)",
+                             "distribution": "eps * e_target + (1 - eps) * Dirichlet(1)",
                              "loss": LOSS_SCALES[ccfg.loss_scale]}}
 
 

@@ -58,6 +58,9 @@ DEMO_TRAIN = dict(beta=1.0, lora_r=16, lora_alpha=32, learning_rate=2e-3, max_st
 # trained twice as long, shrunk to one cluster: RESULTS §11) and evaluated on its grid and at the weightings it
 # covers, so the Front page audits it against the exact adapters. Its points store no weights.
 CONDITIONED_ID, CONDITIONED_STEPS_PER_ADAPTER_STEP, CONDITIONED_EPS = "conditioned", 1, 0.05
+# Four singular values per objective carry its weight (12 of the rank 16, 4 free): with Panacea's one per
+# objective the weighting moved a 14th of each layer's update and the points barely followed it (RESULTS §12).
+CONDITIONED_PER_OBJECTIVE = 4
 # Four samples per prompt, paired per objective where they differ most (feedback.contrast_pairs): with two
 # samples, most pairs barely differ in sentiment and DPO on them did not move it (+0.0 to +0.3 se).
 SAMPLES_PER_PROMPT = 4
@@ -200,7 +203,7 @@ def build_conditioned(root: Path, cfg: TrainConfig, prompts: list[str], settings
         steps = CONDITIONED_STEPS_PER_ADAPTER_STEP * cfg.max_steps
         log(f"[conditioned] one adapter for every weighting, {steps} steps")
         train_family_conditioned(root, CONDITIONED_ID, dataclasses.replace(cfg, max_steps=steps), CONDITIONED_EPS,
-                                 log=lambda m: log(f"[conditioned] {m}"))
+                                 log=lambda m: log(f"[conditioned] {m}"), per_objective=CONDITIONED_PER_OBJECTIVE)
         times["conditioned_train"] = time.perf_counter() - t
     made = publish_conditioned_points(root, CONDITIONED_ID)
     if made or any(p.eval is None for p in fam.load_family(root).points):

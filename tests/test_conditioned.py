@@ -48,11 +48,13 @@ def randomized(model, ccfg, seed=0):
     return model
 
 
-def test_an_exported_weighting_is_a_plain_peft_lora_with_the_same_logits(tmp_path):
+@pytest.mark.parametrize("per_objective", [1, 2])
+def test_an_exported_weighting_is_a_plain_peft_lora_with_the_same_logits(tmp_path, per_objective):
+    """Exact export, with one singular value per objective carrying its weight (Panacea) or two."""
     from peft import PeftModel
 
     from modpo.models import load_base
-    ccfg = cd.ConditionedConfig(r=6, alpha=12, n_objectives=3)
+    ccfg = cd.ConditionedConfig(r=8, alpha=16, n_objectives=3, per_objective=per_objective)
     model, tok = load_base("tiny")
     model = randomized(model, ccfg)
     ids = tok(["tell me about cats", "how do i cook rice"], return_tensors="pt", padding=True)
@@ -90,6 +92,21 @@ def test_a_saved_state_loads_back_and_a_wrong_one_is_refused():
         cd.load_conditioned_state(other, {k: v for k, v in list(state.items())[1:]})
     with pytest.raises(ValueError, match="must exceed"):
         cd.ConditionedConfig(r=2, n_objectives=2)
+    with pytest.raises(ValueError, match="must exceed"):
+        cd.ConditionedConfig(r=6, n_objectives=3, per_objective=2)
+
+
+def test_each_objective_weighs_per_objective_singular_values():
+    """s(w) = [free, lambda * w_1 (m times), ..., lambda * w_n (m times)]: r - n m free values."""
+    from modpo.models import load_base
+    model = load_base("tiny")[0]
+    cd.add_conditioned_lora(model, cd.ConditionedConfig(r=8, alpha=16, n_objectives=2, per_objective=3))
+    layer = cd.conditioned_layers(model)[0][1]
+    with torch.no_grad():
+        layer.free.copy_(torch.tensor([7.0, 8.0]))
+        layer.scale.fill_(2.0)
+    torch.testing.assert_close(layer.singular_values(torch.tensor([0.25, 0.75])),
+                               torch.tensor([7.0, 8.0, 0.5, 0.5, 0.5, 1.5, 1.5, 1.5]))
 
 
 def test_training_uses_the_weighting_it_is_given(tiny_checkpoints, tmp_path):
@@ -259,7 +276,15 @@ def test_a_strangers_conditioned_adapter_of_the_wrong_shape_is_refused(tiny_chec
     shutil.copytree(tiny_checkpoints / "tiny", root)
     assert main(["train-conditioned", "--family", str(root), "--steps", "1", "--lora-r", "4", "--lora-alpha", "8",
                  "--no-eval"]) == 0
-    tensors, _ = fam.read_conditioned(root, "conditioned")
+    tensors, meta = fam.read_conditioned(root, "conditioned")
+    assert meta["conditioning"]["per_objective"] == 1
+    meta_file = root / "conditioned" / "conditioned" / "meta.json"
+    saved = meta_file.read_text()
+    for per_objective in (2, 3):  # more weight-carrying values than the tensors hold; 3 x 2 > rank 4
+        meta_file.write_text(saved.replace('"per_objective": 1', f'"per_objective": {per_objective}'))
+        with pytest.raises(fam.FamilyError, match=f"2 objectives x {per_objective}"):
+            fam.read_conditioned(root, "conditioned")
+    meta_file.write_text(saved)
     layer = next(k for k in tensors if k.endswith(".lora_B"))
     tensors[layer] = torch.zeros(tensors[layer].shape[0], 7)  # rank 7, not the 4 meta.json says
     save_file(tensors, str(root / "conditioned" / "conditioned" / "conditioned.safetensors"))
