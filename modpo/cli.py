@@ -313,13 +313,22 @@ def train_on_votes(a) -> int | None:
                          "Compare page); to train on another preference file start a family with `sweep --data`")
     root = family_root(a, exists=False)
     if fam.is_family(root):
-        source = fam.read_family(root).data.get("source")
+        data = fam.read_family(root).data
+        source, labelled = data.get("source"), (data.get("votes") or {}).get("objective")
         if not source or Path(source).resolve() != votes_path.resolve():
             raise ValueError(f"{root} was built from {source!r}, not {votes_path}; a family's points all train on "
                              "one dataset. Give a new --family folder to start a family on these votes")
+        if a.votes_objective not in (None, labelled):
+            raise ValueError(f"{root}'s votes label {labelled!r}, not {a.votes_objective!r}; drop --votes-objective "
+                             "or give a new --family folder")
         return None
-    if a.beta is not None:
-        raise ValueError("--beta: a family trained on votes takes the voted family's beta; drop --beta")
+    for given, why in [(a.beta, "--beta: a family trained on votes takes the voted family's beta"),
+                       (a.id, "--id: a new family names its points by their weights"),
+                       (a.job_id, "--job-id: a new family's progress is its sweep's output"),
+                       (a.no_eval or None, "--no-eval: a new family's first points are evaluated (they are its "
+                                           "front)")]:
+        if given is not None:
+            raise ValueError(f"{why}; drop it, or train into a family built from these votes")
     args = votes_family_args(voted, root, a.votes_objective or HUMAN, a.steps, weights=a.weights)
     for flag, value in [("--lora-r", a.lora_r), ("--lora-alpha", a.lora_alpha), ("--lr", a.lr),
                         ("--epochs", a.epochs), ("--batch-size", a.batch_size), ("--grad-accum", a.grad_accum),
@@ -332,8 +341,6 @@ def train_on_votes(a) -> int | None:
     args += ["--bf16"] if a.bf16 else []
     if a.trim_capped is not None:
         args.append("--trim-capped" if a.trim_capped else "--no-trim-capped")
-    if a.no_eval:
-        raise ValueError("--no-eval: a new family's first point is evaluated (it is the family's front); drop it")
     print("training on the votes:", " ".join(args))
     return main(args)
 

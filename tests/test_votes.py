@@ -256,6 +256,11 @@ def test_train_data_votes_trains_one_weighting_into_a_new_family_then_one_more(t
     assert "in this order: positivity, brevity" in capsys.readouterr().err
     assert main(["train", "--family", str(root / "tiny"), "--weights", "0.5,0.5", *common]) == 2
     assert "Give a new --family folder" in capsys.readouterr().err
+    assert main(["train", "--family", str(root / "mine"), "--weights", "0.6,0.4", "--data", votes,
+                 "--votes-objective", "human"]) == 2
+    assert "votes label 'positivity', not 'human'" in capsys.readouterr().err
+    assert main(["train", "--family", str(root / "other"), "--weights", "0.5,0.5", "--no-eval", *common]) == 2
+    assert "--no-eval: a new family's first points are evaluated" in capsys.readouterr().err
     prefs = tmp_path / "prefs.jsonl"
     prefs.write_text("")
     assert main(["train", "--family", str(root / "other"), "--weights", "0.5,0.5", "--data", str(prefs)]) == 2
