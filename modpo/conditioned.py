@@ -7,8 +7,8 @@ Every target linear layer W of the base model gets
 
 with A (r, d_in), B (d_out, r), the r - nm free singular values s and the per-layer scale lambda learned;
 the weighting sits in the last nm singular values, m per objective (Panacea: m = 1; `per_objective`
-gives w a larger share of the rank, measured in RESULTS.md §11). Training minimizes E_{w ~ D} L_w(theta), with L_w the
-MODPO loss (loss.modpo_loss, one weighting per example) on the family's precomputed pairs: for every w
+gives w a larger share of the rank: RESULTS.md §12). Training minimizes E_{w ~ D} L_w(theta), with L_w
+the MODPO loss (loss.modpo_loss, one weighting per example) on the family's precomputed pairs: for every w
 its optimum is the exact adapter's, pi_ref exp(w . r / beta) / Z, so one run can reach them all if the
 adapter can represent them.
 
@@ -38,7 +38,7 @@ from torch import nn
 
 @dataclass
 class ConditionedConfig:
-    r: int = 16                 # LoRA rank, including the n weight-carrying singular values
+    r: int = 16                 # LoRA rank, including the n * m weight-carrying singular values
     alpha: float = 32.0         # LoRA alpha (scaling alpha / r, as peft)
     target_modules: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")
     n_objectives: int = 2       # n: objectives in the weighting
