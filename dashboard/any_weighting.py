@@ -17,6 +17,7 @@ from dashboard import common
 from modpo import family as fam
 
 ANY = "-any-"
+OPEN_KEY = "any_open"  # the expander's open state (session state)
 
 
 def any_id(cid: str, weights: list[float]) -> str:
@@ -66,7 +67,11 @@ def pick_on_triangle(family, eps: float) -> list[float]:
         if event is None:  # a click: draw the star where it landed
             st.rerun()
     st.caption(common.literal("click a weighting: " + ", ".join(f"{n} {w:.2f}"
-                                                                for n, w in zip(spec.objective_names, chosen))))
+                                                                for n, w in zip(spec.objective_names, chosen))),
+               help=common.literal(f"Dots: every multiple of {TRIANGLE_STEP:g} with at least {eps:g} on the target "
+                                   f"({spec.target}), the part of the simplex the adapter was trained on (MODPO "
+                                   "divides by the target's weight). Rings: the trained adapters, those with no "
+                                   "weight on the target included; compare them on the Front page."))
     return chosen
 
 
@@ -104,7 +109,9 @@ def render(root: Path, family) -> list:
     if not ids:
         return []
     pins = st.session_state.setdefault("any_pins", {}).setdefault(root.name, [])
-    with st.expander("Any weighting: one conditioned adapter answers at the weighting you pick", expanded=False):
+    # keyed, its state kept by the server: it stays open while the controls above it change the page's layout
+    with st.expander("Any weighting: one conditioned adapter answers at the weighting you pick", key=OPEN_KEY,
+                     on_change="rerun"):
         cid = st.selectbox("Conditioned adapter", ids, key="any_cid") if len(ids) > 1 else ids[0]
         try:
             _, meta = fam.read_conditioned(root, cid)

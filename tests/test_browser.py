@@ -370,6 +370,11 @@ def test_a_click_on_the_triangle_picks_the_weighting_in_a_real_browser(page, app
     star = triangle.evaluate("gd => { const t = gd.data.find(t => t.name === 'chosen'); return [t.x[0], t.y[0]]; }")
     assert star == pytest.approx(list(simplex_xy(wanted))), "the star sits on the clicked weighting"
     shot(page, "15-compare-triangle-pick")
+    # a control above it changes the page's layout (a prompt box appears): the picker stays open
+    page.locator(".st-key-prompt_source label").filter(has_text="type your own").first.click()
+    page.locator(".st-key-own_prompt textarea").first.wait_for(state="visible", timeout=30_000)
+    wait_settled(page)
+    page.locator(".st-key-any_triangle .js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
 
 
 def test_model_output_is_shown_inert_in_a_real_browser(page, app_url, browser_root):
