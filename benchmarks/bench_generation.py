@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # random_model
 
 from modpo import family as fam  # noqa: E402
 from modpo.data import prompt_ids  # noqa: E402
+from modpo.evaluate import adapter_folder  # noqa: E402
 from modpo.generate import GenerationSettings, generate  # noqa: E402
 from modpo.models import attach_adapters, load_base  # noqa: E402
 
@@ -87,7 +88,8 @@ def main():
         trained = [p for p in family.points if p.kind not in ("base", "mix")]
         prompt = a.prompt or (fam.read_eval_prompts(Path(a.family)) or ["Tell me about tea."])[0]
         base_name = family.spec.base_model
-        adapter_paths = {n: trained[i % len(trained)].path for i, n in enumerate(names)}
+        # adapter_folder: a conditioned point stores no weights; its exact export is loaded instead
+        adapter_paths = {n: adapter_folder(family, trained[i % len(trained)]) for i, n in enumerate(names)}
     model, tokenizer = load_base(base_name, dtype=DTYPES[a.dtype])
     model = model.to(a.device)
     model = attach_adapters(model, adapter_paths)
