@@ -132,7 +132,16 @@ def cap_note(response: dict, settings) -> str:
             (", shown to its last complete sentence" if settings.trim_capped else ""))
 
 
-def render_columns(points, prompt, settings, answers: dict, baseline: str | None, diff: bool) -> dict:
+def scores_help(spec) -> str:
+    """What each score under an answer is, and which way is better (a tooltip)."""
+    from modpo.scorers import meaning
+    return common.literal("; ".join(f"{o.name}: {meaning(o.scorer) or o.scorer}, "
+                                    f"{'higher' if o.maximize else 'lower'} is better" for o in spec.objectives)
+                          + ". One answer's scores are noisy: the front is the mean over the held-out prompts.")
+
+
+def render_columns(points, prompt, settings, answers: dict, baseline: str | None, diff: bool,
+                   score_help: str | None = None) -> dict:
     """One column per point; returns point id -> an empty slot for each answer still missing."""
     slots = {}
     cols = st.columns(len(points))
@@ -151,7 +160,7 @@ def render_columns(points, prompt, settings, answers: dict, baseline: str | None
             st.text(response["text"])  # plain text: model output is never rendered as markup
             st.caption(common.literal(" · ".join(f"{k} {v:.3g}" for k, v in response["scores"].items()))
                        + common.literal(cap_note(response, settings))
-                       + ("" if response["source"] == "generated" else " · saved at evaluation"))
+                       + ("" if response["source"] == "generated" else " · saved at evaluation"), help=score_help)
             if diff and baseline and p.id != baseline and answers.get(baseline):
                 st.markdown(diff_markdown(answers[baseline]["text"], response["text"]))
     return slots
@@ -265,7 +274,7 @@ def render() -> None:
         st.caption(f"{sum(a is not None for a in answers.values())} answers ready; ids and weights are hidden.")
         slots = {}
     else:
-        slots = render_columns(points, prompt, settings, answers, baseline, diff)
+        slots = render_columns(points, prompt, settings, answers, baseline, diff, scores_help(family.spec))
     # a new Any-weighting column answers at once once the model is loaded (a slider move or a click on the
     # triangle regenerates the prompt at that w); other missing answers wait for Generate
     tried = st.session_state.setdefault("_any_auto_tried", set())  # once each: a failure never loops

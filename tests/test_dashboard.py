@@ -126,6 +126,10 @@ def test_compare_page_generates_side_by_side_on_tiny_model(checkpoints):
     assert headers == ["**base**", "**w-0.70-0.30**", "**w-0.30-0.70**"], "base first, then by target weight"
     # the first held-out prompt has saved samples from evaluation: they show before any model loads
     assert len(at.text) == 3 and "_service_" + str(checkpoints / "tiny") not in at.session_state
+    scored = [c for c in at.caption if "saved at evaluation" in plain(c.value)]
+    assert len(scored) == 3 and all(
+        "positivity: VADER compound, -1 to 1, higher is better; brevity: minus the word count, higher is better"
+        in plain(c.proto.help) for c in scored), "each answer's scores say what they are and which way is better"
     at.radio(key="decoding").set_value("sample").run()
     assert len(at.text) == 0
     at.button(key="generate").click().run()
