@@ -330,12 +330,10 @@ def train_on_votes(a) -> int | None:
         if given is not None:
             raise ValueError(f"{why}; drop it, or train into a family built from these votes")
     args = votes_family_args(voted, root, a.votes_objective or HUMAN, a.steps, weights=a.weights)
-    for flag, value in [("--lora-r", a.lora_r), ("--lora-alpha", a.lora_alpha), ("--lr", a.lr),
-                        ("--epochs", a.epochs), ("--batch-size", a.batch_size), ("--grad-accum", a.grad_accum),
-                        ("--max-length", a.max_length), ("--seed", a.seed), ("--target-modules", a.target_modules),
-                        ("--eval-prompts", a.eval_prompts), ("--eval-limit", a.eval_limit),
-                        ("--max-new-tokens", a.max_new_tokens), ("--temperature", a.temperature),
-                        ("--eval-seed", a.eval_seed)]:
+    forwarded = [k for k in TRAIN_FLAGS if k not in ("beta", "bf16")]  # beta refused above; bf16 is a switch
+    for attr in [*forwarded, "target_modules", "eval_prompts", "eval_limit", "max_new_tokens", "temperature",
+                 "eval_seed"]:
+        value, flag = getattr(a, attr), "--" + attr.replace("_", "-")
         if value is not None:  # after the voted family's values: argparse keeps the last
             args.append(f"{flag}={value!r}" if isinstance(value, float) else f"{flag}={value}")
     args += ["--bf16"] if a.bf16 else []
