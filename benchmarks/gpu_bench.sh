@@ -43,12 +43,12 @@ fi
 echo "== $(date -u +%FT%TZ) gpu_bench.sh shape=$SHAPE src=$SRC tokenizer=$TOK out=$OUT"
 if [ "${BENCH_WHEELS:-1}" = 1 ] && ls .whl/*.whl >/dev/null 2>&1; then
   if $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl; then
-    if PYTHONPATH=/tmp/site $PY -c "import transformers, peft, trl, datasets" 2>"$OUT/wheel_import_error.txt"; then
+    if PYTHONPATH=/tmp/site $PY -c "import transformers, peft, trl, datasets, jsonschema" 2>"$OUT/wheel_import_error.txt"; then
       export PYTHONPATH=/tmp/site
     else
       echo "carried transformers does not import here (wheel_import_error.txt); retrying with the machine's transformers"
       rm -rf /tmp/site/transformers /tmp/site/transformers-*
-      if PYTHONPATH=/tmp/site $PY -c "import transformers, peft, trl, datasets" 2>>"$OUT/wheel_import_error.txt"; then
+      if PYTHONPATH=/tmp/site $PY -c "import transformers, peft, trl, datasets, jsonschema" 2>>"$OUT/wheel_import_error.txt"; then
         export PYTHONPATH=/tmp/site
       else
         echo "carried wheels unusable; the machine's own packages are used"
