@@ -1,11 +1,14 @@
-"""Benchmark 3 (issue 6): side-by-side generation of K adapters, three ways, in one run.
+"""Benchmark 3 (issue 6): side-by-side generation of K adapters, four ways, in one run.
 
-  batched      one generate call, one row per adapter, peft adapter_names=[...] (what the Compare page does)
+  batched      one generate call, one row per adapter (what the Compare page does): each LoRA layer runs
+               every row's adapter in two matrix products (modpo/routing.py)
+  peft         the same call through peft's own adapter_names=[...] routing (a sub-batch per adapter in
+               every LoRA layer), as generate did before routing.py
   per-adapter  one generate call per adapter (set_adapter, then generate)
   floor        one adapter, the same batch size K (set_adapter; the cost of the batch itself)
 
 Every row generates exactly --tokens new tokens (min_new_tokens = max_new_tokens, greedy), so the
-three do the same arithmetic apart from the per-adapter LoRA routing. K may exceed the family's
+four do the same arithmetic apart from the per-adapter LoRA routing. K may exceed the family's
 adapter count: its adapters are loaded again under more names (distinct peft adapters all the same).
 
     python benchmarks/bench_generation.py --family checkpoints/demo --k 2 4 8
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -117,6 +121,10 @@ def main():
         def batched(k=k, chosen=chosen):
             generate(model, tokenizer, [prompt] * k, chosen, settings, batch_size=k)
 
+        def via_peft(k=k, chosen=chosen):
+            with mock.patch("modpo.generate.routable", lambda model, names: False):  # peft's adapter_names
+                generate(model, tokenizer, [prompt] * k, chosen, settings, batch_size=k)
+
         def per_adapter(chosen=chosen):
             for n in chosen:
                 model.set_adapter(n)
@@ -126,14 +134,16 @@ def main():
             model.set_adapter(chosen[0])
             generate(model, tokenizer, [prompt] * k, None, settings, batch_size=k)
 
-        r = {"k": k, "batched_s": timed(batched, a.repeats, warmup),
+        r = {"k": k, "batched_s": timed(batched, a.repeats, warmup), "peft_s": timed(via_peft, a.repeats, warmup),
              "per_adapter_s": timed(per_adapter, a.repeats, warmup), "floor_s": timed(floor, a.repeats, warmup)}
         r["speedup_vs_per_adapter"] = r["per_adapter_s"] / r["batched_s"]
         r["batched_over_floor"] = r["batched_s"] / r["floor_s"]
-        for way in ("batched", "per_adapter", "floor"):
+        r["peft_over_floor"] = r["peft_s"] / r["floor_s"]
+        for way in ("batched", "peft", "per_adapter", "floor"):
             r[f"{way}_tok_s"] = k * a.tokens / r[f"{way}_s"]
         rows.append(r)
-        print(f"K={k}: batched {r['batched_s']:.2f} s ({r['batched_tok_s']:.0f} tok/s), per-adapter "
+        print(f"K={k}: batched {r['batched_s']:.2f} s ({r['batched_tok_s']:.0f} tok/s), peft adapter_names "
+              f"{r['peft_s']:.2f} s ({r['peft_tok_s']:.0f} tok/s, {r['peft_over_floor']:.2f}x the floor), per-adapter "
               f"{r['per_adapter_s']:.2f} s ({r['per_adapter_tok_s']:.0f} tok/s), floor {r['floor_s']:.2f} s "
               f"({r['floor_tok_s']:.0f} tok/s) -> {r['speedup_vs_per_adapter']:.2f}x faster than per-adapter, "
               f"{r['batched_over_floor']:.2f}x the floor", flush=True)

@@ -11,7 +11,9 @@
 
 Step time = median over the timed steps of on_step_begin -> on_step_end (a TrainerCallback), after
 warm-up steps; the one-off precompute is timed apart. All three run in this one process, one after
-the other, on the same pairs (the first --pairs * steps of the demo family's preferences).
+the other, on the same pairs (the first --pairs * steps of the demo family's preferences). With
+--rounds N each way runs N times, every other round in reverse order, and its step time is the median
+over all its timed steps (each round's median is in the JSON).
 
     python benchmarks/bench_train_step.py                         # SmolLM2-135M-Instruct, 8 pairs/step
     python benchmarks/bench_train_step.py --model tiny --steps 20  # quick check
@@ -210,6 +212,9 @@ def main():
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast in training (TrainConfig.bf16; GPU)")
     ap.add_argument("--lengthen", type=int, default=1,
                     help="each response = N consecutive responses of the data joined (longer sequences)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every way this many times, every other round in reverse order (an order effect, "
+                         "such as a GPU's clocks rising, then shows as a gap between rounds)")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
     global DEVICE, DTYPE
@@ -265,40 +270,50 @@ def main():
             Path(a.json).write_text(json.dumps({"args": vars(a), "shape": shape, "sequences": seq, "env": env,
                                                 "results": results}, indent=2))
 
+    variants = {"off": [("trl", False)], "on": [("trl", True)],
+                "both": [("trl", False), ("trl_checkpointing", True)]}[a.trl_checkpointing]
+    ways = ["ours", "on_the_fly"] + ([] if a.skip_trl else [key for key, _ in variants])
+    checkpointing_of = dict(variants)
+    rounds = [ways if r % 2 == 0 else ways[::-1] for r in range(a.rounds)]  # every other round reversed
     with tempfile.TemporaryDirectory() as tmp:
         margin_dir = make_margin_adapter(a.model, cfg, Path(tmp) / "margin")
         pad = tokenizer.pad_token_id
-        fresh_memory()
-        times, precompute = run_ours(a.model, examples, cfg, margin_dir, pad)
-        results["ours"] = {"step_s": summary(times, a.warmup), "precompute_s": precompute,
-                           "steps_s": times, "peak_gib": peak_memory_gib()}
-        print(f"ours        {results['ours']['step_s']:.3f} s/step (precompute once: {precompute:.1f} s "
-              f"for {len(examples)} pairs; peak {results['ours']['peak_gib']} GiB)", flush=True)
-        save()
-        fresh_memory()
-        times = run_on_the_fly(a.model, examples, cfg, margin_dir, pad)
-        results["on_the_fly"] = {"step_s": summary(times, a.warmup), "steps_s": times, "peak_gib": peak_memory_gib()}
-        print(
-            f"on-the-fly  {results['on_the_fly']['step_s']:.3f} s/step (peak {results['on_the_fly']['peak_gib']} GiB)",
-            flush=True,
-        )
-        save()
-    variants = {"off": [("trl", False)], "on": [("trl", True)],
-                "both": [("trl", False), ("trl_checkpointing", True)]}[a.trl_checkpointing]
-    for key, checkpointing in ([] if a.skip_trl else variants):
-        fresh_memory()
-        try:
-            times, setup = run_trl(a.model, pairs, tokenizer, cfg, checkpointing)
-            results[key] = {"step_s": summary(times, a.warmup), "setup_with_precompute_s": setup, "steps_s": times,
-                            "peak_gib": peak_memory_gib(), "gradient_checkpointing": checkpointing}
-            print(f"trl DPO     {results[key]['step_s']:.3f} s/step (gradient checkpointing {checkpointing}; setup "
-                  f"incl. its precompute {setup:.1f} s; peak {results[key]['peak_gib']} GiB)", flush=True)
-        except Exception as e:  # noqa: BLE001 (TRL is optional: the other two stand on their own)
-            import traceback
-            traceback.print_exc()
-            results[key] = {"error": f"{type(e).__name__}: {e}"}
-            print(f"trl DPO     failed: {type(e).__name__}: {e}", flush=True)
-        save()
+        for r, order in enumerate(rounds):
+            for key in order:
+                fresh_memory()
+                try:
+                    extra = {}
+                    if key == "ours":
+                        times, extra["precompute_s"] = run_ours(a.model, examples, cfg, margin_dir, pad)
+                    elif key == "on_the_fly":
+                        times = run_on_the_fly(a.model, examples, cfg, margin_dir, pad)
+                    else:
+                        times, extra["setup_with_precompute_s"] = run_trl(a.model, pairs, tokenizer, cfg,
+                                                                          checkpointing_of[key])
+                        extra["gradient_checkpointing"] = checkpointing_of[key]
+                except Exception as e:  # noqa: BLE001 (TRL is optional: the other two stand on their own)
+                    if not key.startswith("trl"):
+                        raise
+                    import traceback
+                    traceback.print_exc()
+                    results[key] = {"error": f"{type(e).__name__}: {e}"}
+                    print(f"{key:<11} failed: {type(e).__name__}: {e}", flush=True)
+                    continue
+                res = results.setdefault(key, {"rounds": []})
+                res["rounds"].append({"round": r, "position": order.index(key), "step_s": summary(times, a.warmup),
+                                      "steps_s": times, "peak_gib": peak_memory_gib(), **extra})
+                res.update(extra)
+                res["step_s"] = statistics.median(t for x in res["rounds"] for t in x["steps_s"][a.warmup:])
+                res["peak_gib"] = max(x["peak_gib"] or 0 for x in res["rounds"]) or None
+                note = ", ".join(f"{k} {v:.1f} s" if isinstance(v, float) else f"{k} {v}" for k, v in extra.items())
+                print(f"round {r + 1} #{order.index(key) + 1} {key:<17} {res['rounds'][-1]['step_s']:.3f} s/step "
+                      f"({note + '; ' if note else ''}peak {res['rounds'][-1]['peak_gib']} GiB)", flush=True)
+                save()
+    if a.rounds > 1:
+        print("median over every round's timed steps:")
+        for key in ways:
+            if "step_s" in results.get(key, {}):
+                print(f"  {key:<17} {results[key]['step_s']:.3f} s/step", flush=True)
     ours = results["ours"]["step_s"]
     results["ours_over_on_the_fly"] = ours / results["on_the_fly"]["step_s"]
     print(f"\nours / on-the-fly = {results['ours_over_on_the_fly']:.2f}x  (target <= 0.60x)")

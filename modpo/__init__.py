@@ -10,8 +10,9 @@ Modules, in layer order (each imports only from the ones above it; ARCHITECTURE.
   views         front.py (a family as a table with its front), plots.py (plotly figures)
   data          data.py (preference rows, tokenized pairs), scorers.py (objective scorers), votes.py
                 (votes on answers as preference rows; the weighting estimate and next pair)
-  models        models.py (loading models and adapters, safetensors only), generate.py (decoding:
-                batched adapters, decoding-time mixing, trimming)
+  models        models.py (loading models and adapters, safetensors only), routing.py (each batch
+                row through its own adapter, all adapters in two matrix products a layer),
+                generate.py (decoding: batched adapters, decoding-time mixing, trimming)
   pipelines     margins.py (the one-pass reference/margin precompute), train.py (a LoRA adapter on the
                 transformers Trainer), conditioned.py (one weight-conditioned adapter for every
                 weighting: Panacea SVD-LoRA, exact export), evaluate.py (answering and evaluation: one

@@ -9,18 +9,28 @@ policies in one forward over K copies of each prompt.
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 
 import torch
 
 from .config import GenerationSettings  # noqa: F401 (re-exported)
 from .data import prompt_ids, prompt_response, right_pad
 from .loss import model_sequence_logps
-
-BASE = "__base__"
+from .routing import BASE, per_row_adapters, routable
 
 
 def _is_peft(model) -> bool:
     return hasattr(model, "peft_config")
+
+
+def rows_run(model, names: list[str] | None) -> tuple:
+    """(context, extra forward kwargs) under which batch row i runs adapter names[i]: one pass over all
+    adapters at once (routing.py) where every LoRA layer allows it, else peft's `adapter_names`."""
+    if names is None or not _is_peft(model):
+        return nullcontext(), {}
+    if routable(model, names):
+        return per_row_adapters(model, names), {}
+    return nullcontext(), {"adapter_names": names}
 
 
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,14 +111,16 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
             kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        if adapter_names is not None and _is_peft(model):
-            kwargs["adapter_names"] = adapter_names[start:start + batch_size]
+        rows = None if adapter_names is None else adapter_names[start:start + batch_size]
+        routed, routed_kwargs = rows_run(model, rows)
+        kwargs.update(routed_kwargs)
         if with_logps:
             kwargs.update(output_logits=True, return_dict_in_generate=True)
         if streamer is not None:
             streamer.begin(start)
             kwargs["streamer"] = streamer
-        generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
+        with routed:
+            generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
         sequences = generated.sequences if with_logps else generated
         new_tokens = sequences[:, ids.shape[1]:]
         logps = _generated_logps(generated.logits, new_tokens, eos) if with_logps else None
@@ -151,10 +163,9 @@ def response_logps(model, tokenizer, prompts: list[str], response_ids: list[list
                 for p, r in zip(prompts[start:start + batch_size], response_ids[start:start + batch_size])]
         batch = right_pad([r[0] for r in rows], [r[1] for r in rows], pad)
         ids, mask, lab = batch["input_ids"], batch["attention_mask"], batch["labels"]
-        kwargs = {}
-        if adapter_names is not None and _is_peft(model):
-            kwargs["adapter_names"] = adapter_names[start:start + batch_size]
-        out.append(model_sequence_logps(model, ids.to(device), mask.to(device), lab.to(device), **kwargs).cpu())
+        routed, kwargs = rows_run(model, None if adapter_names is None else adapter_names[start:start + batch_size])
+        with routed:
+            out.append(model_sequence_logps(model, ids.to(device), mask.to(device), lab.to(device), **kwargs).cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -177,20 +188,27 @@ def mix_generate(model, tokenizer, prompts: list[str], adapter_names: list[str],
         raise ValueError(f"mixing coefficients must be >= 0 and sum to 1, got {coefficients}")
     model.eval()
     device = next(model.parameters()).device
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    generator = torch.Generator().manual_seed(settings.seed)
-    ids, mask = left_pad([prompt_ids(tokenizer, p) for p in prompts], pad)  # (B, T)
+    ids, mask = left_pad([prompt_ids(tokenizer, p) for p in prompts], tokenizer.pad_token_id)  # (B, T)
     b = ids.shape[0]
     ids, mask = ids.repeat_interleave(k, 0).to(device), mask.repeat_interleave(k, 0).to(device)  # (B*K, T)
     names = adapter_names * b
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    routed, routed_kwargs = rows_run(model, names)
+    with routed:
+        return _mix_decode(model, tokenizer, settings, coef, ids, mask, positions, b, k, routed_kwargs)
+
+
+def _mix_decode(model, tokenizer, settings, coef, ids, mask, positions, b, k, routed_kwargs) -> list[dict]:
+    """mix_generate's decoding loop over the (B*K, T) copies, inside its per-row adapter context."""
+    device, eos, pad = ids.device, tokenizer.eos_token_id, tokenizer.pad_token_id
+    generator = torch.Generator().manual_seed(settings.seed)
     past, step_ids = None, ids
     out_tokens = torch.full((b, settings.max_new_tokens), pad, dtype=torch.long)
     logps = torch.zeros(b)
     done = torch.zeros(b, dtype=torch.bool)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     for t in range(settings.max_new_tokens):
         out = model(input_ids=step_ids, attention_mask=mask, past_key_values=past, use_cache=True,
-                    position_ids=positions[:, -step_ids.shape[1]:], adapter_names=names)
+                    position_ids=positions[:, -step_ids.shape[1]:], **routed_kwargs)
         past = out.past_key_values
         token_logps = out.logits[:, -1, :].float().log_softmax(-1).cpu().view(b, k, -1)  # (B, K, V)
         mixed = (coef[None, :, None] * token_logps).sum(1).log_softmax(-1)  # (B, V)

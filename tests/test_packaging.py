@@ -48,7 +48,7 @@ def test_the_wheel_carries_assets_dashboard_and_console_script(tmp_path):
 
 
 LAYERS = ["weights", "loss", "pareto", "choose", "schema", "config", "family", "front", "plots", "data", "scorers",
-          "votes", "models", "generate", "margins", "train", "conditioned", "evaluate", "coherence", "feedback",
+          "votes", "models", "routing", "generate", "margins", "train", "conditioned", "evaluate", "coherence", "feedback",
           "instant", "sweep", "demo", "jobs", "cli", "__main__"]
 
 
