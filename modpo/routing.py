@@ -12,7 +12,8 @@ A_cat (in, R) holds the K adapters' A matrices side by side (R = sum of their ra
 B matrices stacked, and row_mask (B, R) is adapter k's scaling on the R-slice of k for the rows that run
 k, 0 elsewhere. Each adapter's rank stays its own (no padding); an adapter a layer lacks adds nothing
 there, as in peft. Adapters peft computes in another way (DoRA, a LoRA bias, merged weights, a non-Linear
-layer, dropout in training) are not routed: `routable` says so and the caller keeps peft's path.
+layer, dropout in training, modules_to_save, another tuner than LoRA) are not routed: `routable` says so
+and the caller keeps peft's path.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def lora_layers(model) -> list:
 
 def routable(model, names: list[str]) -> bool:
     """Whether every LoRA layer computes the named adapters as the plain x @ A @ B * scaling."""
+    from peft import PeftType
     if not hasattr(model, "peft_config") or model.training:
         return False
     wanted = set(names) - {BASE}
@@ -46,8 +48,10 @@ def routable(model, names: list[str]) -> bool:
             return False
     for n in wanted:
         cfg = model.peft_config[n]
-        if getattr(cfg, "use_dora", False) or getattr(cfg, "lora_bias", False):
-            return False
+        if getattr(cfg, "peft_type", None) != PeftType.LORA:
+            return False  # another tuner's layers are not LoRA layers: routing would skip them
+        if any(getattr(cfg, f, None) for f in ("use_dora", "lora_bias", "modules_to_save", "trainable_token_indices")):
+            return False  # disable_adapter would switch the extra modules off and routing would not add them back
     return True
 
 

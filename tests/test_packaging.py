@@ -48,8 +48,8 @@ def test_the_wheel_carries_assets_dashboard_and_console_script(tmp_path):
 
 
 LAYERS = ["weights", "loss", "pareto", "choose", "schema", "config", "family", "front", "plots", "data", "scorers",
-          "votes", "models", "routing", "generate", "margins", "train", "conditioned", "evaluate", "coherence", "feedback",
-          "instant", "sweep", "demo", "jobs", "cli", "__main__"]
+          "votes", "models", "routing", "generate", "margins", "train", "conditioned", "evaluate", "coherence",
+          "feedback", "instant", "sweep", "demo", "jobs", "cli", "__main__"]
 
 
 def test_modules_import_only_downward():

@@ -63,7 +63,7 @@ def test_generate_routes_where_it_can_and_keeps_peft_where_a_layer_computes_othe
     assert len({tuple(o["response_ids"]) for o in routed[:3]}) == 3, "each adapter answers its own way"
 
 
-@pytest.mark.parametrize("why", ["dora", "training", "unknown"])
+@pytest.mark.parametrize("why", ["dora", "modules_to_save", "training", "unknown"])
 def test_layers_routing_cannot_compute_are_left_to_peft(why):
     model, tok, names = tiny_with_adapters((8, 4))
     rows = [names[0], names[1]]
@@ -71,6 +71,10 @@ def test_layers_routing_cannot_compute_are_left_to_peft(why):
         from peft import LoraConfig
         model.add_adapter("d", LoraConfig(r=4, target_modules=["q_proj"], use_dora=True))
         rows = [names[0], "d"]
+    elif why == "modules_to_save":
+        from peft import LoraConfig
+        model.add_adapter("s", LoraConfig(r=4, target_modules=["q_proj"], modules_to_save=["lm_head"]))
+        rows = [names[0], "s"]
     elif why == "training":
         model.train()
     else:
