@@ -15,8 +15,14 @@
 #                        git archive HEAD modpo | tar -x -C .bench_src && cp benchmarks/*.py .bench_src/benchmarks/ &&
 #                        rm .bench_src/modpo/assets/tiny-llama/model.safetensors   # not needed, 0.7 MB
 #   .whl/              wheels for the pinned versions the machine lacks (transformers 5.23.0,
-#                      peft 0.21.2, trl 1.16.0, datasets 5.2.0, dill, multiprocess); without them,
+#                      peft 0.21.2, trl 1.16.0, datasets 5.2.0, dill, multiprocess, jsonschema and its
+#                      referencing, jsonschema-specifications, rpds-py; Python 3.12 wheels); without them,
 #                      or if they do not import, the machine's own packages are used (and printed).
+#   The tracked tree with the demo's adapters (about 77 MiB) is over the device's 64 MiB transfer limit,
+#   and only checkpoints/demo/data is needed there: untrack the rest in the index for the run, restore after:
+#     git rm -r -q --cached checkpoints/demo/adapters checkpoints/demo/conditioned &&
+#     printf '/checkpoints/demo/adapters/\n/checkpoints/demo/conditioned/\n' >> .git/info/exclude
+#     ... the run ...;  git reset -q -- checkpoints/demo && sed -i '\#^/checkpoints/demo/#d' .git/info/exclude
 # Then, on the machine:   OUT=/some/dir bash benchmarks/gpu_bench.sh
 # CPU check of the same path (tiny shape, a few steps):   BENCH_SHAPE=tiny OUT=/tmp/gb bash benchmarks/gpu_bench.sh
 set -u
