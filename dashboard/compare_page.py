@@ -2,7 +2,7 @@
 
 All selected points answer through the library's one answering pipeline (evaluate.answer_points,
 via the shared model service in common.py): adapters and the base model in one batched generate call
-(peft adapter_names per row), mixes from their sources. Responses are cached by (point, prompt,
+(an adapter per row, modpo/routing.py), mixes from their sources. Responses are cached by (point, prompt,
 settings); the samples
 saved at evaluation time show at once, before any model loads. Model output is shown as plain
 text, never as HTML or markdown.

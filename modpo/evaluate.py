@@ -86,7 +86,7 @@ def answer_points(model, tokenizer, spec: FamilySpec, prompts: list[str], polici
     """Each point's answers to every prompt: point id -> {"texts", "response_ids", "logps", "capped",
     "scores": {objective: (N,)}}. logps: the summed log-prob of each answer under the point's own policy.
 
-    Adapters and the base model share batches (one row per point x prompt, peft adapter_names); each
+    Adapters and the base model share batches (one row per point x prompt, generate.rows_run); each
     mix decodes with its own sources. Answers cut by the cap are trimmed to their last complete
     sentence when settings.trim_capped, before scoring: shown and scored as measured.
     on_progress: called as on_progress(answers_done, answers_total) as batches finish.

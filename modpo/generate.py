@@ -1,8 +1,9 @@
 """Decoding: batched generation over several adapters at once, decoding-time mixing of adapters,
 log-probs of given responses, and trimming of answers cut by the token cap.
 
-One base model in memory; each row of a batch names its adapter (peft `adapter_names=[...]`,
-"__base__" for the base model), so K adapters answer a prompt in one generate call instead of K.
+One base model in memory; each row of a batch names its adapter ("__base__" for the base model), so K
+adapters answer a prompt in one generate call instead of K: routing.py runs every row's adapter in each
+LoRA layer at once (peft's `adapter_names` where a layer computes otherwise; `rows_run` picks).
 A mix ("MOD", Shi et al. 2024) decodes from softmax(sum_i c_i log pi_i(. | x, y_<t)), all K source
 policies in one forward over K copies of each prompt.
 """
