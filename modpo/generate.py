@@ -98,7 +98,7 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
         raise ValueError(f"{len(prompts)} prompts but {len(adapter_names)} adapter names")
     if adapter_names is not None and not _is_peft(model) and set(adapter_names) != {BASE}:
         raise ValueError("adapter_names given but the model holds no adapters")
-    model.eval()
+    model.eval()  # torch's eval mode: no dropout; routing.routable also requires it
     device = next(model.parameters()).device
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     torch.manual_seed(settings.seed)
@@ -155,7 +155,7 @@ def _generated_logps(step_logits: tuple, new_tokens: torch.Tensor, eos: int) -> 
 def response_logps(model, tokenizer, prompts: list[str], response_ids: list[list[int]],
                    adapter_names: list[str] | None = None, batch_size: int = 32) -> torch.Tensor:
     """Summed log-prob of each given response under its row's adapter. Returns (N,)."""
-    model.eval()
+    model.eval()  # torch's eval mode: no dropout; routing.routable also requires it
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id
     out = []
@@ -187,7 +187,7 @@ def mix_generate(model, tokenizer, prompts: list[str], adapter_names: list[str],
     coef = torch.tensor(coefficients, dtype=torch.float32)
     if (coef < 0).any() or abs(float(coef.sum()) - 1) > 1e-6:
         raise ValueError(f"mixing coefficients must be >= 0 and sum to 1, got {coefficients}")
-    model.eval()
+    model.eval()  # torch's eval mode: no dropout; routing.routable also requires it
     device = next(model.parameters()).device
     ids, mask = left_pad([prompt_ids(tokenizer, p) for p in prompts], tokenizer.pad_token_id)  # (B, T)
     b = ids.shape[0]

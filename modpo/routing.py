@@ -41,10 +41,7 @@ def routable(model, names: list[str]) -> bool:
     for layer in lora_layers(model):
         if layer.merged or not isinstance(layer.base_layer, torch.nn.Linear):
             return False
-        for extra in ("lora_variant", "lora_magnitude_vector"):  # DoRA and other variants compute otherwise
-            if wanted & set(getattr(layer, extra, None) or {}):
-                return False
-        if any((getattr(layer, "lora_bias", None) or {}).get(n) for n in wanted):
+        if wanted & set(getattr(layer, "lora_variant", None) or {}):  # DoRA and other variants compute otherwise
             return False
     for n in wanted:
         cfg = model.peft_config[n]
@@ -55,9 +52,9 @@ def routable(model, names: list[str]) -> bool:
     return True
 
 
-def stacked_lora(layer, adapters: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, float]]]:
+def stacked_lora(layer, adapters: list[str]) -> tuple[torch.Tensor, torch.Tensor, list] | None:
     """A_cat (in, R), B_cat (R, out) and, per adapter in `adapters`, (start, end, scaling) of its slice
-    (start == end where the layer lacks the adapter)."""
+    (start == end where the layer lacks the adapter). None when the layer holds none of them."""
     a_parts, b_parts, slices, at = [], [], [], 0
     for name in adapters:
         if name not in layer.lora_A:
@@ -68,9 +65,8 @@ def stacked_lora(layer, adapters: list[str]) -> tuple[torch.Tensor, torch.Tensor
         b_parts.append(b)
         slices.append((at, at + a.shape[0], float(layer.scaling[name])))
         at += a.shape[0]
-    base_w = layer.base_layer.weight
     if not a_parts:
-        return (base_w.new_zeros(base_w.shape[1], 0), base_w.new_zeros(0, base_w.shape[0]), slices)
+        return None
     dtype = a_parts[0].dtype
     return torch.cat([a.to(dtype) for a in a_parts]).T, torch.cat([b.to(dtype) for b in b_parts], 1).T, slices
 
@@ -110,9 +106,10 @@ def per_row_adapters(model, names: list[str]):
 
     try:
         for layer in lora_layers(model):
-            a_cat, b_cat, slices = stacked_lora(layer, adapters)
-            if a_cat.shape[1] == 0:
+            stacked = stacked_lora(layer, adapters)
+            if stacked is None:
                 continue
+            a_cat, b_cat, slices = stacked
             mask = row_mask(slices, a_cat.shape[1], rows, a_cat.device, a_cat.dtype)
             handles.append(layer.base_layer.register_forward_hook(make_hook(a_cat, b_cat, mask)))
         with model.disable_adapter():
