@@ -157,6 +157,10 @@ def attach_adapters(model, adapters: dict[str, str | Path]):
             first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
             raise ValueError(f"adapter {name!r} in {path} does not fit the base model ({first}); delete that "
                              "folder and train it again") from None
+        if getattr(model.peft_config[name], "use_dora", False):  # peft refuses DoRA in per-row batches
+            model.delete_adapter(name)
+            raise ValueError(f"adapter {name!r} in {path} is a DoRA adapter, which cannot answer in a batch beside "
+                             "other adapters; retrain it as a plain LoRA (use_dora off)")
     if hasattr(model, "peft_config"):
         model.eval()
     return model

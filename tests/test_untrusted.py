@@ -304,3 +304,22 @@ def test_minus_zero_names_the_same_weighting(root, capsys):
     assert main(["train", "--family", str(root), "--weights", "1,-0", "--steps", "1", "--no-eval"]) == 2
     assert "adapter 'w-1.00-0.00' already exists" in capsys.readouterr().err
     assert not list((root / "adapters").glob("*--*"))
+
+
+def test_a_stranger_dora_adapter_is_refused_at_loading_not_mid_generation(root):
+    """peft cannot answer with a DoRA adapter beside others in one batch (it raises during generate): attaching
+    refuses it by name, and evaluate skips it and evaluates the rest."""
+    from peft import LoraConfig, get_peft_model
+
+    from modpo.models import attach_adapters, load_base
+    d = root / "adapters" / "w-0.70-0.30"
+    dora = get_peft_model(load_base("tiny")[0], LoraConfig(r=4, target_modules=["q_proj"], use_dora=True))
+    dora.save_pretrained(str(d))  # adapter_config.json and adapter_model.safetensors, as a stranger's zip holds them
+    model, _ = load_base("tiny")
+    with pytest.raises(ValueError, match="DoRA adapter"):
+        attach_adapters(model, {"ok": root / "adapters" / "w-0.30-0.70", "bad": d})
+    (d / "eval.json").unlink()
+    (root / "adapters" / "w-0.30-0.70" / "eval.json").unlink()
+    assert main(["evaluate", "--family", str(root)]) == 0
+    family = fam.load_family(root)
+    assert family.point("w-0.30-0.70").eval is not None and family.point("w-0.70-0.30").eval is None
