@@ -7,10 +7,12 @@ scores standardized over all saved answers (choose.standardize). The estimate do
 choose.posterior's mean, with kappa summed out over choose.KAPPAS (flat priors, as the app uses it).
 
 Candidate answers: every point's saved evaluation samples (eval.json "samples": base + adapters, one
-answer per prompt each). Candidate pairs: two different answer texts to the same prompt from different
-points, each comparison once. Two strategies per voter, with the same w* and the same coin per pair (a
-pair shown to both gets the same vote): "suggested" takes the unvoted pair with the largest
-choose.information_gain under the current posterior; "random" takes a uniformly random unvoted pair.
+answer per held-out prompt each). Candidate pairs: two different answer texts to the same prompt from
+different points, each comparison once; in a pool of more than --max-candidates pairs, the widest that
+many (choose.widest_pairs), as the app's suggestion keeps. Two strategies per voter, with the same w*
+and the same coin per pair (a pair shown to both gets the same vote): "suggested" takes the unvoted
+pair with the largest choose.information_gain under the current posterior; "random" takes a uniformly
+random unvoted pair.
 After each vote the posterior is recomputed and L1 = |mean - w*|_1 recorded.
 
 For speed the posterior and the information gain are updated from precomputed per-pair terms (the
@@ -121,6 +123,8 @@ class Estimator:
         gain = np.where(voted, -np.inf, marginal - flat @ self.entropy)
         if self.gain == "joint":
             return gain
+        if self.gain == "variance":
+            return np.where(voted, -np.inf, -self.expected_variance(flat, mean_p))
         short = np.argsort(-gain)[:W_SHORTLIST]
         c, g = joint.shape
         w = joint.sum(0)                                                             # (G,)
@@ -129,6 +133,19 @@ class Estimator:
         gain_w = np.full_like(gain, -np.inf)
         gain_w[short] = marginal[short] - w @ (-(p_w * np.log(p_w) + (1 - p_w) * np.log(1 - p_w)))
         return np.where(voted, -np.inf, gain_w)
+
+    def expected_variance(self, flat: np.ndarray, p_win: np.ndarray) -> np.ndarray:
+        """(P,) the posterior variance of w (trace of its covariance) expected after each pair's vote:
+        sum over the two outcomes of P(outcome) * tr Cov(w | votes, outcome)."""
+        w = np.tile(self.grid, (len(self.kappas), 1))                                # (C*G, K)
+        qw, qw2 = flat[:, None] * w, flat * (w ** 2).sum(1)                          # (C*G, K), (C*G,)
+        m1_win, m2_win = qw.T @ self.p, qw2 @ self.p                                  # (K, P), (P,): sums over wins
+        m1_lose, m2_lose = qw.sum(0)[:, None] - m1_win, qw2.sum() - m2_win
+        p_win = np.clip(p_win, 1e-12, 1 - 1e-12)
+        p_lose = 1 - p_win
+        var_win = m2_win / p_win - ((m1_win / p_win) ** 2).sum(0)
+        var_lose = m2_lose / p_lose - ((m1_lose / p_lose) ** 2).sum(0)
+        return p_win * var_win + p_lose * var_lose
 
     def point(self, joint: np.ndarray) -> np.ndarray:
         """(K,) the estimate: the posterior mean (Posterior.mean), or the grid weighting with the least
@@ -217,6 +234,7 @@ ESTIMATORS = {  # name -> (grid steps, kappas or None for "only the true kappa*"
     "kappas-2-4-8": (40, (2.0, 4.0, 8.0), "joint", "mean"),   # no hypotheses of a very noisy voter
     "gain-w": (40, choose.KAPPAS, "w", "mean"),               # pairs chosen for information about w alone
     "l1-estimate": (40, choose.KAPPAS, "joint", "l1"),        # the estimate minimizing expected L1, not the mean
+    "variance": (40, choose.KAPPAS, "variance", "mean"),      # pairs chosen for the least expected variance of w
 }
 
 
@@ -238,6 +256,9 @@ def main():
                     "adapters, as measured in RESULTS §9; add conditioned for the demo's 21 conditioned points: "
                     "744 answers and 1,800 pairs instead of 240 and 1,014)")
     ap.add_argument("--check", type=int, default=2, help="voters per kappa* checked step by step against modpo.choose")
+    ap.add_argument("--max-candidates", type=int, default=choose.MAX_CANDIDATES,
+                    help="keep the widest this many candidate pairs (default %(default)s: choose.MAX_CANDIDATES, "
+                         "as the app does)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     if a.max_votes < TARGET_VOTES:
@@ -252,6 +273,10 @@ def main():
         scores, pairs = training_pairs(family)
     z = (scores - center) / scale
     diffs = z[pairs[:, 0]] - z[pairs[:, 1]]                                          # (P, K)
+    shortlist = choose.widest_pairs(diffs, a.max_candidates)  # what the app's votes.suggest_pair computes gains over
+    if len(shortlist) < len(pairs):
+        print(f"{len(pairs)} candidate pairs: the widest {len(shortlist)} kept (--max-candidates)", flush=True)
+    pairs, diffs = pairs[shortlist], diffs[shortlist]
     k = len(names)
     print(f"{family.spec.name} ({a.answers} answers): {len(scores)} answers, {len(pairs)} candidate "
           f"pairs; objectives {names}; |z_a - z_b| median {np.round(np.median(np.abs(diffs), 0), 2).tolist()}, 90th "

@@ -82,7 +82,8 @@ class EvalSettings:
     temperature: float = 0.0    # 0 = greedy (the default: comparable, low-noise points)
     seed: int = 0               # sampling seed when temperature > 0
     batch_size: int = 32        # rows per generate call (rows mix adapters)
-    samples_saved: int = 24     # responses kept in eval.json for the dashboard
+    samples_saved: int = 1000   # responses kept in eval.json (every one, up to 1000 prompts): the Compare page
+                                # shows them at once, and the votes' pool (votes.answer_pool) draws its pairs from them
     trim_capped: bool = False   # score a response cut by the cap up to its last complete sentence (as sampled data)
 
     # what makes two evaluations comparable (batch_size and samples_saved change no score)

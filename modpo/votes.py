@@ -23,7 +23,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .choose import Posterior, information_gain, posterior, standardize
+from .choose import Posterior, information_gain, posterior, standardize, widest_pairs
 from .schema import VOTE_LABELS
 
 HUMAN = "human"
@@ -177,7 +177,10 @@ def suggest_pair(estimate: Estimate, pool: Sequence[Mapping], asked: set = froze
     if not pairs:
         return None
     scores = np.array([[a["scores"][k] for k in estimate.objectives] for a in pool])
-    diffs = np.array([scores[i] - scores[j] for i, j in pairs]) / estimate.scale
+    index = np.array(pairs)                                                            # (P, 2)
+    diffs = (scores[index[:, 0]] - scores[index[:, 1]]) / estimate.scale
+    shortlist = widest_pairs(diffs)  # a pool of many saved answers: the widest MAX_CANDIDATES pairs
+    pairs, diffs = [pairs[n] for n in shortlist], diffs[shortlist]
     gain = information_gain(estimate.posterior, diffs)
     best = int(np.argmax(gain))
     i, j = pairs[best]

@@ -68,3 +68,14 @@ def test_information_gain_prefers_pairs_that_split_the_posterior():
 def test_nearest_point_by_l1():
     assert choose.nearest([0.5, 0.5], {"a": (1.0, 0.0), "b": (0.4, 0.6)}) == ("b", pytest.approx(0.2))
     assert choose.nearest([0.5, 0.5], {}) is None
+
+
+def test_widest_pairs_keeps_the_largest_differences_in_their_order():
+    diffs = np.array([[0.1, 0.0], [3.0, 4.0], [0.0, -2.0], [1.0, 1.0], [-0.5, 0.0]])  # norms 0.1 5 2 1.41 0.5
+    assert choose.widest_pairs(diffs, limit=3).tolist() == [1, 2, 3]
+    assert choose.widest_pairs(diffs, limit=10).tolist() == [0, 1, 2, 3, 4], "a small pool is kept whole"
+    many = np.random.default_rng(0).normal(size=(choose.MAX_CANDIDATES + 50, 3))
+    kept = choose.widest_pairs(many)
+    assert len(kept) == choose.MAX_CANDIDATES
+    dropped = np.setdiff1d(np.arange(len(many)), kept)
+    assert np.linalg.norm(many[dropped], axis=1).max() <= np.linalg.norm(many[kept], axis=1).min()

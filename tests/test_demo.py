@@ -202,6 +202,19 @@ def test_the_held_out_prompts_are_apart_from_the_train_prompts(demo):
     assert fam.read_eval_prompts(DEMO) == held_out and family.spec.data["eval_prompts"] == len(held_out) == 144
 
 
+def test_every_point_saves_its_answer_to_every_held_out_prompt(demo):
+    """The votes' pool (votes.answer_pool) and the Compare page's saved answers: each evaluation keeps all
+    144 answers with their scores, and they are the answers its means were computed from."""
+    family, table = demo
+    held_out = fam.read_eval_prompts(DEMO)
+    for p in family.points:
+        samples = p.eval["samples"]
+        assert [s["prompt"] for s in samples] == held_out, f"{p.id} saved {len(samples)} answers"
+        for o in OBJECTIVES:
+            mean = np.mean([s["scores"][o] for s in samples])
+            assert mean == pytest.approx(p.eval["objectives"][o]["mean"], abs=1e-9), (p.id, o)
+
+
 def test_the_demo_ships_one_conditioned_adapter_evaluated_on_its_grid_and_audited(demo):
     """Issue 14 on the demo: the build trains one weight-conditioned adapter on the family's own pairs for
     as many steps as one exact adapter, adds it as points on its 15-point grid and at the 7 trained weightings
@@ -215,7 +228,8 @@ def test_the_demo_ships_one_conditioned_adapter_evaluated_on_its_grid_and_audite
     assert len(cond) >= 15 and all(p.eval and p.eval["prompt_set"]["n"] == len(fam.read_eval_prompts(DEMO))
                                    for p in cond)
     assert not any((p.path / "adapter_model.safetensors").exists() for p in cond), "one adapter for the whole front"
-    assert sum(f.stat().st_size for p in cond for f in p.path.iterdir()) < 2**20
+    stored = [f for p in cond for f in p.path.iterdir() if f.name != "eval.json"]  # eval.json: its 144 answers
+    assert {f.name for f in stored} == {"meta.json"} and sum(f.stat().st_size for f in stored) < 2**17
     rows, summary = conditioned_audit(family, table)
     covered = rows[rows["conditioned"] != "not covered"]
     assert len(covered) == 7 and set(rows[rows["conditioned"] == "not covered"]["exact"]) == {

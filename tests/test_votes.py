@@ -266,3 +266,18 @@ def test_train_data_votes_trains_one_weighting_into_a_new_family_then_one_more(t
     assert main(["train", "--family", str(root / "other"), "--weights", "0.5,0.5", "--data", str(prefs)]) == 2
     assert "only a family's data/votes.jsonl" in capsys.readouterr().err
     assert not (root / "other").exists(), "a refused run leaves no folder"
+
+
+def test_a_pool_larger_than_the_shortlist_suggests_among_its_widest_pairs(monkeypatch):
+    """Many saved answers (one per held-out prompt for every point): the gain is computed over the
+    choose.MAX_CANDIDATES widest pairs only, so a suggestion stays fast; here the shortlist is 3 pairs."""
+    from modpo import choose
+    points, pool = pool_and_points()
+    prior = vt.estimate_weighting(["relevance", "brevity"], [True, True], [], pool)
+    seen = []
+    real_gain = vt.information_gain
+    monkeypatch.setattr(vt, "widest_pairs", lambda d: choose.widest_pairs(d, limit=3))
+    monkeypatch.setattr(vt, "information_gain", lambda post, d: seen.append(len(d)) or real_gain(post, d))
+    suggestion = vt.suggest_pair(prior, pool)
+    assert seen == [3]
+    assert set(suggestion["ids"]) == {"r", "b"}, "the widest pairs are r against b (most apart on both objectives)"
