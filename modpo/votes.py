@@ -105,10 +105,15 @@ def vote_evidence(votes: Sequence[Mapping], objectives: Sequence[str]) -> tuple[
 
 def answer_pool(points: Sequence, objectives: Sequence[str], extra: Sequence[Mapping] = ()) -> list[dict]:
     """Every known answer scored on all objectives: each point's saved evaluation samples, then extra
-    ones (e.g. generated on the Compare page). Items: {"id", "prompt", "text", "scores", "weights"}."""
-    pool = []
+    ones (e.g. generated on the Compare page). Items: {"id", "prompt", "text", "scores", "weights"}.
+    One saved answer per point and prompt (an evaluation answers each prompt once): a stranger's eval.json
+    that repeats a prompt cannot grow the pairs of that prompt (candidate_pairs is quadratic in them)."""
+    pool, seen = [], set()
     for p in points:
         for s in (p.eval or {}).get("samples", []):
+            if (p.id, s["prompt"]) in seen:
+                continue
+            seen.add((p.id, s["prompt"]))
             if all(k in s["scores"] for k in objectives):
                 pool.append({"id": p.id, "prompt": s["prompt"], "text": s["response"], "scores": s["scores"],
                              "weights": p.weights})

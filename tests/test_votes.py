@@ -281,3 +281,13 @@ def test_a_pool_larger_than_the_shortlist_suggests_among_its_widest_pairs(monkey
     suggestion = vt.suggest_pair(prior, pool)
     assert seen == [3]
     assert set(suggestion["ids"]) == {"r", "b"}, "the widest pairs are r against b (most apart on both objectives)"
+
+
+def test_a_point_repeating_a_prompt_in_its_saved_answers_adds_it_once():
+    """A stranger's eval.json listing one prompt thousands of times must not make the pairs quadratic in it."""
+    points, _ = pool_and_points()
+    points[0].eval["samples"] = points[0].eval["samples"] + [dict(points[0].eval["samples"][0],
+                                                                  response=f"copy {n}") for n in range(5000)]
+    pool = vt.answer_pool(points, ["relevance", "brevity"])
+    assert len(pool) == 12 and len(vt.candidate_pairs(pool)) == 12
+    assert [a["text"] for a in pool if a["id"] == "r" and a["prompt"] == "p0"] == ["r answers p0"]
