@@ -205,7 +205,7 @@ def test_the_held_out_prompts_are_apart_from_the_train_prompts(demo):
 def test_every_point_saves_its_answer_to_every_held_out_prompt(demo):
     """The votes' pool (votes.answer_pool) and the Compare page's saved answers: each evaluation keeps all
     144 answers with their scores, and they are the answers its means were computed from."""
-    family, table = demo
+    family, _ = demo
     held_out = fam.read_eval_prompts(DEMO)
     for p in family.points:
         samples = p.eval["samples"]
