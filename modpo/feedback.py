@@ -32,19 +32,34 @@ def preference_probability(scale: float, better: float, worse: float) -> float:
     return float(1.0 / (1.0 + np.exp(-scale * (better - worse))))
 
 
-def contrast_pairs(scores: dict[str, np.ndarray], texts: list[str]) -> list[tuple[int, int]]:
+def contrast_pairs(scores: dict[str, np.ndarray], texts: list[str],
+                   matched: dict[str, tuple[str, float]] | None = None) -> list[tuple[int, int]]:
     """For k responses to one prompt: per objective, the pair (i, j), i < j, whose scores differ most,
     skipping pairs with an empty or repeated response; duplicates kept once, in objective order.
 
     scores: objective -> (k,) scores of the k responses. With k = 2 this is the one pair (when usable).
+    matched: objective -> (other, tolerance): that objective's pair is chosen only among pairs whose
+    `other` scores differ by at most tolerance (none when no pair does). Relevance pairs of answers of
+    about the same length (other = brevity, tolerance 5 words) keep its labels from rewarding length.
     """
+    matched = matched or {}
+    for name, (other, tolerance) in matched.items():
+        if name not in scores or other not in scores:
+            raise ValueError(f"matched pairs {name!r} on {other!r}: both must be scored objectives, "
+                             f"got {sorted(scores)}")
+        if not tolerance >= 0:
+            raise ValueError(f"matched pairs {name!r} on {other!r}: the tolerance must be >= 0, got {tolerance}")
     usable = [i for i, t in enumerate(texts) if t.strip()]
     candidates = [(i, j) for a, i in enumerate(usable) for j in usable[a + 1:] if texts[i].strip() != texts[j].strip()]
-    if not candidates:
-        return []
     chosen = []
-    for values in scores.values():
-        pair = max(candidates, key=lambda ij: (abs(values[ij[0]] - values[ij[1]]), -ij[0], -ij[1]))
+    for name, values in scores.items():
+        allowed = candidates
+        if name in matched:
+            other, tolerance = matched[name]
+            allowed = [(i, j) for i, j in candidates if abs(scores[other][i] - scores[other][j]) <= tolerance]
+        if not allowed:
+            continue
+        pair = max(allowed, key=lambda ij: (abs(values[ij[0]] - values[ij[1]]), -ij[0], -ij[1]))
         if pair not in chosen:
             chosen.append(pair)
     return chosen
@@ -52,12 +67,13 @@ def contrast_pairs(scores: dict[str, np.ndarray], texts: list[str]) -> list[tupl
 
 def sample_preferences(model, tokenizer, prompts: list[str], objectives: list[Objective],
                        settings: GenerationSettings, batch_size: int = 32, source: str = "on-policy samples",
-                       log=print, samples_per_prompt: int = 2) -> PreferenceDataset:
+                       log=print, samples_per_prompt: int = 2,
+                       matched: dict[str, tuple[str, float]] | None = None) -> PreferenceDataset:
     """Sampled responses to every prompt, paired and labelled on every objective by its scorer.
 
     With samples_per_prompt = k > 2, each prompt gives up to one row per objective: the pair of its k
     responses whose scores on that objective differ most (contrast_pairs), so every objective has
-    pairs that differ in it, not only in the others.
+    pairs that differ in it, not only in the others; `matched` restricts an objective's pairs as there.
     A response that hit the token cap is trimmed to its last complete sentence (`trim_to_sentence`),
     or kept whole when it has none.
     Pairs whose two responses are identical or empty are left out (no preference to learn).
@@ -77,7 +93,7 @@ def sample_preferences(model, tokenizer, prompts: list[str], objectives: list[Ob
     rows = []
     for n, prompt in enumerate(prompts):
         block = slice(n * k, (n + 1) * k)
-        for i, j in contrast_pairs({name: s[block] for name, s in scores.items()}, texts[block]):
+        for i, j in contrast_pairs({name: s[block] for name, s in scores.items()}, texts[block], matched):
             a, b = n * k + i, n * k + j
             prefs = {o.name: label(scores[o.name][a], scores[o.name][b], o.maximize) for o in objectives}
             rows.append(PreferenceRow(prompt, (texts[a], texts[b]), prefs,

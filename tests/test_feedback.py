@@ -68,3 +68,19 @@ def test_contrast_pairs_take_per_objective_the_two_responses_that_differ_most():
     assert contrast_pairs({"up": np.array([0.0, 5.0, 1.0, 5.0])}, ["x", " ", "y", "x"]) == [(2, 3)]
     assert contrast_pairs({"up": np.array([0.0, 1.0])}, ["x", "x"]) == []
     assert contrast_pairs({"up": np.array([0.0, 1.0])}, ["x", "y"]) == [(0, 1)]  # two samples: the one pair
+
+
+def test_matched_contrast_pairs_hold_another_objective_nearly_fixed():
+    from modpo.feedback import contrast_pairs
+    texts = ["a", "bb", "ccc", "dddd"]
+    scores = {"relevance": np.array([0.0, 1.0, 0.9, 0.1]), "brevity": np.array([-10.0, -30.0, -12.0, -11.0])}
+    # unmatched, relevance's widest pair (0, 1) is also 20 words apart: its label would reward length
+    assert contrast_pairs(scores, texts) == [(0, 1)]
+    # matched within 5 words: relevance takes (0, 2) (0.9 apart, 2 words); brevity keeps its widest pair
+    assert contrast_pairs(scores, texts, {"relevance": ("brevity", 5.0)}) == [(0, 2), (0, 1)]
+    # no pair close enough: relevance gets none that prompt, brevity still its own
+    assert contrast_pairs(scores, texts, {"relevance": ("brevity", 0.5)}) == [(0, 1)]
+    with pytest.raises(ValueError, match="'relevance' on 'length'"):
+        contrast_pairs(scores, texts, {"relevance": ("length", 5.0)})
+    with pytest.raises(ValueError, match="tolerance must be >= 0"):
+        contrast_pairs(scores, texts, {"relevance": ("brevity", -1.0)})
