@@ -75,7 +75,16 @@ def demo_prompts() -> dict:
     return {"train": obj["train"], "eval": obj["eval"]}
 
 
-def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, log=print) -> dict:
+def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, log=print, *,
+               grid: list[tuple[float, ...]] | None = None, samples_per_prompt: int = SAMPLES_PER_PROMPT,
+               matched: dict[str, tuple[str, float]] | None = None, conditioned: bool = True) -> dict:
+    """Build (or resume) the demo family in root; returns the stage wall times.
+
+    The keywords change the recipe for experiments (benchmarks/bench_demo_recipe.py), never the shipped
+    family: grid (default DEMO_GRID), samples_per_prompt, matched (feedback.contrast_pairs: an objective's
+    pairs nearly equal on another) and conditioned (stage 5; off skips it, and coherence then checks the
+    exact points only).
+    """
     import torch
 
     from .data import load_jsonl, write_jsonl
@@ -102,7 +111,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
         scales = reward_scales(dataset, DEMO_OBJECTIVES, NATS_PER_SD)  # from the stored scores: the same numbers
         log(f"[sample] reusing {len(dataset.rows)} labelled pairs from {prefs_path}")
     else:
-        log(f"[sample] {SAMPLES_PER_PROMPT} responses x {len(prompts['train'])} train prompts from the base model")
+        log(f"[sample] {samples_per_prompt} responses x {len(prompts['train'])} train prompts from the base model")
         dataset = sample_preferences(
             model,
             tokenizer,
@@ -113,7 +122,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             source="on-policy samples of SmolLM2-135M-Instruct on modpo/assets/demo_prompts.json, labelled by "
                    f"a Bradley-Terry model of the scorers at {NATS_PER_SD} nats per standard deviation",
             log=lambda m: log(f"[sample] {m}"),
-            samples_per_prompt=SAMPLES_PER_PROMPT,
+            samples_per_prompt=samples_per_prompt,
+            matched=matched,
         )
         scales = reward_scales(dataset, DEMO_OBJECTIVES, NATS_PER_SD)
         dataset = bradley_terry_labels(dataset, scales, LABEL_SEED)
@@ -145,7 +155,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             "train_prompts": len(prompts["train"]),
             "eval_prompts": len(prompts["eval"]),
             "sampling": {"max_new_tokens": SAMPLE_TOKENS, "temperature": SAMPLE_TEMPERATURE,
-                         "samples_per_prompt": SAMPLES_PER_PROMPT, "pairs": "per objective, the two most different"},
+                         "samples_per_prompt": samples_per_prompt, "pairs": "per objective, the two most different",
+                         **({"matched": {k: list(v) for k, v in matched.items()}} if matched else {})},
         },
         notes={
             "conflict": clashes,
@@ -160,13 +171,14 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
         },
         labels={"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": NATS_PER_SD, "seed": LABEL_SEED},
     )
-    stage_times = run_sweep(root, spec, model, tokenizer, dataset, DEMO_GRID, cfg, prompts["eval"],
+    stage_times = run_sweep(root, spec, model, tokenizer, dataset, list(grid or DEMO_GRID), cfg, prompts["eval"],
                             EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH, trim_capped=True), log=log)
     times.update(stage_times)
 
     del model  # the sweep injected LoRA layers into it: what follows starts from a clean base
     settings = EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH, trim_capped=True)
-    times.update(build_conditioned(root, cfg, prompts["eval"], settings, log))
+    if conditioned:
+        times.update(build_conditioned(root, cfg, prompts["eval"], settings, log))
 
     t = time.perf_counter()
     model, tokenizer = load_base(DEMO_MODEL)

@@ -1,0 +1,91 @@
+"""A demo recipe measured against the shipped family, before anyone spends a full rebuild on it.
+
+Builds a reduced demo family the demo's own way (modpo.demo.build_demo with its experiment keywords:
+sample from the base model, pair per objective, draw Bradley-Terry labels, train the grid, evaluate on the
+144 held-out prompts, run the coherence check; no conditioned adapter), then prints per point its scores,
+its gain over the base model in standard errors, its KL estimate and coherence, beside the shipped point
+with the same weighting. One run is one draw of the samples and one training seed: differences of one or
+two standard errors between recipes are within that (README, "What mattered").
+
+    # 8 samples per prompt, relevance pairs within 5 words of each other (about 20 minutes on 2 cores)
+    python benchmarks/bench_demo_recipe.py --out /tmp/recipe --samples-per-prompt 8 --match-relevance-words 5
+
+The family in --out is resumable like the demo: a second run reuses its pairs and adapters.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from modpo import demo  # noqa: E402
+from modpo import family as fam  # noqa: E402
+from modpo.front import front_table  # noqa: E402
+
+# the relevance end (always trained), the other two vertices and two interior points that lean apart
+DEFAULT_GRID = [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.2, 0.6, 0.2), (0.5, 0.0, 0.5)]
+
+
+def scores(root: Path) -> dict:
+    """point id -> {objective: (mean, stderr)}, kl, coherence (relevance x base, bad share) where recorded."""
+    family = fam.load_family(root)
+    table = front_table(family).set_index("id")
+    coherence = family.spec.notes.get("coherence", {}).get("points", {})
+    out = {}
+    for pid, row in table.iterrows():
+        out[pid] = {"objectives": {o: (row[o], row[f"{o}_stderr"]) for o in family.spec.objective_names},
+                    "kl": row["kl"], "coherence": coherence.get(pid)}
+    return out
+
+
+def gain(point: dict, base: dict, objective: str) -> float:
+    (m, s), (mb, sb) = point["objectives"][objective], base["objectives"][objective]
+    return (m - mb) / float(np.hypot(s, sb))
+
+
+def describe(point: dict, base: dict) -> str:
+    parts = [f"{o} {m:7.3f} ({gain(point, base, o):+.1f} se)" for o, (m, _) in point["objectives"].items()]
+    c = point["coherence"]
+    tail = f"  coherence {c['relevance_vs_base']:.2f} x, bad {c['bad']:.0%}" if c else ""
+    return "  ".join(parts) + f"  KL {point['kl']:5.2f}" + tail
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True, help="folder for the experiment family (resumable)")
+    ap.add_argument("--samples-per-prompt", type=int, default=demo.SAMPLES_PER_PROMPT)
+    ap.add_argument("--match-relevance-words", type=float, default=None,
+                    help="choose relevance pairs among answers at most this many words apart")
+    ap.add_argument("--grid", type=json.loads, default=DEFAULT_GRID,
+                    help="JSON list of weightings (relevance, sentiment, brevity); the relevance end is always trained")
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps per adapter (default: the demo's)")
+    ap.add_argument("--compare", type=Path, default=Path("checkpoints/demo"), help="the family to compare with")
+    a = ap.parse_args(argv)
+    if a.out.resolve() == a.compare.resolve():
+        raise SystemExit("--out must not be the family it is compared with")
+    matched = {"relevance": ("brevity", a.match_relevance_words)} if a.match_relevance_words is not None else None
+    demo.build_demo(a.out, a.steps, grid=[tuple(w) for w in a.grid], samples_per_prompt=a.samples_per_prompt,
+                    matched=matched, conditioned=False)
+
+    rows = [json.loads(line) for line in fam.preferences_file(a.out).read_text().splitlines() if line.strip()]
+    d_rel = np.array([r["scores"]["relevance"][0] - r["scores"]["relevance"][1] for r in rows])
+    d_words = -np.array([r["scores"]["brevity"][0] - r["scores"]["brevity"][1] for r in rows])
+    d_sent = np.array([r["scores"]["sentiment"][0] - r["scores"]["sentiment"][1] for r in rows])
+    print(f"\n{len(rows)} pairs: corr(relevance difference, word difference) {np.corrcoef(d_rel, d_words)[0, 1]:.2f}; "
+          f"mean |difference|: relevance {np.abs(d_rel).mean():.3f}, sentiment {np.abs(d_sent).mean():.3f}, "
+          f"words {np.abs(d_words).mean():.1f}")
+    new, old = scores(a.out), (scores(a.compare) if fam.is_family(a.compare) else {})
+    print(f"\nbase          {describe(new['base'], new['base'])}")
+    for pid in sorted(p for p in new if p != "base"):
+        print(f"{pid:18s} recipe  {describe(new[pid], new['base'])}")
+        if pid in old:
+            print(f"{'':18s} shipped {describe(old[pid], old['base'])}")
+
+
+if __name__ == "__main__":
+    main()
