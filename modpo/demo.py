@@ -77,13 +77,14 @@ def demo_prompts() -> dict:
 
 def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, log=print, *,
                grid: list[tuple[float, ...]] | None = None, samples_per_prompt: int = SAMPLES_PER_PROMPT,
-               matched: dict[str, tuple[str, float]] | None = None, conditioned: bool = True) -> dict:
+               matched: dict[str, tuple[str, float]] | None = None, conditioned: bool = True,
+               seed: int | None = None) -> dict:
     """Build (or resume) the demo family in root; returns the stage wall times.
 
     The keywords change the recipe for experiments (benchmarks/bench_demo_recipe.py), never the shipped
     family: grid (default DEMO_GRID), samples_per_prompt, matched (feedback.contrast_pairs: an objective's
-    pairs nearly equal on another) and conditioned (stage 5; off skips it, and coherence then checks the
-    exact points only).
+    pairs nearly equal on another), conditioned (stage 5; off skips it, and coherence then checks the
+    exact points only) and seed (the training seed: LoRA initialisation and the order of the pairs).
     """
     import torch
 
@@ -139,7 +140,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
 
     # a resumed build keeps the times of the stages it skipped (record_times overwrites the ones that ran)
     previous = fam.read_family(root).notes.get("build_times_s", {}) if fam.is_family(root) else {}
-    cfg = TrainConfig(**{**DEMO_TRAIN, **({"max_steps": steps} if steps else {})})
+    cfg = TrainConfig(**{**DEMO_TRAIN, **({"max_steps": steps} if steps else {}),
+                         **({"seed": seed} if seed is not None else {})})
     margins = {o.name: {"kind": "explicit", "scorer": o.scorer, "scale": scales[o.name]}
                for o in DEMO_OBJECTIVES if o.name != DEMO_TARGET}
     spec = fam.FamilySpec(
