@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modpo import demo  # noqa: E402
 from modpo import family as fam  # noqa: E402
+from modpo.data import load_jsonl  # noqa: E402
 from modpo.front import front_table  # noqa: E402
 
 # the relevance end (always trained), the other two vertices and two interior points that lean apart
@@ -88,10 +89,10 @@ def main(argv=None) -> None:
         demo.build_demo(out, a.steps, grid=[tuple(w) for w in a.grid], samples_per_prompt=a.samples_per_prompt,
                         matched=matched, conditioned=False, seed=seed)
 
-    rows = [json.loads(line) for line in fam.preferences_file(a.out).read_text().splitlines() if line.strip()]
-    d_rel = np.array([r["scores"]["relevance"][0] - r["scores"]["relevance"][1] for r in rows])
-    d_words = -np.array([r["scores"]["brevity"][0] - r["scores"]["brevity"][1] for r in rows])
-    d_sent = np.array([r["scores"]["sentiment"][0] - r["scores"]["sentiment"][1] for r in rows])
+    rows = load_jsonl(fam.preferences_file(a.out)).rows
+    d_rel, d_sent, d_brevity = (np.array([r.scores[o][0] - r.scores[o][1] for r in rows])
+                                for o in ("relevance", "sentiment", "brevity"))
+    d_words = -d_brevity  # brevity = minus the word count
     print(f"\n{len(rows)} pairs: corr(relevance difference, word difference) {np.corrcoef(d_rel, d_words)[0, 1]:.2f}; "
           f"mean |difference|: relevance {np.abs(d_rel).mean():.3f}, sentiment {np.abs(d_sent).mean():.3f}, "
           f"words {np.abs(d_words).mean():.1f}")
