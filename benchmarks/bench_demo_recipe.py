@@ -75,19 +75,17 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     if a.out.resolve() == a.compare.resolve():
         raise SystemExit("--out must not be the family it is compared with")
-    if fam.is_family(a.out):  # resuming: its adapters were trained at the seed it recorded
-        built = fam.read_family(a.out).notes.get("train_config", {}).get("seed")
-        if built != a.seeds[0]:
-            raise SystemExit(f"{a.out} was trained at seed {built}: list that seed first in --seeds "
-                             f"(got {a.seeds}), or give a new --out")
     matched = {"relevance": ("brevity", a.match_relevance_words)} if a.match_relevance_words is not None else None
     outs = {seed: a.out if n == 0 else a.out.with_name(f"{a.out.name}-seed{seed}") for n, seed in enumerate(a.seeds)}
     for seed, out in outs.items():
         if out != a.out and not out.exists():  # the same pairs and reference pass: only the seed differs
             out.mkdir(parents=True)
             shutil.copytree(a.out / "data", out / "data")
-        demo.build_demo(out, a.steps, grid=[tuple(w) for w in a.grid], samples_per_prompt=a.samples_per_prompt,
-                        matched=matched, conditioned=False, seed=seed)
+        try:
+            demo.build_demo(out, a.steps, grid=[tuple(w) for w in a.grid], samples_per_prompt=a.samples_per_prompt,
+                            matched=matched, conditioned=False, seed=seed)
+        except ValueError as e:  # a resumed folder built with another recipe
+            raise SystemExit(f"{out}: {e}") from None
 
     rows = load_jsonl(fam.preferences_file(a.out)).rows
     d_rel, d_sent, d_brevity = (np.array([r.scores[o][0] - r.scores[o][1] for r in rows])

@@ -97,6 +97,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     root = Path(root)
+    if fam.is_family(root):
+        check_same_recipe(fam.read_family(root), samples_per_prompt, matched, seed)
     prompts = demo_prompts()
     times: dict[str, float] = {}
     t = time.perf_counter()
@@ -201,6 +203,23 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
         log(f"{stage:>24s}: {s:7.1f}s")
     log(f"{'total':>24s}: {total:7.1f}s")
     return times
+
+
+def check_same_recipe(spec: fam.FamilySpec, samples_per_prompt: int, matched: dict | None, seed: int | None) -> None:
+    """A resumed build keeps the family's pairs and adapters: refuse one asked for another recipe than they
+    were made with, rather than record a recipe they do not follow."""
+    sampling, config = spec.data.get("sampling"), spec.notes.get("train_config")
+    sampling, config = (x if isinstance(x, dict) else {} for x in (sampling, config))  # a stranger's family.json
+    built_seed = config.get("seed", 0)
+    asked = {"samples per prompt": samples_per_prompt,
+             "matched pairs": {k: list(v) for k, v in (matched or {}).items()},
+             "training seed": DEMO_TRAIN["seed"] if seed is None else seed}
+    built = {"samples per prompt": sampling.get("samples_per_prompt"), "matched pairs": sampling.get("matched", {}),
+             "training seed": built_seed}
+    differ = [f"{k} {built[k]} (asked {asked[k]})" for k in asked if built[k] != asked[k]]
+    if differ:
+        raise ValueError(f"{spec.name} was built with {', '.join(differ)}: resuming would mix recipes; "
+                         "build into a new folder")
 
 
 def build_conditioned(root: Path, cfg: TrainConfig, prompts: list[str], settings, log=print) -> dict:

@@ -267,3 +267,13 @@ def test_the_conditioned_adapter_follows_the_sentiment_weight_and_stays_near_the
     covered = rows[rows["conditioned"] != "not covered"]
     within = (covered[[f"{o}_se_apart" for o in OBJECTIVES]].abs() <= 2).all(axis=1)
     assert within.sum() >= 6, covered
+
+
+def test_resuming_the_demo_with_another_recipe_is_refused(demo):
+    from modpo.demo import SAMPLES_PER_PROMPT, check_same_recipe
+    spec = fam.read_family(DEMO)
+    check_same_recipe(spec, SAMPLES_PER_PROMPT, None, None)  # the shipped recipe resumes
+    with pytest.raises(ValueError, match=r"training seed 0 \(asked 1\)"):
+        check_same_recipe(spec, SAMPLES_PER_PROMPT, None, 1)
+    with pytest.raises(ValueError, match=r"samples per prompt 4 \(asked 8\).*matched pairs \{\} \(asked"):
+        check_same_recipe(spec, 8, {"relevance": ("brevity", 5.0)}, None)
