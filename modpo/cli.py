@@ -349,6 +349,9 @@ def cmd_train(a) -> int:
     from .sweep import evaluate_missing, margin_specs, pairs_for_weighting, train_point
     from .weights import loss_plan, weights_id
 
+    labels_from = getattr(a, "labels_from", None)
+    if labels_from is not None and a.data is not None:
+        raise ValueError("--labels-from trains on another objective of this family; it does not combine with --data")
     if a.data is not None:
         started = train_on_votes(a)
         if started is not None:
@@ -360,7 +363,8 @@ def cmd_train(a) -> int:
     family = fam.load_family(root)
     spec = family.spec
     weights = a.weights
-    objective, _ = loss_plan(spec.objective_names, spec.target, weights)  # validate before loading anything
+    objective, ordered = loss_plan(spec.objective_names, spec.target, weights, labels_from)  # validate first
+    margins = margin_specs(spec, objective) if objective != spec.target and len(ordered) > 1 else margin_specs(spec)
     if a.beta is not None and a.beta != spec.beta:
         raise ValueError(f"--beta {a.beta:g}: this family's beta is {spec.beta:g}, and a point trained at another "
                          "beta solves another problem (not comparable); drop --beta, or start a new family with "
@@ -378,20 +382,20 @@ def cmd_train(a) -> int:
     dataset = None
     if objective != spec.target:
         if not fam.preferences_file(root).exists():
-            raise ValueError(f"{root}: {point_id} is DPO on {objective!r}'s labels, and the family keeps no "
+            raise ValueError(f"{root}: {point_id} trains on {objective!r}'s labels, and the family keeps no "
                              f"{fam.preferences_file(root).name} to take them from")
         dataset = load_jsonl(fam.preferences_file(root))
     job_id = a.job_id or point_id
     try:
         model, tokenizer = load_base(spec.base_model)
-        implicit = {peft_name(m.adapter): fam.adapter_dir(root, m.adapter) for m in margin_specs(spec)
-                    if m.kind == "implicit"}
+        implicit = {peft_name(m.adapter): fam.adapter_dir(root, m.adapter) for m in margins if m.kind == "implicit"}
         model = attach_adapters(model, implicit)
         if objective == spec.target:  # the stored pairs every weighting of the family trained on
             pairs = stored[1]
-        else:  # a vertex of another objective: DPO on its labels, precomputed once and cached in data/
-            pairs = pairs_for_weighting(root, spec, model, tokenizer, dataset, weights, cfg.max_length)
-        _, model = train_point(root, spec, model, pairs, weights, cfg, point_id, job_id=job_id, final=not prompts)
+        else:  # another objective's labels (a vertex: DPO), precomputed once and cached in data/
+            pairs = pairs_for_weighting(root, spec, model, tokenizer, dataset, weights, cfg.max_length, labels_from)
+        _, model = train_point(root, spec, model, pairs, weights, cfg, point_id, job_id=job_id, final=not prompts,
+                               labels_from=labels_from)
         print(f"trained {point_id}")
         if prompts:
             fam.write_status(root, job_id, phase="evaluating", eval_started=time.time())
@@ -622,6 +626,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "first, then the voted family's) or one built from these votes")
     p.add_argument("--votes-objective", metavar="NAME", help="with --data: the votes label objective NAME, a new "
                    "one (default human) or the voted family's target")
+    p.add_argument("--labels-from", metavar="OBJECTIVE", help="train on OBJECTIVE's labels instead of the "
+                   "target's, every other objective a margin (the target's being its Bradley-Terry reward): the same "
+                   "optimum, divided by OBJECTIVE's weight instead of the target's (README, the demo family)")
     p.add_argument("--job-id", help="write progress to jobs/<job-id>/status.json (the dashboard sets this)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation after training")
     add_train_options(p)

@@ -38,10 +38,24 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def margin_specs(spec: fam.FamilySpec) -> list[MarginSpec]:
+def margin_specs(spec: fam.FamilySpec, labels_from: str | None = None) -> list[MarginSpec]:
+    """The margins of the objectives other than the one whose labels train (the family's target unless
+    labels_from): the family's margins, and for the target itself its true reward, known only where the
+    family's labels were drawn from a Bradley-Terry model of its scorers (family.json labels.reward_scales)."""
+    labelled = labels_from or spec.target
     out = []
     for o in spec.objectives:
+        if o.name == labelled:
+            continue
         if o.name == spec.target:
+            scale = label_scale(spec, o.name)
+            if scale is None or not o.scorer:
+                raise ValueError(f"family {spec.name!r}: {labelled!r}'s labels can train a point only if the target "
+                                 f"{o.name!r} has a known reward to be its margin; this family's target labels were "
+                                 "not drawn from a Bradley-Terry model of a scorer (family.json labels.reward_scales), "
+                                 "so train on the target's labels (drop --labels-from)")
+            out.append(MarginSpec.from_json(o.name, {"kind": "explicit", "scorer": o.scorer, "scale": scale},
+                                            o.maximize))
             continue
         if o.name not in spec.margins:
             raise ValueError(f"family {spec.name!r} has no margin for objective {o.name!r}; "
@@ -51,12 +65,18 @@ def margin_specs(spec: fam.FamilySpec) -> list[MarginSpec]:
 
 
 def pairs_for_weighting(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset, weights,
-                        max_length: int) -> list[dict]:
+                        max_length: int, labels_from: str | None = None) -> list[dict]:
     """The stored pairs a weighting trains on (computed once and cached): the target's, with every
-    margin, or for a vertex of another objective that objective's own labels without margins (loss_plan)."""
-    objective, _ = loss_plan(spec.objective_names, spec.target, weights)
-    margins = margin_specs(spec) if objective == spec.target else []
-    return prepare_pairs(root, spec, model, tokenizer, dataset, objective, margins, max_length)
+    margin, or for a vertex of another objective that objective's own labels without margins (loss_plan),
+    or with labels_from another objective's labels with every other objective's margin (stored apart,
+    as data/pairs-<objective>-margins, so its plain DPO pairs stay cached too)."""
+    objective, ordered = loss_plan(spec.objective_names, spec.target, weights, labels_from)
+    if objective == spec.target:
+        return prepare_pairs(root, spec, model, tokenizer, dataset, objective, margin_specs(spec), max_length)
+    if len(ordered) == 1:
+        return prepare_pairs(root, spec, model, tokenizer, dataset, objective, [], max_length)
+    return prepare_pairs(root, spec, model, tokenizer, dataset, objective, margin_specs(spec, objective), max_length,
+                         store=f"{objective}-margins")
 
 
 def pairs_key(spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str, margins: list[MarginSpec],
@@ -74,22 +94,25 @@ def label_scale(spec: fam.FamilySpec, objective: str) -> float | None:
 
 
 def cached_pairs(root: Path, spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str,
-                 margins: list[MarginSpec], max_length: int):
-    """The stored pairs of an objective if they were computed from these inputs, else None."""
+                 margins: list[MarginSpec], max_length: int, store: str | None = None):
+    """The stored pairs of an objective (in data/pairs-<store or objective>) if they were computed from
+    these inputs, else None."""
     key = json.loads(json.dumps(pairs_key(spec, dataset, objective, margins, max_length)))
-    stored = fam.read_pairs(root, objective)
+    stored = fam.read_pairs(root, store or objective)
     if stored is not None and all(stored[0].get(k) == v for k, v in key.items()):
         return stored[1]
     return None
 
 
 def prepare_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset, objective: str,
-                  margins: list[MarginSpec], max_length: int, batch_size: int = 8, progress: bool = True) -> list[dict]:
-    """Tokenize D_objective and precompute its reference and margin columns, once; cached in data/.
+                  margins: list[MarginSpec], max_length: int, batch_size: int = 8, progress: bool = True,
+                  store: str | None = None) -> list[dict]:
+    """Tokenize D_objective and precompute its reference and margin columns, once; cached in
+    data/pairs-<store or objective>.
 
     Returns a datasets.Dataset of pairs with the stored columns (the same rows every weighting reads).
     """
-    cached = cached_pairs(root, spec, dataset, objective, margins, max_length)
+    cached = cached_pairs(root, spec, dataset, objective, margins, max_length, store)
     if cached is not None:
         return cached
     pairs = dataset.pairs(objective)
@@ -108,9 +131,9 @@ def prepare_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: P
         for ex in examples:
             ex["chosen_probs"] = chosen_probability(dataset.rows[ex["row"]], objective, scale)
     key = pairs_key(spec, dataset, objective, margins, max_length)
-    fam.write_pairs(root, objective, {**key, "dropped": dropped, "kept": len(examples),
+    fam.write_pairs(root, store or objective, {**key, "dropped": dropped, "kept": len(examples),
                                       **margin_summary(examples)}, examples)
-    return fam.read_pairs(root, objective)[1]
+    return fam.read_pairs(root, store or objective)[1]
 
 
 def stored_reference(root: Path, spec: fam.FamilySpec, max_length: int) -> dict:
@@ -128,12 +151,13 @@ def stored_reference(root: Path, spec: fam.FamilySpec, max_length: int) -> dict:
 
 
 def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights, cfg: TrainConfig, point_id: str,
-                kind: str = "modpo", job_id: str | None = None, extra_meta: dict | None = None, final: bool = True):
+                kind: str = "modpo", job_id: str | None = None, extra_meta: dict | None = None, final: bool = True,
+                labels_from: str | None = None):
     """Train one adapter through a job folder and publish it. Returns (meta, model).
 
     Only one process may train a given adapter at a time (family.training_claim); a second one is
     refused before it writes anything. final=False leaves the job running (its caller evaluates the
-    point next and says done only then).
+    point next and says done only then). labels_from: train on that objective's labels (loss_plan).
     """
     job_id = job_id or point_id
     main = is_main_process()  # under accelerate launch, only rank 0 claims, reports and writes the family
@@ -152,7 +176,7 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
 
         try:
             objective, ordered = ((extra_meta or {}).get("objective"), [1.0]) if kind == "dpo-margin" \
-                else loss_plan(spec.objective_names, spec.target, weights)
+                else loss_plan(spec.objective_names, spec.target, weights, labels_from)
             record, model = train_adapter(model, train_examples, ordered, cfg, out, peft_name(point_id),
                                           report if main else None,
                                           work_dir=fam.job_dir(root, job_id) / "trainer")

@@ -86,15 +86,24 @@ def target_first(objective_names: list[str], target: str, weights: Sequence[floa
     return validate_weights([w[k]] + [x for i, x in enumerate(w) if i != k])
 
 
-def loss_plan(objective_names: list[str], target: str, weights: Sequence[float]) -> tuple[str, list[float]]:
+def loss_plan(objective_names: list[str], target: str, weights: Sequence[float],
+              labels_from: str | None = None) -> tuple[str, list[float]]:
     """(objective whose labels train the point, the loss's weights) for a family-order weighting.
 
     A vertex e_j of another objective than the target is exactly DPO on D_j (DESIGN §1: w = e_k is DPO
     on D_k), so it trains on j's labels with weights (1,) and no margin; any other weighting is MODPO on
     the target's labels, target first (target_first, which refuses a zero target weight).
+    labels_from: train an interior weighting on this objective's labels instead, with every other
+    objective (the family's target included) as a margin, this objective's weight first. The optimum is
+    the same, pi_ref * exp(w . r / beta), wherever the margins are the true rewards (a Bradley-Terry-
+    labelled family); the divisor w_labels_from changes, and with it the optimization.
     """
     w = [float(x) for x in weights]
     if len(w) == len(objective_names) and min(w) >= 0 and max(w) == 1.0 and sum(w) == 1.0 \
             and objective_names[w.index(1.0)] != target:
         return objective_names[w.index(1.0)], [1.0]
-    return target, target_first(objective_names, target, w)
+    if labels_from is None or labels_from == target:
+        return target, target_first(objective_names, target, w)
+    if labels_from not in objective_names:
+        raise ValueError(f"labels_from {labels_from!r} is not one of the objectives {objective_names}")
+    return labels_from, target_first(objective_names, labels_from, w)

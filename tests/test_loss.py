@@ -183,3 +183,17 @@ def test_bad_chosen_probs_are_refused(probs, message):
     with pytest.raises(ValueError, match=message):
         modpo_loss(t(-1, -1), t(-2, -2), t(-1, -1), t(-2, -2), t(0, 0)[:, None], t(0, 0)[:, None], [0.5, 0.5], 0.1,
                    chosen_probs=probs)
+
+
+@pytest.mark.parametrize("labels_from", ["relevance", "sentiment", "brevity"])
+def test_any_objectives_labels_reach_the_same_closed_form(labels_from):
+    # Bradley-Terry labels of any objective, the others (the family's target too) as their true rewards for
+    # margins, in loss_plan's order: the optimum is pi_ref * exp(w . r / beta) whichever labels train
+    from modpo.weights import loss_plan
+    names = ["relevance", "sentiment", "brevity"]
+    rewards = torch.tensor([[0.8, -0.4, 0.5], [0.1, 0.9, -0.3], [-0.7, 0.2, 0.8], [0.5, -0.8, -0.6],
+                            [-0.2, 0.6, 0.1], [0.3, 0.0, -0.9]], dtype=torch.float64) * 0.5
+    objective, ordered = loss_plan(names, "relevance", [0.2, 0.5, 0.3], labels_from)
+    assert objective == labels_from
+    columns = [names.index(objective)] + [i for i, n in enumerate(names) if n != objective]
+    assert closed_form_gap(rewards[:, columns], ordered, beta=0.5, seed=3) < 0.02

@@ -69,3 +69,44 @@ def test_bradley_terry_families_train_on_the_probability_of_each_label(tmp_path,
                                                256, progress=False)[0]
     with pytest.raises(fam.FamilyError, match="labels must be"):
         fam.FamilySpec("f", "tiny", objectives, "positivity", 1.0, {}, labels={"kind": "coin"})
+
+
+def test_a_point_trains_on_another_objectives_labels_with_the_target_as_its_bradley_terry_margin(tmp_path, tiny,
+                                                                                                    tiny_prefs):
+    import json
+
+    from modpo.cli import main
+    from modpo.data import write_jsonl
+    from modpo.feedback import bradley_terry_labels, reward_scales
+    from modpo.sweep import pairs_for_weighting, prepare_pairs
+    model, tokenizer = tiny
+    objectives = [fam.Objective("positivity", "maximize", "sentiment"), fam.Objective("brevity", "maximize", "brevity")]
+    scales = reward_scales(tiny_prefs, objectives, 1.5)
+    data = bradley_terry_labels(tiny_prefs, scales, seed=0)
+    labels = {"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": 1.5, "seed": 0}
+    margins = {"brevity": {"kind": "explicit", "scorer": "brevity", "scale": scales["brevity"]}}
+    root = tmp_path / "bt"
+    recipe = {"lora_r": 4, "lora_alpha": 8, "learning_rate": 5e-3, "max_length": 256}
+    bt = fam.FamilySpec("bt", "tiny", objectives, "positivity", 1.0, margins, labels=labels,
+                        notes={"train_config": recipe})
+    fam.write_family(root, bt)
+    write_jsonl(data, fam.preferences_file(root))
+    # brevity's labels, positivity a margin: its Bradley-Terry reward, scale x the sentiment score
+    [m] = margin_specs(bt, "brevity")
+    assert (m.objective, m.kind, m.scorer, m.scale) == ("positivity", "explicit", "sentiment", scales["positivity"])
+    pairs = pairs_for_weighting(root, bt, model, tokenizer, data, [0.3, 0.7], 256, labels_from="brevity")
+    row = data.rows[pairs[0]["row"]]
+    chosen = row.responses.index(pairs[0]["chosen"])
+    assert pairs[0]["margin_chosen_rewards"] == pytest.approx([scales["positivity"] * row.scores["positivity"][chosen]])
+    assert (root / "data" / "pairs-brevity-margins").is_dir()  # apart from brevity's plain DPO pairs
+    prepare_pairs(root, bt, model, tokenizer, data, "positivity", margin_specs(bt), 256, progress=False)
+    assert main(["train", "--family", str(root), "--weights", "0.3,0.7", "--labels-from", "brevity", "--steps", "2",
+                 "--no-eval"]) == 0
+    meta = json.loads((fam.adapter_dir(root, "w-0.30-0.70") / "meta.json").read_text())
+    assert (meta["objective"], meta["weights"], meta["train_pairs"]) == ("brevity", {"positivity": 0.3, "brevity": 0.7},
+                                                                         len(pairs))
+    # a family whose target's reward is unknown cannot give it as a margin: a clear refusal
+    plain = fam.FamilySpec("plain", "tiny", objectives, "positivity", 1.0, margins)
+    with pytest.raises(ValueError, match="'brevity''s labels can train a point only if the target 'positivity' has "
+                                         "a known reward"):
+        margin_specs(plain, "brevity")

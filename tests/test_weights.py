@@ -49,3 +49,17 @@ def test_loss_plan_refuses_a_negative_weight_that_sums_with_the_others_to_one():
     from modpo.weights import loss_plan
     with pytest.raises(ValueError, match=">= 0"):
         loss_plan(["relevance", "sentiment", "brevity"], "relevance", [-1.0, 1.0, 1.0])
+
+
+def test_loss_plan_can_train_an_interior_weighting_on_another_objectives_labels():
+    from modpo.weights import loss_plan
+    names = ["relevance", "sentiment", "brevity"]
+    # labels_from's weight first, then the others (the family's target among them) in family order
+    assert loss_plan(names, "relevance", [0.2, 0.6, 0.2], "sentiment") == ("sentiment", [0.6, 0.2, 0.2])
+    assert loss_plan(names, "relevance", [0.1, 0.3, 0.6], "brevity") == ("brevity", [0.6, 0.1, 0.3])
+    assert loss_plan(names, "relevance", [0.5, 0.5, 0.0], "relevance") == ("relevance", [0.5, 0.5, 0.0])
+    assert loss_plan(names, "relevance", [0, 1, 0], "brevity") == ("sentiment", [1.0])  # a vertex stays DPO
+    with pytest.raises(ValueError, match="target objective 'brevity' must get a weight > 0"):
+        loss_plan(names, "relevance", [0.5, 0.5, 0.0], "brevity")
+    with pytest.raises(ValueError, match="labels_from 'length' is not one of the objectives"):
+        loss_plan(names, "relevance", [0.5, 0.5, 0.0], "length")
