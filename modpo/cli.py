@@ -433,7 +433,7 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_front(a) -> int:
-    from .front import conditioned_audit, front_table, table_hypervolume
+    from .front import conditioned_audit, front_table, gains_over_base, table_hypervolume
 
     family = fam.load_family(family_root(a))
     for e in family.errors:
@@ -446,6 +446,12 @@ def cmd_front(a) -> int:
     dirs = ", ".join(f"{o.name} ({o.direction})" for o in family.spec.objectives)
     print(f"\nhypervolume {hv:.6g} over {dirs}, reference point {ref.round(4).tolist()}")
     print(f"{int(table['on_front'].sum())} of {int(table['evaluated'].sum())} evaluated points are non-dominated")
+    gains = gains_over_base(family, table)
+    if gains is not None and not gains.empty:
+        print("\ngains over the base model: score - base (<objective>_gain), in standard errors counted apart "
+              "(_z) and paired by prompt (_z_paired: the same prompts answered by both; NaN where the answers "
+              "were not all saved):")
+        print(gains.to_string(index=False, float_format=lambda x: f"{x:+.3f}"))
     audit = conditioned_audit(family, table)
     if audit is not None:
         rows, summary = audit

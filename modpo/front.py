@@ -88,3 +88,47 @@ def conditioned_audit(family: Family, table: pd.DataFrame) -> tuple[pd.DataFrame
                                 "ratio": hv_cond / hv_exact if hv_exact > 0 else np.nan,
                                 "reference_point": reference.tolist(), "conditioned_points": len(cond),
                                 "exact_points": len(exact)}
+
+
+def paired_gain(a: dict, b: dict, objective: str) -> tuple[float, float] | None:
+    """(mean, standard error) of point a's score minus point b's on one objective, paired by prompt.
+
+    a, b: eval.json records. Two points evaluated on the same prompts share each prompt's difficulty:
+    the standard error of the mean per-prompt difference, sd(d) / sqrt(n), leaves it out, where
+    sqrt(se_a^2 + se_b^2) counts it in. None unless both records hold a score for every prompt they
+    were evaluated on (samples_saved >= n), the same prompts in the same order, at least two.
+    """
+    scores = []
+    for record in (a, b):
+        samples = record.get("samples") or []
+        if len(samples) < 2 or len(samples) != record.get("prompt_set", {}).get("n"):
+            return None
+        scores.append(([s["prompt"] for s in samples], np.array([s["scores"].get(objective, np.nan) for s in samples],
+                                                                 float)))
+    (prompts_a, scores_a), (prompts_b, scores_b) = scores
+    if prompts_a != prompts_b or not (np.isfinite(scores_a).all() and np.isfinite(scores_b).all()):
+        return None
+    d = scores_a - scores_b
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
+def gains_over_base(family: Family, table: pd.DataFrame) -> pd.DataFrame | None:
+    """Per evaluated point but the base model: per objective its score minus the base model's (<o>_gain),
+    that gain in standard errors counted apart, sqrt(se^2 + se_base^2) (<o>_z), and paired by prompt
+    (<o>_z_paired, paired_gain; NaN where either evaluation did not save every answer). None without an
+    evaluated base point."""
+    records = {p.id: p.eval for p in family.points if p.eval is not None}
+    if "base" not in records:
+        return None
+    base = table.set_index("id").loc["base"]
+    rows = []
+    for _, r in table[table["evaluated"].astype(bool) & (table["id"] != "base")].iterrows():
+        row = {"id": r["id"]}
+        for o in family.spec.objective_names:
+            gain = r[o] - base[o]
+            paired = paired_gain(records[r["id"]], records["base"], o)
+            row[f"{o}_gain"] = gain
+            row[f"{o}_z"] = gain / max(float(np.hypot(r[f"{o}_stderr"], base[f"{o}_stderr"])), 1e-12)
+            row[f"{o}_z_paired"] = np.nan if paired is None else paired[0] / max(paired[1], 1e-12)
+        rows.append(row)
+    return pd.DataFrame(rows)

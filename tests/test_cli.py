@@ -67,6 +67,7 @@ def test_sweep_evaluate_front_end_to_end(family_dir, capsys):
     assert main(["front", "--family", str(root)]) == 0
     out = capsys.readouterr().out
     assert "hypervolume" in out and "w-0.25-0.75" in out and "on_front" in out
+    assert "gains over the base model" in out and "positivity_z_paired" in out  # every answer saved: paired
 
     # resume: a second sweep trains nothing
     capsys.readouterr()
