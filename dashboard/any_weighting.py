@@ -68,10 +68,13 @@ def pick_on_triangle(family, eps: float) -> list[float]:
             st.rerun()
     st.caption(common.literal("click a weighting: " + ", ".join(f"{n} {w:.2f}"
                                                                 for n, w in zip(spec.objective_names, chosen))),
-               help=common.literal(f"Dots: every multiple of {TRIANGLE_STEP:g} with at least {eps:g} on the target "
-                                   f"({spec.target}), the part of the simplex the adapter was trained on (MODPO "
-                                   "divides by the target's weight). Rings: the trained adapters, those with no "
-                                   "weight on the target included; compare them on the Front page."))
+               help=common.literal((f"Dots: every multiple of {TRIANGLE_STEP:g} with at least {eps:g} on the target "
+                                    f"({spec.target}), the part of the simplex the adapter was trained on (MODPO "
+                                    "divides by the target's weight). " if eps > 0 else
+                                    f"Dots: every multiple of {TRIANGLE_STEP:g}; the adapter was trained on the whole "
+                                    "simplex, each weighting on the labels of its largest objective. ")
+                                   + "Rings: the trained adapters, those with no weight on the target included; "
+                                   "compare them on the Front page."))
     return chosen
 
 

@@ -475,7 +475,7 @@ def cmd_train_conditioned(a) -> int:
         print(f"{fam.conditioned_dir(root, cid)} already exists; kept (delete it to train again)")
     else:
         train_family_conditioned(root, cid, train_config(a, {**fam.family_recipe(family), "beta": family.spec.beta}),
-                                 a.eps, loss_scale=a.loss_scale, per_objective=a.per_objective)
+                                 a.eps, loss_scale=a.loss_scale, per_objective=a.per_objective, labels=a.labels)
     return conditioned_points(a, root, cid)
 
 
@@ -649,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(MODPO divides by it; default %(default)s)")
     p.add_argument("--per-objective", type=_positive(int), default=1, help="singular values per objective that "
                    "carry its weight (Panacea: 1; the rest of the rank is free; default %(default)s)")
+    p.add_argument("--labels", choices=["target", "largest"], default="target", help="whose labels train each "
+                   "pair: the target's (w_target >= --eps), or those of the weighting's largest objective, the others "
+                   "its margins, over the whole simplex (a Bradley-Terry-labelled family; default %(default)s)")
     p.add_argument("--loss-scale", choices=["none", "target"], default="none",
                    help="'target': each pair's loss times its target weight (the same optimum at every w, bounded "
                         "gradients near w_target = eps; default %(default)s)")

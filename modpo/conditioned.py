@@ -15,7 +15,9 @@ adapter can represent them.
 The target's weight w_0 divides the loss's logit, so its gradient grows like 1 / w_0 near that end.
 D is w = eps * e_0 + (1 - eps) * Dirichlet(1, ..., 1): w_0 >= eps, every weighting with w_0 >= eps
 reachable. The w_0 = 0 face is not trained here: there the exact family trains DPO on another
-objective's own labels (weights.loss_plan), which this loss cannot express.
+objective's own labels (weights.loss_plan). labels "largest" trains it too, on a family that knows every
+objective's reward: each pair comes from the labels of one objective k, with the others as margins, and its
+w is drawn where k holds the largest weight, so the divisor is at most n and no face is left out.
 
 At a fixed w each layer is an ordinary LoRA of rank r: A' = A, B' = B diag(s(w)), same alpha. So
 `export_lora` writes a plain peft adapter whose outputs equal the conditioned adapter's at that w (to
@@ -46,6 +48,7 @@ class ConditionedConfig:
     eps: float = 0.05           # the target's weight is at least eps in training (the 1 / w_0 divisor)
     method: str = "svd"         # "svd": w in the singular values; "embedding": w as an input embedding
     loss_scale: str = "none"    # "target": each pair's loss times its w_target (LOSS_SCALES)
+    labels: str = "target"      # whose labels train each pair (LABELS); "largest" trains the whole simplex, eps 0
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -56,7 +59,11 @@ class ConditionedConfig:
             raise ValueError(f"the rank r ({self.r}) must exceed the number of objectives ({self.n_objectives}) "
                              f">= 2 times the singular values per objective ({self.per_objective}) >= 1: those "
                              "carry the weighting, the rest are free")
-        if not 0 < self.eps < 1:
+        if self.labels not in LABELS:
+            raise ValueError(f"unknown labels {self.labels!r}; choose one of {list(LABELS)}")
+        if self.labels == "largest":
+            self.eps = 0.0  # no divisor below 1 / n: every weighting is trained, the vertices included
+        elif not 0 < self.eps < 1:
             raise ValueError(f"eps (the target's least weight in training) must be in (0, 1), got {self.eps}")
         if not (self.alpha > 0 and math.isfinite(self.alpha)):
             raise ValueError(f"alpha must be a positive number, got {self.alpha}")
@@ -68,6 +75,12 @@ METHODS = {"svd": "svd-lora (Panacea)", "embedding": "weight embedding added to 
 # bounded by beta as w_target -> 0, where L_w's grows as 1 / w_target and the pairs drawn near the
 # target's zero end would drive the whole update.
 LOSS_SCALES = {"none": "L_w", "target": "w_target * L_w"}
+# Whose labels train a pair at weighting w. "target": the family's target's, w_target >= eps (the divisor up
+# to 1 / eps). "largest": the labels of w's largest objective, the others (the target too) its margins, on a
+# family whose every objective's reward is known (Bradley-Terry labels): the same optimum at every w, a
+# divisor of at most n, and the whole simplex trained (README: the demo's divisor, measured on exact points).
+LABELS = {"target": "the target's labels, w_target >= eps",
+          "largest": "the labels of the objective with the largest weight, the others as margins"}
 
 
 class Weighting:
@@ -209,6 +222,32 @@ def sample_weightings(batch: int, n: int, eps: float, generator: torch.Generator
     return w
 
 
+def sample_in_regions(first: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, n) weightings, row i uniform on the part of the simplex where position first[i] holds the largest
+    weight: a Dirichlet(1, ..., 1) draw with its largest entry swapped into that position (uniform there:
+    each point of the region has n preimages of equal density)."""
+    gamma = -torch.log(torch.rand(len(first), n, generator=generator).clamp_min(1e-12))
+    w = gamma / gamma.sum(-1, keepdim=True)
+    rows, top = torch.arange(len(first)), w.argmax(-1)
+    largest, displaced = w[rows, top].clone(), w[rows, first].clone()
+    w[rows, top], w[rows, first] = displaced, largest
+    return w
+
+
+def pair_weightings(pairs: int, n: int, eps: float, generator: torch.Generator,
+                    loss_order: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w for the adapter (B, n), target first; the same w in the loss's order (B, n)) for a batch of pairs.
+
+    loss_order: None (labels "target": w from sample_weightings, both orders the same), or (B, n) per pair the
+    loss's order (its labels' objective first, then its margin columns) as positions of the adapter's; its
+    w is drawn where that objective holds the largest weight (sample_in_regions)."""
+    if loss_order is None:
+        w = sample_weightings(pairs, n, eps, generator)
+        return w, w
+    w = sample_in_regions(loss_order[:, 0], n, generator)
+    return w, w.gather(1, loss_order)
+
+
 # ---- training: the transformers Trainer with one weighting per example ------------------------------------
 
 def make_trainer_class():
@@ -228,15 +267,15 @@ def make_trainer_class():
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             pairs = inputs["input_ids"].shape[0] // 2
-            w = sample_weightings(pairs, self.n, self.eps, self.generator)  # (B, n)
+            w, w_loss = pair_weightings(pairs, self.n, self.eps, self.generator, inputs.get("loss_order"))
             set_weighting(model, torch.cat([w, w]))  # chosen rows, then rejected rows
             logps = model_sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
             losses = modpo_loss(logps[:pairs], logps[pairs:], inputs["reference_chosen_logps"],
                                 inputs["reference_rejected_logps"], inputs["margin_chosen_rewards"],
-                                inputs["margin_rejected_rewards"], w.to(torch.float64), self.beta,
+                                inputs["margin_rejected_rewards"], w_loss.to(torch.float64), self.beta,
                                 inputs.get("chosen_probs"))  # (B,)
             if self.loss_scale == "target":
-                losses = losses * w[:, 0].to(losses)
+                losses = losses * w_loss[:, 0].to(losses)
             loss = losses.mean()
             return (loss, {"logps": logps}) if return_outputs else loss
 
@@ -276,8 +315,9 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
             "conditioning": {"method": METHODS[ccfg.method], "r": ccfg.r, "alpha": ccfg.alpha,
                              "target_modules": list(ccfg.target_modules), "n_objectives": ccfg.n_objectives,
                              "per_objective": ccfg.per_objective, "eps": ccfg.eps,
-                             "distribution": "eps * e_target + (1 - eps) * Dirichlet(1)",
-                             "loss": LOSS_SCALES[ccfg.loss_scale]}}
+                             "distribution": "Dirichlet(1), each pair in its labels' region" if ccfg.labels == "largest"
+                             else "eps * e_target + (1 - eps) * Dirichlet(1)",
+                             "loss": LOSS_SCALES[ccfg.loss_scale], "labels": ccfg.labels}}
 
 
 def write_lora(directory, tensors: dict[str, torch.Tensor], ccfg: ConditionedConfig, base_model: str) -> None:
@@ -331,12 +371,18 @@ def export_weighting(spec, tensors: dict, meta: dict, weights, folder) -> None:
     """Write the conditioned adapter (tensors, meta from family.read_conditioned) at a family-order
     weighting as a plain peft LoRA folder: the one export the CLI, the grid points and the Compare
     page's Any-weighting columns share."""
-    from .weights import target_first
+    from .weights import target_first, validate_simplex
     c = meta["conditioning"]
+    largest = c.get("labels") == "largest"
     ccfg = ConditionedConfig(r=c["r"], alpha=c["alpha"], target_modules=tuple(c["target_modules"]),
-                             n_objectives=c["n_objectives"], per_objective=c.get("per_objective", 1), eps=c["eps"])
-    write_lora(folder, export_lora(tensors, target_first(spec.objective_names, spec.target, weights)), ccfg,
-               spec.base_model)
+                             n_objectives=c["n_objectives"], per_objective=c.get("per_objective", 1), eps=c["eps"],
+                             labels="largest" if largest else "target")
+    if largest:  # trained on the whole simplex: the adapter's order (target first), no weight refused
+        w, t = validate_simplex(weights, spec.objective_names), spec.target_index
+        ordered = [w[t]] + [x for i, x in enumerate(w) if i != t]
+    else:
+        ordered = target_first(spec.objective_names, spec.target, weights)
+    write_lora(folder, export_lora(tensors, ordered), ccfg, spec.base_model)
 
 
 def exported_folder(root, conditioned_id: str, weights):

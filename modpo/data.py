@@ -303,4 +303,6 @@ class PairCollator:
         for col in FLOAT_COLUMNS:
             if col in examples[0]:
                 batch[col] = torch.tensor([ex[col] for ex in examples], dtype=torch.float32)
+        if "loss_order" in examples[0]:  # a conditioned adapter's pairs from several objectives' labels
+            batch["loss_order"] = torch.tensor([ex["loss_order"] for ex in examples], dtype=torch.long)
         return batch

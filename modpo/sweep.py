@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import family as fam
 from .config import TrainConfig
-from .data import PreferenceDataset, tokenize_pairs, write_jsonl
+from .data import PreferenceDataset, load_jsonl, tokenize_pairs, write_jsonl
 from .evaluate import EvalSettings, adapters_of, evaluate_points, policy_of
 from .family import read_eval_prompts  # noqa: F401 (re-exported)
 from .feedback import chosen_probability
@@ -262,9 +262,10 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
 
 
 def train_family_conditioned(root: Path, conditioned_id: str, cfg: TrainConfig, eps: float, log=print,
-                             loss_scale: str = "none", per_objective: int = 1) -> dict:
+                             loss_scale: str = "none", per_objective: int = 1, labels: str = "target") -> dict:
     """One weight-conditioned adapter (conditioned.py) for the family at root, trained on its stored target
-    pairs (no new precompute) and saved as conditioned/<id> (atomic; refused when there). Returns its meta."""
+    pairs (no new precompute; with labels "largest", every objective's pairs with the others' margins, the
+    reference log-probs reused) and saved as conditioned/<id> (atomic; refused when there). Returns its meta."""
     from .conditioned import ConditionedConfig, conditioned_state, train_conditioned
     from .models import load_base
 
@@ -278,10 +279,12 @@ def train_family_conditioned(root: Path, conditioned_id: str, cfg: TrainConfig, 
         raise ValueError(f"{root}: no precomputed pairs for {spec.target!r}; run `python -m modpo sweep` first")
     ccfg = ConditionedConfig(r=cfg.lora_r, alpha=cfg.lora_alpha, target_modules=tuple(cfg.target_modules),
                              n_objectives=len(spec.objectives), per_objective=per_objective, eps=eps,
-                             loss_scale=loss_scale)
-    model, _ = load_base(spec.base_model)
+                             loss_scale=loss_scale, labels=labels)
+    model, tokenizer = load_base(spec.base_model)
+    pairs = stored[1] if labels == "target" else pairs_of_every_objective(root, spec, model, tokenizer, stored[1],
+                                                                          cfg.max_length)
     work = fam.job_dir(root, peft_name(f"conditioned-{cid}"))
-    record = train_conditioned(model, stored[1], cfg, ccfg, work / "trainer")
+    record = train_conditioned(model, pairs, cfg, ccfg, work / "trainer")
     order = [spec.target] + [n for n in spec.objective_names if n != spec.target]
     meta = {"objectives": spec.objective_names, "weight_order": order, "conditioning": record["conditioning"],
             "steps": record["steps"], "wall_time_s": record["wall_time_s"], "loss_curve": record["loss_curve"],
@@ -289,6 +292,28 @@ def train_family_conditioned(root: Path, conditioned_id: str, cfg: TrainConfig, 
     target = fam.write_conditioned(root, cid, conditioned_state(model), meta)
     log(f"trained {target} in {record['wall_time_s']:.0f}s ({record['steps']} steps)")
     return meta
+
+
+def pairs_of_every_objective(root: Path, spec: fam.FamilySpec, model, tokenizer, target_pairs, max_length: int):
+    """Every objective's labelled pairs with the other objectives' margins (margin_specs(spec, k); the
+    target's are its stored pairs), each row's `loss_order` giving the loss's order (its labels' objective
+    first, then its margin columns) as positions in the conditioned adapter's weighting (target first)."""
+    import datasets
+
+    if not fam.preferences_file(root).exists():
+        raise ValueError(f"{root}: training on every objective's labels needs the family's "
+                         f"{fam.preferences_file(root).name}")
+    dataset = load_jsonl(fam.preferences_file(root))
+    names = spec.objective_names
+    adapter_order = [spec.target] + [n for n in names if n != spec.target]
+    parts = []
+    for k in names:
+        pairs = target_pairs if k == spec.target else prepare_pairs(
+            root, spec, model, tokenizer, dataset, k, margin_specs(spec, k), max_length, progress=False,
+            store=f"{k}-margins")
+        loss_order = [adapter_order.index(j) for j in [k] + [j for j in names if j != k]]
+        parts.append(pairs.add_column("loss_order", [loss_order] * len(pairs)))
+    return datasets.concatenate_datasets(parts)
 
 
 def publish_conditioned_points(root: Path, conditioned_id: str) -> list[str]:

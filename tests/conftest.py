@@ -84,3 +84,25 @@ def pytest_runtest_makereport(item, call):
             page.screenshot(path=str(ARTIFACTS / f"failure-{item.name}-{CURRENT['step']}.png"), full_page=True)
         except Exception:  # noqa: BLE001 - the test's own failure is what matters
             pass
+
+
+@pytest.fixture
+def bt_family(tmp_path, tiny_prefs):
+    """(root, spec, labelled data): a tiny family whose labels are Bradley-Terry draws of its scorers (every
+    objective's reward known, as in the demo), positivity the target, brevity an explicit margin at its
+    reward scale; family.json and the preferences written, no pairs yet."""
+    from modpo import family as fam
+    from modpo.data import write_jsonl
+    from modpo.feedback import bradley_terry_labels, reward_scales
+    objectives = [fam.Objective("positivity", "maximize", "sentiment"), fam.Objective("brevity", "maximize", "brevity")]
+    scales = reward_scales(tiny_prefs, objectives, 1.5)
+    data = bradley_terry_labels(tiny_prefs, scales, seed=0)
+    labels = {"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": 1.5, "seed": 0}
+    margins = {"brevity": {"kind": "explicit", "scorer": "brevity", "scale": scales["brevity"]}}
+    recipe = {"lora_r": 4, "lora_alpha": 8, "learning_rate": 5e-3, "max_length": 256}
+    spec = fam.FamilySpec("bt", "tiny", objectives, "positivity", 1.0, margins, labels=labels,
+                          notes={"train_config": recipe})
+    root = tmp_path / "bt"
+    fam.write_family(root, spec)
+    write_jsonl(data, fam.preferences_file(root))
+    return root, spec, data

@@ -393,3 +393,66 @@ def test_the_triangle_picks_a_weighting_of_three_objectives_on_the_shipped_demo(
     assert at.session_state["any_w3"] == [0.7, 0.1, 0.2]
     assert any_id("conditioned", [0.7, 0.1, 0.2]) in columns(at) and any_id("conditioned", start) not in columns(at)
     assert any("relevance 0.70, sentiment 0.10, brevity 0.20" in plain(c.value) for c in at.caption)
+
+
+def test_weightings_drawn_for_a_labels_region_are_uniform_on_it():
+    g = torch.Generator().manual_seed(0)
+    for k in range(3):
+        w = cd.sample_in_regions(torch.full((60_000,), k), 3, g)
+        torch.testing.assert_close(w.sum(-1), torch.ones(60_000))
+        assert (w.argmax(-1) == k).all(), "the labels' objective holds the largest weight"
+        # uniform on {w_k >= w_j}: E[w_k] = E[max of 3 uniform spacings] = (1 + 1/2 + 1/3) / 3 = 11/18
+        means = w.mean(0)
+        assert abs(float(means[k]) - 11 / 18) < 0.005
+        assert all(abs(float(means[j]) - 7 / 36) < 0.005 for j in range(3) if j != k)
+    mixed = cd.sample_in_regions(torch.tensor([2, 0, 1, 2]), 3, g)
+    assert mixed.argmax(-1).tolist() == [2, 0, 1, 2]
+
+
+def test_with_every_objectives_labels_the_whole_simplex_trains_and_exports(tiny, bt_family, tmp_path):
+    """labels "largest" on a Bradley-Terry family: every objective's pairs, each row's loss order in the
+    adapter's positions, eps 0, and an export at the target's zero end (refused for a target-labels adapter)."""
+    from peft import PeftModel
+
+    from modpo.cli import main
+    from modpo.models import load_base
+    from modpo.sweep import margin_specs, pairs_of_every_objective, prepare_pairs
+    model, tok = tiny
+    root, spec, data = bt_family
+    target_pairs = prepare_pairs(root, spec, model, tok, data, "positivity", margin_specs(spec), 256, progress=False)
+    pairs = pairs_of_every_objective(root, spec, model, tok, target_pairs, 256)
+    orders = pairs["loss_order"]
+    assert len(pairs) == len(target_pairs) + len(fam.read_pairs(root, "brevity-margins")[1])
+    assert set(map(tuple, orders)) == {(0, 1), (1, 0)}  # positivity's labels as is; brevity's weight first
+    assert main(["train-conditioned", "--family", str(root), "--labels", "largest", "--steps", "3", "--lora-r", "4",
+                 "--lora-alpha", "8", "--no-eval"]) == 0
+    tensors, meta = fam.read_conditioned(root, "conditioned")
+    assert (meta["conditioning"]["labels"], meta["conditioning"]["eps"], meta["train_pairs"]) == ("largest", 0.0,
+                                                                                                  len(pairs))
+    assert [0.0, 1.0] in cd.grid_weightings(spec.objective_names, spec.target, 0.0), "both ends are evaluated"
+    out = tmp_path / "brevity-end"
+    assert main(["export", "--family", str(root), "--weights", "0,1", "--out", str(out)]) == 0
+    conditioned, _ = load_base("tiny")
+    cd.add_conditioned_lora(conditioned, cd.ConditionedConfig(r=4, alpha=8, n_objectives=2, labels="largest"))
+    cd.load_conditioned_state(conditioned, tensors)
+    cd.set_weighting(conditioned, [0.0, 1.0])
+    ids = tok(["tell me about tea"], return_tensors="pt")
+    plain = PeftModel.from_pretrained(load_base("tiny")[0], str(out)).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**ids).logits, conditioned(**ids).logits, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="unknown labels"):
+        cd.ConditionedConfig(labels="votes")
+
+
+def test_each_pair_gets_its_weighting_in_the_adapters_order_and_the_losss():
+    g = torch.Generator().manual_seed(0)
+    # adapter order (relevance, sentiment, brevity); a sentiment-labelled pair's loss wants (sentiment,
+    # relevance, brevity), a brevity-labelled one's (brevity, relevance, sentiment)
+    order = torch.tensor([[0, 1, 2], [1, 0, 2], [2, 0, 1]])
+    w, w_loss = cd.pair_weightings(3, 3, 0.0, g, order)
+    assert w.argmax(-1).tolist() == [0, 1, 2]
+    torch.testing.assert_close(w_loss[1], w[1, [1, 0, 2]])
+    torch.testing.assert_close(w_loss[2], w[2, [2, 0, 1]])
+    assert (w_loss[:, 0] == w.max(-1).values).all(), "every loss divides by its largest weight"
+    same, also = cd.pair_weightings(4, 3, 0.05, g)
+    assert same is also and (same[:, 0] >= 0.05 - 1e-7).all()

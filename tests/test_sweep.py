@@ -71,26 +71,14 @@ def test_bradley_terry_families_train_on_the_probability_of_each_label(tmp_path,
         fam.FamilySpec("f", "tiny", objectives, "positivity", 1.0, {}, labels={"kind": "coin"})
 
 
-def test_a_point_trains_on_another_objectives_labels_with_the_target_as_its_bradley_terry_margin(tmp_path, tiny,
-                                                                                                    tiny_prefs):
+def test_a_point_trains_on_another_objectives_labels_with_the_target_as_its_bradley_terry_margin(tiny, bt_family):
     import json
 
     from modpo.cli import main
-    from modpo.data import write_jsonl
-    from modpo.feedback import bradley_terry_labels, reward_scales
     from modpo.sweep import pairs_for_weighting, prepare_pairs
     model, tokenizer = tiny
-    objectives = [fam.Objective("positivity", "maximize", "sentiment"), fam.Objective("brevity", "maximize", "brevity")]
-    scales = reward_scales(tiny_prefs, objectives, 1.5)
-    data = bradley_terry_labels(tiny_prefs, scales, seed=0)
-    labels = {"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": 1.5, "seed": 0}
-    margins = {"brevity": {"kind": "explicit", "scorer": "brevity", "scale": scales["brevity"]}}
-    root = tmp_path / "bt"
-    recipe = {"lora_r": 4, "lora_alpha": 8, "learning_rate": 5e-3, "max_length": 256}
-    bt = fam.FamilySpec("bt", "tiny", objectives, "positivity", 1.0, margins, labels=labels,
-                        notes={"train_config": recipe})
-    fam.write_family(root, bt)
-    write_jsonl(data, fam.preferences_file(root))
+    root, bt, data = bt_family
+    scales = bt.labels["reward_scales"]
     # brevity's labels, positivity a margin: its Bradley-Terry reward, scale x the sentiment score
     [m] = margin_specs(bt, "brevity")
     assert (m.objective, m.kind, m.scorer, m.scale) == ("positivity", "explicit", "sentiment", scales["positivity"])
@@ -106,7 +94,7 @@ def test_a_point_trains_on_another_objectives_labels_with_the_target_as_its_brad
     assert (meta["objective"], meta["weights"], meta["train_pairs"]) == ("brevity", {"positivity": 0.3, "brevity": 0.7},
                                                                          len(pairs))
     # a family whose target's reward is unknown cannot give it as a margin: a clear refusal
-    plain = fam.FamilySpec("plain", "tiny", objectives, "positivity", 1.0, margins)
+    plain = fam.FamilySpec("plain", "tiny", bt.objectives, "positivity", 1.0, bt.margins)
     with pytest.raises(ValueError, match="'brevity''s labels can train a point only if the target 'positivity' has "
                                          "a known reward"):
         margin_specs(plain, "brevity")
