@@ -371,15 +371,14 @@ def export_weighting(spec, tensors: dict, meta: dict, weights, folder) -> None:
     """Write the conditioned adapter (tensors, meta from family.read_conditioned) at a family-order
     weighting as a plain peft LoRA folder: the one export the CLI, the grid points and the Compare
     page's Any-weighting columns share."""
-    from .weights import target_first, validate_simplex
+    from .weights import reorder, target_first, validate_simplex
     c = meta["conditioning"]
     largest = c.get("labels") == "largest"
     ccfg = ConditionedConfig(r=c["r"], alpha=c["alpha"], target_modules=tuple(c["target_modules"]),
                              n_objectives=c["n_objectives"], per_objective=c.get("per_objective", 1), eps=c["eps"],
                              labels="largest" if largest else "target")
     if largest:  # trained on the whole simplex: the adapter's order (target first), no weight refused
-        w, t = validate_simplex(weights, spec.objective_names), spec.target_index
-        ordered = [w[t]] + [x for i, x in enumerate(w) if i != t]
+        ordered = reorder(spec.objective_names, spec.target, validate_simplex(weights, spec.objective_names))
     else:
         ordered = target_first(spec.objective_names, spec.target, weights)
     write_lora(folder, export_lora(tensors, ordered), ccfg, spec.base_model)

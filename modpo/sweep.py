@@ -21,7 +21,7 @@ from .feedback import chosen_probability
 from .margins import MarginSpec, margin_summary, precompute_columns
 from .models import attach_adapters, library_versions, peft_name, record_base_model, tokenizer_fingerprint
 from .train import train_adapter
-from .weights import loss_plan, weights_id
+from .weights import loss_plan, reorder, weights_id
 from .weights import target_first as _target_first  # noqa: F401 (re-exported)
 
 
@@ -75,8 +75,15 @@ def pairs_for_weighting(root: Path, spec: fam.FamilySpec, model, tokenizer, data
         return prepare_pairs(root, spec, model, tokenizer, dataset, objective, margin_specs(spec), max_length)
     if len(ordered) == 1:
         return prepare_pairs(root, spec, model, tokenizer, dataset, objective, [], max_length)
+    return margined_pairs(root, spec, model, tokenizer, dataset, objective, max_length)
+
+
+def margined_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset, objective: str,
+                   max_length: int, progress: bool = True):
+    """A non-target objective's labelled pairs with every other objective's margin (margin_specs(spec,
+    objective)), cached as data/pairs-<objective>-margins beside its plain DPO pairs."""
     return prepare_pairs(root, spec, model, tokenizer, dataset, objective, margin_specs(spec, objective), max_length,
-                         store=f"{objective}-margins")
+                         progress=progress, store=f"{objective}-margins")
 
 
 def pairs_key(spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str, margins: list[MarginSpec],
@@ -285,7 +292,7 @@ def train_family_conditioned(root: Path, conditioned_id: str, cfg: TrainConfig, 
                                                                           cfg.max_length)
     work = fam.job_dir(root, peft_name(f"conditioned-{cid}"))
     record = train_conditioned(model, pairs, cfg, ccfg, work / "trainer")
-    order = [spec.target] + [n for n in spec.objective_names if n != spec.target]
+    order = reorder(spec.objective_names, spec.target, spec.objective_names)
     meta = {"objectives": spec.objective_names, "weight_order": order, "conditioning": record["conditioning"],
             "steps": record["steps"], "wall_time_s": record["wall_time_s"], "loss_curve": record["loss_curve"],
             "config": record["config"], "train_pairs": record["train_pairs"]}
@@ -305,13 +312,12 @@ def pairs_of_every_objective(root: Path, spec: fam.FamilySpec, model, tokenizer,
                          f"{fam.preferences_file(root).name}")
     dataset = load_jsonl(fam.preferences_file(root))
     names = spec.objective_names
-    adapter_order = [spec.target] + [n for n in names if n != spec.target]
+    adapter_order = reorder(names, spec.target, names)
     parts = []
     for k in names:
-        pairs = target_pairs if k == spec.target else prepare_pairs(
-            root, spec, model, tokenizer, dataset, k, margin_specs(spec, k), max_length, progress=False,
-            store=f"{k}-margins")
-        loss_order = [adapter_order.index(j) for j in [k] + [j for j in names if j != k]]
+        pairs = target_pairs if k == spec.target else margined_pairs(root, spec, model, tokenizer, dataset, k,
+                                                                     max_length, progress=False)
+        loss_order = [adapter_order.index(j) for j in reorder(names, k, names)]
         parts.append(pairs.add_column("loss_order", [loss_order] * len(pairs)))
     return datasets.concatenate_datasets(parts)
 

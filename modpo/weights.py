@@ -71,19 +71,28 @@ def weights_id(weights: Sequence[float]) -> str:
     return "w-" + "-".join(f"{float(w):.2f}" for w in weights)
 
 
-def target_first(objective_names: list[str], target: str, weights: Sequence[float]) -> list[float]:
-    """Family-order weights -> the loss's order (target first, then the others in family order), validated."""
-    w = [float(x) for x in weights]
+def reorder(objective_names: list[str], first: str, values: Sequence) -> list:
+    """Family-order values (weights, names) with `first`'s moved to the front, the others in family order (the
+    loss's order, and a conditioned adapter's); no simplex rule (target_first adds MODPO's)."""
+    w = list(values)
     if len(w) != len(objective_names):
         raise ValueError(f"weights has {len(w)} entries but the family has {len(objective_names)} objectives "
                          f"{objective_names}; give one weight per objective in that order")
+    k = objective_names.index(first)
+    return [w[k]] + [x for i, x in enumerate(w) if i != k]
+
+
+def target_first(objective_names: list[str], target: str, weights: Sequence[float]) -> list[float]:
+    """Family-order weights -> the loss's order (target first, then the others in family order), validated."""
+    ordered = reorder(objective_names, target, weights)
+    w = [float(x) for x in weights]
     k = objective_names.index(target)
     if all(math.isfinite(x) and x >= 0 for x in w) and abs(sum(w) - 1.0) <= 1e-6 and w[k] <= 0:
         raise ValueError(f"the target objective {target!r} must get a weight > 0: MODPO divides by it (the end where "
                          f"{target!r} has weight 0 is the margin model itself, and all the weight on one objective "
                          "is DPO on that objective's labels); got "
                          + ", ".join(f"{o} {x:g}" for o, x in zip(objective_names, w)))
-    return validate_weights([w[k]] + [x for i, x in enumerate(w) if i != k])
+    return validate_weights(ordered)
 
 
 def loss_plan(objective_names: list[str], target: str, weights: Sequence[float],

@@ -63,3 +63,12 @@ def test_loss_plan_can_train_an_interior_weighting_on_another_objectives_labels(
         loss_plan(names, "relevance", [0.5, 0.5, 0.0], "brevity")
     with pytest.raises(ValueError, match="labels_from 'length' is not one of the objectives"):
         loss_plan(names, "relevance", [0.5, 0.5, 0.0], "length")
+
+
+def test_reorder_moves_one_objective_first_without_the_target_rule():
+    from modpo.weights import reorder
+    names = ["relevance", "sentiment", "brevity"]
+    assert reorder(names, "brevity", [0.2, 0.8, 0.0]) == [0.0, 0.2, 0.8]  # a zero weight first is allowed here
+    assert reorder(names, "sentiment", names) == ["sentiment", "relevance", "brevity"]
+    with pytest.raises(ValueError, match="weights has 2 entries but the family has 3 objectives"):
+        reorder(names, "brevity", [0.5, 0.5])
