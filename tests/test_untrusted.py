@@ -219,7 +219,11 @@ def test_train_inherits_the_recipe_and_refuses_incomparable_overrides(root, tmp_
 def test_ctrl_c_during_train_prints_one_line_and_exits_130(root):
     cmd = [sys.executable, "-m", "modpo", "train", "--family", str(root), "--weights", "0.4,0.6", "--steps", "50000",
            "--no-eval", "--job-id", "ctrlc"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a shell that runs this suite in the background (`cmd &` without job control) starts it with SIGINT
+    # ignored, and a child inherits that: Python then installs no KeyboardInterrupt handler and Ctrl-C is
+    # lost. A terminal's Ctrl-C reaches a foreground process with SIGINT at its default, as here.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 90
     while time.time() < deadline:
         status = fam.job_dir(root, "ctrlc") / "status.json"
@@ -227,7 +231,11 @@ def test_ctrl_c_during_train_prints_one_line_and_exits_130(root):
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # never leave a 50,000-step training behind
+        raise
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err.strip().splitlines()[-1], err
     assert not fam.adapter_dir(root, "w-0.40-0.60").exists()
