@@ -2,7 +2,7 @@
 
 Builds a reduced demo family the demo's own way (modpo.demo.build_demo with its experiment keywords:
 sample from the base model, pair per objective, draw Bradley-Terry labels, train the grid, evaluate on the
-144 held-out prompts, run the coherence check; no conditioned adapter), then prints per point its scores,
+288 held-out prompts, run the coherence check; no conditioned adapter), then prints per point its scores,
 its gain over the base model in standard errors, its KL estimate and coherence, beside the shipped point
 with the same weighting. Training noise is large at the demo's recipe: the shipped sentiment vertex gains
 +4.4, +1.2 and +2.9 standard errors over the base model at training seeds 0, 1 and 2 (README, "What

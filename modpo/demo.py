@@ -10,7 +10,7 @@ Stages (each timed; the times are printed and saved in family.json and every ada
                same reward scale: the DPO endpoint on relevance, DPO on each other objective's labels
                (the other vertices), and the interior weightings of DEMO_GRID (precompute paid once
                per objective)
-  4. evaluate  every adapter and the base model on the 144 held-out prompts (greedy, 48 tokens, trimmed)
+  4. evaluate  every adapter and the base model on the 288 held-out prompts (greedy, 48 tokens, trimmed)
   5. conditioned  one weight-conditioned adapter for the whole front on the same pairs, evaluated on its
                grid and at the trained weightings it covers (audited against the exact adapters)
   6. coherence  the coherence check of every point on prompts written apart (modpo.coherence)
@@ -100,6 +100,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     if fam.is_family(root):
         check_same_recipe(fam.read_family(root), samples_per_prompt, matched, seed)
     prompts = demo_prompts()
+    reevaluated = fam.is_family(root) and reset_stale_evaluation(root, prompts["eval"], log)
     times: dict[str, float] = {}
     t = time.perf_counter()
     model, tokenizer = load_base(DEMO_MODEL)
@@ -142,6 +143,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
 
     # a resumed build keeps the times of the stages it skipped (record_times overwrites the ones that ran)
     previous = fam.read_family(root).notes.get("build_times_s", {}) if fam.is_family(root) else {}
+    if reevaluated:  # the sweep's evaluation now covers every point, the conditioned ones included
+        previous = {k: v for k, v in previous.items() if k != "conditioned_evaluate"}
     cfg = TrainConfig(**{**DEMO_TRAIN, **({"max_steps": steps} if steps else {}),
                          **({"seed": seed} if seed is not None else {})})
     margins = {o.name: {"kind": "explicit", "scorer": o.scorer, "scale": scales[o.name]}
@@ -203,6 +206,18 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
         log(f"{stage:>24s}: {s:7.1f}s")
     log(f"{'total':>24s}: {total:7.1f}s")
     return times
+
+
+def reset_stale_evaluation(root: Path, prompts: list[str], log=print) -> bool:
+    """When the demo's held-out set changed since root was evaluated (it grew from 144 to 288 prompts), record
+    the new set: every stored evaluation then reads as stale (family.load_family), and the build evaluates every
+    point again, in one pass. True if it did."""
+    stored = fam.read_eval_prompts(root)
+    if stored is None or stored == prompts:
+        return False
+    log(f"[evaluate] the held-out prompts changed ({len(stored)} -> {len(prompts)}): every point is evaluated again")
+    fam.write_data_file(root, "eval_prompts.json", {"prompts": prompts})
+    return True
 
 
 def check_same_recipe(spec: fam.FamilySpec, samples_per_prompt: int, matched: dict | None, seed: int | None) -> None:

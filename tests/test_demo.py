@@ -70,12 +70,7 @@ def open_target(reason: str):
     return pytest.mark.xfail(strict=True, reason=f"issue 13 open: {reason}")
 
 
-GAINS = [pytest.param("relevance", marks=open_target("the relevance end gains 2.5 se over the base (the interior "
-                                                     "points with relevance weight 0.2-0.5 gain 3.3-3.4)")),
-         "sentiment", "brevity"]
-
-
-@pytest.mark.parametrize("objective", GAINS)
+@pytest.mark.parametrize("objective", OBJECTIVES)
 def test_the_point_with_most_weight_on_an_objective_beats_the_base_by_3_standard_errors(demo, objective):
     _, table = demo
     best, base = most_weight_on(table, objective), table.set_index("id").loc["base"]
@@ -86,8 +81,8 @@ def test_the_point_with_most_weight_on_an_objective_beats_the_base_by_3_standard
 
 def test_paired_by_prompt_the_point_with_most_weight_on_each_objective_beats_the_base_by_3_standard_errors(demo):
     """The gains above with the standard error of the per-prompt difference (front.paired_gain): the point and
-    the base model answered the same 144 prompts, whose difficulty both share. Counted apart (above) the
-    relevance end gains 2.5 se; paired, 3.8."""
+    the base model answered the same 288 prompts, whose difficulty both share. Counted apart (above) the
+    relevance end gains 4.1 se; paired, 6.4."""
     family, table = demo
     gains = gains_over_base(family, table).set_index("id")
     for objective in OBJECTIVES:
@@ -97,8 +92,9 @@ def test_paired_by_prompt_the_point_with_most_weight_on_each_objective_beats_the
         assert z > gains.loc[best, f"{objective}_z"], "pairing by prompt should shrink the standard error here"
 
 
-@pytest.mark.parametrize("objective", [pytest.param(o, marks=open_target(f"the {o} ends differ by {gap} se"))
-                                       for o, gap in (("relevance", 3.7), ("sentiment", 4.3), ("brevity", 4.4))])
+@pytest.mark.parametrize("objective", [pytest.param("relevance", marks=open_target(
+                                           "the relevance end and the sentiment vertex differ by 4.9 se")),
+                                       "sentiment", "brevity"])
 def test_the_two_ends_of_each_objective_differ_by_5_standard_errors(demo, objective):
     _, table = demo
     rows = modpo_rows(table)
@@ -111,8 +107,10 @@ def test_the_two_ends_of_each_objective_differ_by_5_standard_errors(demo, object
 
 
 @pytest.mark.parametrize("objective", [pytest.param("relevance", marks=open_target(
-                                           "relevance's Spearman is 0.30: the interior points beat the DPO end")),
-                                       "sentiment", "brevity"])
+                                           "relevance's Spearman is 0.35: the interior points beat the DPO end")),
+                                       "sentiment",
+                                       pytest.param("brevity", marks=open_target(
+                                           "brevity's Spearman is 0.76 on 288 prompts (0.84 on the first 144)"))])
 def test_each_score_rises_with_its_weight(demo, objective):
     rows = modpo_rows(demo[1])
     rho = spearmanr(rows[f"w_{objective}"], rows[objective])[0]
@@ -120,19 +118,16 @@ def test_each_score_rises_with_its_weight(demo, objective):
 
 
 def test_what_the_family_does_meet_now(demo):
-    """Measured floors of the shipped family where it is below the issue's targets: the relevance end gains
-    over the base, every pair of ends is apart, relevance still rises with its weight."""
+    """Measured floors of the shipped family where it is below the issue's targets: every pair of ends is
+    apart (relevance's 4.9 se), relevance and brevity still rise with their weights (0.35, 0.76)."""
     _, table = demo
-    base = table.set_index("id").loc["base"]
-    best = most_weight_on(table, "relevance")
-    gain = (best["relevance"] - base["relevance"]) / np.hypot(best["relevance_stderr"], base["relevance_stderr"])
-    assert gain > 2.0, f"{best['id']} gains {gain:.1f} standard errors on relevance"
     rows = modpo_rows(table)
     for objective in OBJECTIVES:
         hi, lo = most_weight_on(table, objective), rows[rows[f"w_{objective}"] == 0]
         gaps = (hi[objective] - lo[objective]) / np.hypot(hi[f"{objective}_stderr"], lo[f"{objective}_stderr"])
-        assert gaps.min() > 3.5, f"the {objective} ends are only {gaps.min():.1f} standard errors apart"
-    assert spearmanr(rows["w_relevance"], rows["relevance"])[0] > 0.2
+        assert gaps.min() > 4.5, f"the {objective} ends are only {gaps.min():.1f} standard errors apart"
+    assert spearmanr(rows["w_relevance"], rows["relevance"])[0] > 0.3
+    assert spearmanr(rows["w_brevity"], rows["brevity"])[0] > 0.7
 
 
 def test_the_recorded_coherence_check_passes_for_every_point(demo):
@@ -212,12 +207,12 @@ def test_the_held_out_prompts_are_apart_from_the_train_prompts(demo):
     held_out, train = prompts["eval"], set(prompts["train"])
     assert len(set(held_out)) == len(held_out) and not set(held_out) & train
     family, _ = demo
-    assert fam.read_eval_prompts(DEMO) == held_out and family.spec.data["eval_prompts"] == len(held_out) == 144
+    assert fam.read_eval_prompts(DEMO) == held_out and family.spec.data["eval_prompts"] == len(held_out) == 288
 
 
 def test_every_point_saves_its_answer_to_every_held_out_prompt(demo):
     """The votes' pool (votes.answer_pool) and the Compare page's saved answers: each evaluation keeps all
-    144 answers with their scores, and they are the answers its means were computed from."""
+    288 answers with their scores, and they are the answers its means were computed from."""
     family, _ = demo
     held_out = fam.read_eval_prompts(DEMO)
     for p in family.points:
@@ -241,7 +236,7 @@ def test_the_demo_ships_one_conditioned_adapter_evaluated_on_its_grid_and_audite
     assert len(cond) >= 15 and all(p.eval and p.eval["prompt_set"]["n"] == len(fam.read_eval_prompts(DEMO))
                                    for p in cond)
     assert not any((p.path / "adapter_model.safetensors").exists() for p in cond), "one adapter for the whole front"
-    stored = [f for p in cond for f in p.path.iterdir() if f.name != "eval.json"]  # eval.json: its 144 answers
+    stored = [f for p in cond for f in p.path.iterdir() if f.name != "eval.json"]  # eval.json: its 288 answers
     assert {f.name for f in stored} == {"meta.json"} and sum(f.stat().st_size for f in stored) < 2**17
     rows, summary = conditioned_audit(family, table)
     covered = rows[rows["conditioned"] != "not covered"]
@@ -251,11 +246,11 @@ def test_the_demo_ships_one_conditioned_adapter_evaluated_on_its_grid_and_audite
     assert summary["hypervolume_conditioned"] > 0 and summary["conditioned_points"] == len(cond)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 open: 0.90 x with four singular values per objective (Panacea's "
-                   "one reached 0.955 x as a cloud that did not follow w; RESULTS.md §12)")
 def test_the_conditioned_front_has_at_least_95_percent_of_the_exact_familys_hypervolume(demo):
     """Issue 14's target on the shipped demo, with one reference point over both sets (front.conditioned_audit):
-    the 21 conditioned points against the 9 exact adapters, the two vertices it does not cover included."""
+    the 21 conditioned points against the 9 exact adapters, the two vertices it does not cover included.
+    0.966 x on the 288 held-out prompts; 0.903 x on the first 144 alone and 0.987 x on the other 144, so the
+    ratio is noisy (README, issue 14's section)."""
     from modpo.front import conditioned_audit
     family, table = demo
     _, summary = conditioned_audit(family, table)
@@ -265,8 +260,9 @@ def test_the_conditioned_front_has_at_least_95_percent_of_the_exact_familys_hype
 def test_the_conditioned_adapter_follows_the_sentiment_weight_and_stays_near_the_exact_adapters(demo):
     """What four singular values per objective bought on the demo (demo.CONDITIONED_PER_OBJECTIVE): over its
     21 points sentiment rises with its weight (Spearman >= 0.8; Panacea's one value per objective gave
-    0.51), and at 6 of the 7 covered trained weightings the conditioned adapter is within 2 standard errors
-    of the exact adapter on every objective (4 of 7 before)."""
+    0.51), and at 5 of the 7 covered trained weightings the conditioned adapter is within 2 standard errors
+    of the exact adapter on every objective (on the first 144 held-out prompts 6 of 7; with Panacea's layout
+    4 of 7)."""
     from scipy.stats import spearmanr
 
     from modpo.demo import CONDITIONED_PER_OBJECTIVE
@@ -279,7 +275,7 @@ def test_the_conditioned_adapter_follows_the_sentiment_weight_and_stays_near_the
     rows, _ = conditioned_audit(family, table)
     covered = rows[rows["conditioned"] != "not covered"]
     within = (covered[[f"{o}_se_apart" for o in OBJECTIVES]].abs() <= 2).all(axis=1)
-    assert within.sum() >= 6, covered
+    assert within.sum() >= 5, covered
 
 
 def test_resuming_the_demo_with_another_recipe_is_refused(demo):
@@ -290,3 +286,29 @@ def test_resuming_the_demo_with_another_recipe_is_refused(demo):
         check_same_recipe(spec, SAMPLES_PER_PROMPT, None, 1)
     with pytest.raises(ValueError, match=r"samples per prompt 4 \(asked 8\).*matched pairs \{\} \(asked"):
         check_same_recipe(spec, 8, {"relevance": ("brevity", 5.0)}, None)
+
+
+def test_a_demo_resumed_on_a_grown_held_out_set_evaluates_every_point_again(checkpoints, tiny):
+    """demo.reset_stale_evaluation on a real (tiny) family: an unchanged set changes nothing; a grown one is
+    recorded, every stored evaluation then reads as stale, and the next evaluation scores every point on it."""
+    from modpo.demo import reset_stale_evaluation
+    from modpo.evaluate import EvalSettings
+    from modpo.sweep import evaluate_missing
+
+    root = checkpoints / "tiny"
+    old, logs = fam.read_eval_prompts(root), []
+    assert not reset_stale_evaluation(root, old, logs.append) and not logs
+    assert all(p.eval for p in fam.load_family(root).points)
+    grown = old + ["tell me about boats", "tell me about clocks"]
+    assert reset_stale_evaluation(root, grown, logs.append)
+    assert logs == [f"[evaluate] the held-out prompts changed ({len(old)} -> {len(grown)}): every point is "
+                    "evaluated again"]
+    family = fam.load_family(root)
+    assert fam.read_eval_prompts(root) == grown
+    assert all(p.eval is None for p in family.points) and len(family.errors) == len(family.points)
+    model, tokenizer = tiny
+    done = evaluate_missing(root, model, tokenizer, grown, EvalSettings(max_new_tokens=24, batch_size=8),
+                            log=logs.append)
+    family = fam.load_family(root)
+    assert sorted(done) == sorted(p.id for p in family.points) and not family.errors
+    assert all([s["prompt"] for s in p.eval["samples"]] == grown for p in family.points)
