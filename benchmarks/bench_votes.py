@@ -254,7 +254,7 @@ def main():
     ap.add_argument("--kinds", nargs="+", default=["base", "modpo", "dpo-margin"],
                     help="the kinds of point whose answers make the pool (default: the base model and the trained "
                     "adapters, as measured in RESULTS §9; add conditioned for the demo's 21 conditioned points: "
-                    "4,464 answers instead of 1,440, about 60,000 pairs instead of 6,114, before the shortlist)")
+                    "8,928 answers instead of 2,880, 41,884 pairs instead of 12,199, before the shortlist)")
     ap.add_argument("--check", type=int, default=2, help="voters per kappa* checked step by step against modpo.choose")
     ap.add_argument("--max-candidates", type=int, default=choose.MAX_CANDIDATES,
                     help="keep the widest this many candidate pairs (default %(default)s: choose.MAX_CANDIDATES, "
