@@ -266,16 +266,20 @@ def render_many_objectives(table: pd.DataFrame, objectives: list[str], maximize:
 
 def render_audit(family, table: pd.DataFrame) -> None:
     """The conditioned adapter against the exact ones (front.conditioned_audit), when it is evaluated."""
-    from modpo.front import conditioned_audit
+    from modpo.front import conditioned_audit, conditioned_hypervolume_interval
     audit = conditioned_audit(family, table)
     if audit is None:
         return
     rows, summary = audit
+    interval = conditioned_hypervolume_interval(family, table)
+    resampled = "" if interval is None else (
+        f"; over resampled held-out prompts {interval['low']:.2f}-{interval['high']:.2f} "
+        f"({interval['level']:.0%} of {interval['draws']} bootstrap draws)")
     st.subheader("One adapter for every weighting: how far from the exact family")
     st.caption(f"Hypervolume of the conditioned adapter's {summary['conditioned_points']} points: "
                f"{summary['hypervolume_conditioned']:.4g}; of the {summary['exact_points']} exact adapters: "
-               f"{summary['hypervolume_exact']:.4g} (ratio {summary['ratio']:.3f}, the same reference point "
-               f"{[round(x, 4) for x in summary['reference_point']]}, all points, no filters). Per trained "
+               f"{summary['hypervolume_exact']:.4g} (ratio {summary['ratio']:.3f}{resampled}; the same reference "
+               f"point {[round(x, 4) for x in summary['reference_point']]}, all points, no filters). Per trained "
                "weighting, the conditioned adapter's score minus the exact adapter's, in standard errors.")
     st.dataframe(rows, hide_index=True, key="audit_table",
                  column_config={c: st.column_config.NumberColumn(format="%+.2f") for c in rows.columns

@@ -433,7 +433,13 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_front(a) -> int:
-    from .front import conditioned_audit, front_table, gains_over_base, table_hypervolume
+    from .front import (
+        conditioned_audit,
+        conditioned_hypervolume_interval,
+        front_table,
+        gains_over_base,
+        table_hypervolume,
+    )
 
     family = fam.load_family(family_root(a))
     for e in family.errors:
@@ -460,6 +466,11 @@ def cmd_front(a) -> int:
         print(f"hypervolume: exact {summary['hypervolume_exact']:.6g} ({summary['exact_points']} adapters), "
               f"conditioned {summary['hypervolume_conditioned']:.6g} ({summary['conditioned_points']} points), "
               f"ratio {summary['ratio']:.3f}, reference point {[round(x, 4) for x in summary['reference_point']]}")
+        interval = conditioned_hypervolume_interval(family, table)
+        if interval is not None:
+            print(f"the ratio resampled over the {interval['prompts']} held-out prompts ({interval['draws']} bootstrap "
+                  f"draws): median {interval['median']:.3f}, {interval['level']:.0%} interval "
+                  f"{interval['low']:.3f}-{interval['high']:.3f}")
     return 0
 
 

@@ -98,18 +98,54 @@ def paired_gain(a: dict, b: dict, objective: str) -> tuple[float, float] | None:
     sqrt(se_a^2 + se_b^2) counts it in. None unless both records hold a score for every prompt they
     were evaluated on (samples_saved >= n), the same prompts in the same order, at least two.
     """
-    scores = []
-    for record in (a, b):
+    scores = per_prompt_scores([a, b], [objective])
+    if scores is None:
+        return None
+    d = scores[0, :, 0] - scores[1, :, 0]
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
+def per_prompt_scores(records: list[dict], objectives: list[str]) -> np.ndarray | None:
+    """(len(records), n_prompts, len(objectives)) scores per prompt from eval.json records, or None unless
+    every record saved a finite score for every prompt it was evaluated on (samples_saved >= n), all on the
+    same prompts in the same order, at least two."""
+    prompts, scores = None, []
+    for record in records:
         samples = record.get("samples") or []
         if len(samples) < 2 or len(samples) != record.get("prompt_set", {}).get("n"):
             return None
-        scores.append(([s["prompt"] for s in samples], np.array([s["scores"].get(objective, np.nan) for s in samples],
-                                                                 float)))
-    (prompts_a, scores_a), (prompts_b, scores_b) = scores
-    if prompts_a != prompts_b or not (np.isfinite(scores_a).all() and np.isfinite(scores_b).all()):
+        if prompts is not None and [s["prompt"] for s in samples] != prompts:
+            return None
+        prompts = [s["prompt"] for s in samples]
+        scores.append([[s["scores"].get(o, np.nan) for o in objectives] for s in samples])
+    out = np.array(scores, dtype=float)
+    return out if records and np.isfinite(out).all() else None
+
+
+def conditioned_hypervolume_interval(family: Family, table: pd.DataFrame, draws: int = 300,
+                                     level: float = 0.9) -> dict | None:
+    """conditioned_audit's hypervolume ratio with a bootstrap interval over the held-out prompts
+    (pareto.bootstrap_hypervolume_ratio: one resample of prompts for every point, seed 0): {"low", "median",
+    "high", "level", "draws", "prompts"}. None without evaluated conditioned and exact points, or unless they
+    all saved every answer on the same prompts."""
+    from .pareto import bootstrap_hypervolume_ratio
+
+    names = family.spec.objective_names
+    done = table[table["evaluated"].astype(bool)]
+    records = {p.id: p.eval for p in family.points if p.eval is not None}
+    ids = {k: list(done[done["kind"].isin(kinds)]["id"]) for k, kinds in (("exact", EXACT_KINDS),
+                                                                          ("cond", ("conditioned",)))}
+    if not ids["exact"] or not ids["cond"]:
         return None
-    d = scores_a - scores_b
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+    scores = per_prompt_scores([records[i] for i in ids["exact"] + ids["cond"]], names)
+    if scores is None:
+        return None
+    maximize = [o.maximize for o in family.spec.objectives]
+    ratios = bootstrap_hypervolume_ratio(scores[:len(ids["exact"])], scores[len(ids["exact"]):], maximize, draws)
+    tail = (1 - level) / 2
+    low, median, high = np.nanquantile(ratios, [tail, 0.5, 1 - tail])
+    return {"low": float(low), "median": float(median), "high": float(high), "level": level, "draws": draws,
+            "prompts": scores.shape[1]}
 
 
 def gains_over_base(family: Family, table: pd.DataFrame) -> pd.DataFrame | None:

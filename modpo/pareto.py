@@ -58,6 +58,32 @@ def default_reference_point(points, maximize: Sequence[bool], pad: float = 0.1) 
     return np.where(np.asarray(maximize), lo - pad * span, hi + pad * span)
 
 
+def bootstrap_hypervolume_ratio(a_scores, b_scores, maximize: Sequence[bool], draws: int = 300,
+                                seed: int = 0) -> np.ndarray:
+    """How sure is "set b has r x set a's hypervolume"? The ratio hypervolume(b) / hypervolume(a) of the
+    points' mean scores, recomputed on prompts resampled with replacement: one draw of prompts for every
+    point (they answered the same prompts), the reference point recomputed per draw over both sets
+    (default_reference_point), as the plug-in ratio takes it.
+
+    a_scores: (n_a, n_prompts, n) and b_scores: (n_b, n_prompts, n), every point's score per prompt and
+    objective. Returns (draws,) ratios; NaN in a draw where set a's hypervolume is 0.
+    """
+    a, b = np.asarray(a_scores, dtype=float), np.asarray(b_scores, dtype=float)
+    if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:] or min(a.shape[:2] + b.shape[:1]) == 0:
+        raise ValueError(f"scores must be (points, prompts, objectives) arrays over the same prompts and "
+                         f"objectives, got {a.shape} and {b.shape}")
+    rng = np.random.default_rng(seed)
+    n_prompts = a.shape[1]
+    ratios = np.empty(draws)
+    for i in range(draws):
+        idx = rng.integers(0, n_prompts, n_prompts)
+        mean_a, mean_b = a[:, idx].mean(1), b[:, idx].mean(1)  # (n_a, n), (n_b, n)
+        ref = default_reference_point(np.vstack([mean_a, mean_b]), maximize)
+        hv_a = hypervolume(mean_a, ref, maximize)
+        ratios[i] = hypervolume(mean_b, ref, maximize) / hv_a if hv_a > 0 else np.nan
+    return ratios
+
+
 def front_order(points, mask: np.ndarray, axis: int = 0) -> np.ndarray:
     """Indices of the front points sorted along one objective, for drawing the front as a line."""
     pts = np.asarray(points, dtype=float)

@@ -197,7 +197,7 @@ def test_the_conditioned_points_are_evaluated_drawn_and_audited(tiny_checkpoints
     import shutil
 
     from modpo.cli import main
-    from modpo.front import conditioned_audit, front_table
+    from modpo.front import conditioned_audit, conditioned_hypervolume_interval, front_table
     from modpo.plots import front_figure
     root = tmp_path / "tiny"
     shutil.copytree(tiny_checkpoints / "tiny", root)
@@ -217,6 +217,11 @@ def test_the_conditioned_points_are_evaluated_drawn_and_audited(tiny_checkpoints
     assert main(["front", "--family", str(root)]) == 0
     out = capsys.readouterr().out
     assert "the conditioned adapter against the exact adapters" in out and "ratio" in out
+    interval = conditioned_hypervolume_interval(family, table)  # every answer saved: the ratio resampled
+    assert interval["prompts"] == 6 and interval["draws"] == 300
+    assert interval["low"] <= interval["median"] <= interval["high"]
+    resampled = "the ratio resampled over the 6 held-out prompts (300 bootstrap draws)"
+    assert f"{resampled}: median {interval['median']:.3f}" in out
     # the family stores one adapter for the whole front: its points hold meta and eval, and load its export
     from modpo.evaluate import adapters_of
     assert not any((p.path / "adapter_model.safetensors").exists() for p in points)

@@ -257,6 +257,18 @@ def test_the_conditioned_front_has_at_least_95_percent_of_the_exact_familys_hype
     assert summary["ratio"] >= 0.95, f"the conditioned points have {summary['ratio']:.2f} x the exact hypervolume"
 
 
+def test_the_hypervolume_ratio_resampled_over_the_held_out_prompts_is_wide(demo):
+    """front.conditioned_hypervolume_interval: how sure the 0.966 x above is. Resampling the 288 prompts
+    (one draw for every point) gives 0.80-1.27 (90%): the conditioned front is about as large as the exact
+    family's, and the held-out set cannot tell them apart more closely."""
+    from modpo.front import conditioned_audit, conditioned_hypervolume_interval
+    family, table = demo
+    ratio = conditioned_audit(family, table)[1]["ratio"]
+    interval = conditioned_hypervolume_interval(family, table)
+    assert interval["prompts"] == 288 and interval["low"] < ratio < interval["high"]
+    assert interval["low"] < 0.95 < interval["high"] and interval["high"] - interval["low"] > 0.3
+
+
 def test_the_conditioned_adapter_follows_the_sentiment_weight_and_stays_near_the_exact_adapters(demo):
     """What four singular values per objective bought on the demo (demo.CONDITIONED_PER_OBJECTIVE): over its
     21 points sentiment rises with its weight (Spearman >= 0.8; Panacea's one value per objective gave
@@ -312,3 +324,18 @@ def test_a_demo_resumed_on_a_grown_held_out_set_evaluates_every_point_again(chec
     family = fam.load_family(root)
     assert sorted(done) == sorted(p.id for p in family.points) and not family.errors
     assert all([s["prompt"] for s in p.eval["samples"]] == grown for p in family.points)
+
+
+def test_the_front_page_shows_the_resampled_hypervolume_ratio(demo, monkeypatch):
+    """The Front page's audit caption (AppTest) carries the ratio and its bootstrap interval as computed."""
+    from app_helpers import front_page_at
+
+    from modpo.front import conditioned_hypervolume_interval
+    family, table = demo
+    interval = conditioned_hypervolume_interval(family, table)
+    monkeypatch.setenv("MODPO_CHECKPOINTS", str(DEMO.parent))
+    at = front_page_at("demo")
+    captions = [c.value for c in at.caption if "Hypervolume of the conditioned adapter" in c.value]
+    assert len(captions) == 1, [c.value for c in at.caption]
+    assert (f"over resampled held-out prompts {interval['low']:.2f}-{interval['high']:.2f} (90% of 300 bootstrap "
+            "draws)") in captions[0]

@@ -2,7 +2,14 @@
 import numpy as np
 import pytest
 
-from modpo.pareto import default_reference_point, front_order, hypervolume, pareto_mask, weight_grid
+from modpo.pareto import (
+    bootstrap_hypervolume_ratio,
+    default_reference_point,
+    front_order,
+    hypervolume,
+    pareto_mask,
+    weight_grid,
+)
 
 
 def test_known_front_two_objectives_maximize():
@@ -88,3 +95,23 @@ def test_suggest_weighting_fills_the_widest_gap():
     assert suggest_weighting([], 2, target_index=0) == (0.5, 0.5)
     w = suggest_weighting([(1 / 3, 1 / 3, 1 / 3)], 3, target_index=2)
     assert w[2] > 0 and abs(sum(w) - 1) < 1e-9 and max(w) >= 0.9
+
+
+def test_bootstrap_hypervolume_ratio():
+    """One resample of prompts for every point, the reference point recomputed per draw."""
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(4, 50, 3))  # 4 points, 50 prompts, 3 objectives
+    maximize = [True, True, False]
+    same = bootstrap_hypervolume_ratio(a, a.copy(), maximize, draws=40)
+    assert same.shape == (40,) and np.allclose(same, 1.0)
+    worse = bootstrap_hypervolume_ratio(a, a - np.array([0.3, 0.3, -0.3]), maximize, draws=40)
+    assert (worse < 1).all()  # worse by a constant on every prompt: smaller in every draw
+    again = bootstrap_hypervolume_ratio(a, a - np.array([0.3, 0.3, -0.3]), maximize, draws=40)
+    other = bootstrap_hypervolume_ratio(a, a - np.array([0.3, 0.3, -0.3]), maximize, draws=40, seed=1)
+    assert np.array_equal(worse, again) and not np.array_equal(worse, other)
+    one = a[:, :1]  # one prompt: every draw is the plug-in ratio
+    ref = default_reference_point(np.vstack([one[:, 0], one[:2, 0]]), maximize)
+    plug_in = hypervolume(one[:2, 0], ref, maximize) / hypervolume(one[:, 0], ref, maximize)
+    assert np.allclose(bootstrap_hypervolume_ratio(one, one[:2], maximize, draws=5), plug_in)
+    with pytest.raises(ValueError, match=r"over the same prompts and objectives, got \(4, 50, 3\) and \(4, 49, 3\)"):
+        bootstrap_hypervolume_ratio(a, a[:, 1:], maximize)
