@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from modpo import family as fam
-from modpo.front import front_table
+from modpo.front import conditioned_hypervolume_interval, front_table
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_FAMILY = "demo"
@@ -53,6 +53,17 @@ def _load(root: str, signature: tuple):
 def load(root: Path):
     """(Family, front table), reloaded only when something on disk changed."""
     return _load(str(root), fam.signature(root))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _hypervolume_interval(root: str, signature: tuple):
+    return conditioned_hypervolume_interval(*_load(root, signature))
+
+
+def hypervolume_interval(root: Path) -> dict | None:
+    """front.conditioned_hypervolume_interval of the family at root (300 bootstrap draws), recomputed only
+    when something on disk changed."""
+    return _hypervolume_interval(str(root), fam.signature(root))
 
 
 def pick_family() -> tuple[Path, object, object] | None:

@@ -264,14 +264,14 @@ def render_many_objectives(table: pd.DataFrame, objectives: list[str], maximize:
     st.plotly_chart(parallel_figure(data, objectives, maximize, color_by), key="parallel")
 
 
-def render_audit(family, table: pd.DataFrame) -> None:
+def render_audit(root, family, table: pd.DataFrame) -> None:
     """The conditioned adapter against the exact ones (front.conditioned_audit), when it is evaluated."""
-    from modpo.front import conditioned_audit, conditioned_hypervolume_interval
+    from modpo.front import conditioned_audit
     audit = conditioned_audit(family, table)
     if audit is None:
         return
     rows, summary = audit
-    interval = conditioned_hypervolume_interval(family, table)
+    interval = common.hypervolume_interval(root)
     resampled = "" if interval is None else (
         f"; over resampled held-out prompts {interval['low']:.2f}-{interval['high']:.2f} "
         f"({interval['level']:.0%} of {interval['draws']} bootstrap draws)")
@@ -312,7 +312,7 @@ def render() -> None:
     reference = render_hypervolume(family, shown, [x, y])
     render_chart(root, family, shown, objectives, x, y, reference)
     render_many_objectives(shown, objectives, maximize)
-    render_audit(family, table)
+    render_audit(root, family, table)
     render_preview(root, family)
     vote_panel.render_front_section(root, family)
     st.caption("Click a point to select it; for several, pick Box Select or Lasso Select in the chart's toolbar "

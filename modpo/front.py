@@ -126,8 +126,9 @@ def conditioned_hypervolume_interval(family: Family, table: pd.DataFrame, draws:
                                      level: float = 0.9) -> dict | None:
     """conditioned_audit's hypervolume ratio with a bootstrap interval over the held-out prompts
     (pareto.bootstrap_hypervolume_ratio: one resample of prompts for every point, seed 0): {"low", "median",
-    "high", "level", "draws", "prompts"}. None without evaluated conditioned and exact points, or unless they
-    all saved every answer on the same prompts."""
+    "high", "level", "draws", "prompts"}. None without evaluated conditioned and exact points, unless they
+    all saved every answer on the same prompts, or if a draw's ratio is undefined (set a's hypervolume 0, or
+    scores near the float limit)."""
     from .pareto import bootstrap_hypervolume_ratio
 
     names = family.spec.objective_names
@@ -142,8 +143,10 @@ def conditioned_hypervolume_interval(family: Family, table: pd.DataFrame, draws:
         return None
     maximize = [o.maximize for o in family.spec.objectives]
     ratios = bootstrap_hypervolume_ratio(scores[:len(ids["exact"])], scores[len(ids["exact"]):], maximize, draws)
+    if not np.isfinite(ratios).all():
+        return None
     tail = (1 - level) / 2
-    low, median, high = np.nanquantile(ratios, [tail, 0.5, 1 - tail])
+    low, median, high = np.quantile(ratios, [tail, 0.5, 1 - tail])
     return {"low": float(low), "median": float(median), "high": float(high), "level": level, "draws": draws,
             "prompts": scores.shape[1]}
 

@@ -66,7 +66,8 @@ def bootstrap_hypervolume_ratio(a_scores, b_scores, maximize: Sequence[bool], dr
     (default_reference_point), as the plug-in ratio takes it.
 
     a_scores: (n_a, n_prompts, n) and b_scores: (n_b, n_prompts, n), every point's score per prompt and
-    objective. Returns (draws,) ratios; NaN in a draw where set a's hypervolume is 0.
+    objective. Returns (draws,) ratios; NaN in a draw where set a's hypervolume is 0 or a mean is not finite
+    (scores near the float limit, as a stranger's eval.json may hold).
     """
     a, b = np.asarray(a_scores, dtype=float), np.asarray(b_scores, dtype=float)
     if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:] or min(a.shape[:2] + b.shape[:1]) == 0:
@@ -77,8 +78,14 @@ def bootstrap_hypervolume_ratio(a_scores, b_scores, maximize: Sequence[bool], dr
     ratios = np.empty(draws)
     for i in range(draws):
         idx = rng.integers(0, n_prompts, n_prompts)
-        mean_a, mean_b = a[:, idx].mean(1), b[:, idx].mean(1)  # (n_a, n), (n_b, n)
-        ref = default_reference_point(np.vstack([mean_a, mean_b]), maximize)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean_a, mean_b = a[:, idx].mean(1), b[:, idx].mean(1)  # (n_a, n), (n_b, n)
+            both = np.vstack([mean_a, mean_b])
+            span = both.max(0) - both.min(0)
+        if not np.isfinite(span).all():
+            ratios[i] = np.nan
+            continue
+        ref = default_reference_point(both, maximize)
         hv_a = hypervolume(mean_a, ref, maximize)
         ratios[i] = hypervolume(mean_b, ref, maximize) / hv_a if hv_a > 0 else np.nan
     return ratios

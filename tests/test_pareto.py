@@ -113,5 +113,8 @@ def test_bootstrap_hypervolume_ratio():
     ref = default_reference_point(np.vstack([one[:, 0], one[:2, 0]]), maximize)
     plug_in = hypervolume(one[:2, 0], ref, maximize) / hypervolume(one[:, 0], ref, maximize)
     assert np.allclose(bootstrap_hypervolume_ratio(one, one[:2], maximize, draws=5), plug_in)
+    huge = a.copy()
+    huge[0] = 1.7e308  # a stranger's scores at the float limit: their means overflow, those draws are NaN
+    assert np.isnan(bootstrap_hypervolume_ratio(huge, a, maximize, draws=3)).all()
     with pytest.raises(ValueError, match=r"over the same prompts and objectives, got \(4, 50, 3\) and \(4, 49, 3\)"):
         bootstrap_hypervolume_ratio(a, a[:, 1:], maximize)
