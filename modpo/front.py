@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .family import Family
-from .pareto import default_reference_point, hypervolume, pareto_mask
+from .pareto import bootstrap_hypervolume_ratio, default_reference_point, hypervolume, pareto_mask
 
 
 def front_table(family: Family) -> pd.DataFrame:
@@ -129,20 +129,17 @@ def conditioned_hypervolume_interval(family: Family, table: pd.DataFrame, draws:
     "high", "level", "draws", "prompts"}. None without evaluated conditioned and exact points, unless they
     all saved every answer on the same prompts, or if a draw's ratio is undefined (set a's hypervolume 0, or
     scores near the float limit)."""
-    from .pareto import bootstrap_hypervolume_ratio
-
     names = family.spec.objective_names
     done = table[table["evaluated"].astype(bool)]
-    records = {p.id: p.eval for p in family.points if p.eval is not None}
-    ids = {k: list(done[done["kind"].isin(kinds)]["id"]) for k, kinds in (("exact", EXACT_KINDS),
-                                                                          ("cond", ("conditioned",)))}
-    if not ids["exact"] or not ids["cond"]:
+    exact, cond = list(done[done["kind"].isin(EXACT_KINDS)]["id"]), list(done[done["kind"] == "conditioned"]["id"])
+    if not exact or not cond:
         return None
-    scores = per_prompt_scores([records[i] for i in ids["exact"] + ids["cond"]], names)
+    records = {p.id: p.eval for p in family.points if p.eval is not None}
+    scores = per_prompt_scores([records[i] for i in exact + cond], names)
     if scores is None:
         return None
     maximize = [o.maximize for o in family.spec.objectives]
-    ratios = bootstrap_hypervolume_ratio(scores[:len(ids["exact"])], scores[len(ids["exact"]):], maximize, draws)
+    ratios = bootstrap_hypervolume_ratio(scores[:len(exact)], scores[len(exact):], maximize, draws)
     if not np.isfinite(ratios).all():
         return None
     tail = (1 - level) / 2
