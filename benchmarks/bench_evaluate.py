@@ -1,5 +1,6 @@
 """Evaluation cost, side by side in one run: log-probs from a separate policy pass (before) vs. taken
-from the logits generation already computed (now, modpo.evaluate), on a family's own adapters.
+from the logits generation already computed (now, modpo.evaluate), on a family's own adapters; and the
+base model's reference pass over every adapted row vs. over their distinct (prompt, answer) rows only.
 
     python benchmarks/bench_evaluate.py --family checkpoints/demo --prompts 16
 """
@@ -41,8 +42,13 @@ def main():
     t = time.perf_counter()
     response_logps(model, tok, [rows[i] for i in ad], [ids[i] for i in ad], [BASE] * len(ad), 64)
     r_ad = time.perf_counter() - t
+    distinct = list(dict.fromkeys((rows[i], tuple(ids[i])) for i in ad))  # what modpo.evaluate scores once
+    t = time.perf_counter()
+    response_logps(model, tok, [r for r, _ in distinct], [list(x) for _, x in distinct], [BASE] * len(distinct), 64)
+    r_distinct = time.perf_counter() - t
     print(f"{len(rows)} rows: generate {g0:.1f}s, with logps {g1:.1f}s; policy pass {p:.1f}s; "
-          f"reference pass all {r_all:.1f}s, adapted rows only {r_ad:.1f}s")
+          f"reference pass all {r_all:.1f}s, adapted rows only {r_ad:.1f}s ({len(ad)} rows), their distinct "
+          f"answers only {r_distinct:.1f}s ({len(distinct)} rows): {r_distinct / r_ad:.2f}x")
     print(f"before {g0 + p + r_all:.1f}s vs now {g1 + r_ad:.1f}s: {(g1 + r_ad) / (g0 + p + r_all):.2f}x")
     print("max |logp difference|", max(abs(o["logp"] - float(x)) for o, x in zip(out, pol)),
           "; same responses:", [o["response_ids"] for o in plain] == ids)

@@ -134,8 +134,10 @@ def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], poli
                     settings: EvalSettings | None = None, on_progress=None) -> dict[str, dict]:
     """Evaluate several policies in shared batches; returns point id -> the eval.json record.
 
-    The reference log-probs (the KL estimate's other half) take one base-model pass over the answers
-    of every point but the base model, whose answers are their own reference.
+    The reference log-probs (the KL estimate's other half) take one base-model pass over the distinct
+    answers of every point but the base model, whose answers are their own reference: the base model's
+    log-prob of an answer depends only on the prompt and the answer, and points often give the same answer
+    to a prompt (on the demo 4,724 distinct of 8,640, most of the repeats on the conditioned front).
     """
     settings = settings or EvalSettings()
     start = time.perf_counter()
@@ -144,11 +146,13 @@ def evaluate_points(model, tokenizer, spec: FamilySpec, prompts: list[str], poli
     rows = [(i, k) for i in policies if policies[i] != BASE for k in range(len(prompts))]
     reference = {}
     if rows:
-        logps = response_logps(model, tokenizer, [prompts[k] for _, k in rows],
-                               [answers[i]["response_ids"][k] for i, k in rows], [BASE] * len(rows),
-                               settings.batch_size)
-        for (i, _), value in zip(rows, logps.tolist()):
-            reference.setdefault(i, []).append(value)
+        keys = [(k, tuple(answers[i]["response_ids"][k])) for i, k in rows]  # (prompt index, answer ids)
+        distinct = sorted(set(keys), key=lambda key: (len(prompts[key[0]]) + 4 * len(key[1]), key))  # less padding
+        logps = response_logps(model, tokenizer, [prompts[k] for k, _ in distinct], [list(r) for _, r in distinct],
+                               [BASE] * len(distinct), settings.batch_size)
+        by_key = dict(zip(distinct, logps.tolist()))
+        for (i, _), key in zip(rows, keys):
+            reference.setdefault(i, []).append(by_key[key])
     wall = (time.perf_counter() - start) / len(policies)
     return {i: build_record(i, prompts, a, a["logps"] - np.array(reference.get(i, a["logps"])), settings, wall)
             for i, a in answers.items()}

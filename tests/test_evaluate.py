@@ -56,6 +56,26 @@ def test_evaluate_points_kl_is_zero_for_the_base_and_records_the_settings(loaded
     assert records["w"]["prompt_set"] == {"n": 3, "sha": fam.prompt_set_id(PROMPTS)}
 
 
+def test_the_reference_pass_scores_each_distinct_answer_once(loaded, monkeypatch):
+    """Two ids for one adapter give the same answers: the base model scores each (prompt, answer) once, and
+    every point's KL estimate is its own log-prob minus the base model's log-prob of its own answer."""
+    import modpo.evaluate as ev
+    family, model, tok = loaded
+    passes = []
+    monkeypatch.setattr(ev, "response_logps", lambda *a, **k: passes.append(len(a[2])) or response_logps(*a, **k))
+    settings = EvalSettings(max_new_tokens=8)
+    policies = {"a": peft_name("w-0.30-0.70"), "same": peft_name("w-0.30-0.70"), "b": peft_name("w-1.00-0.00")}
+    records = evaluate_points(model, tok, family.spec, PROMPTS, policies, settings)
+    answers = answer_points(model, tok, family.spec, PROMPTS, policies, settings)
+    distinct = {(k, tuple(answers[i]["response_ids"][k])) for i in policies for k in range(len(PROMPTS))}
+    assert passes == [len(distinct)] and len(distinct) <= 2 * len(PROMPTS) < 3 * len(PROMPTS)
+    for i in policies:
+        base = response_logps(model, tok, PROMPTS, answers[i]["response_ids"], [BASE] * len(PROMPTS))
+        expected = answers[i]["logps"] - base.numpy()
+        assert records[i]["kl"]["mean"] == pytest.approx(float(np.mean(expected)), abs=1e-4), i
+    assert records["a"]["kl"] == records["same"]["kl"]
+
+
 def test_policy_of_each_point_kind(loaded):
     family, _, _ = loaded
     assert policy_of(family.point("base")) == BASE
