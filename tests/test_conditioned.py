@@ -1,5 +1,7 @@
 """modpo/conditioned.py: one SVD-LoRA adapter conditioned on the weighting (Panacea), trained with the exact
 MODPO loss over the simplex, exported exactly as a plain peft LoRA per weighting."""
+import json
+
 import pytest
 import torch
 
@@ -222,6 +224,13 @@ def test_the_conditioned_points_are_evaluated_drawn_and_audited(tiny_checkpoints
     assert interval["low"] <= interval["median"] <= interval["high"]
     resampled = "the ratio resampled over the 6 held-out prompts (300 bootstrap draws)"
     assert f"{resampled}: median {interval['median']:.3f}" in out
+    stranger = json.loads((points[0].path / "eval.json").read_text())  # scores at the float limit: no interval,
+    for sample in stranger["samples"]:                                   # never a crash
+        sample["scores"]["positivity"] = 1.7e308
+    (points[0].path / "eval.json").write_text(json.dumps(stranger))
+    family = fam.load_family(root)
+    assert not family.errors and conditioned_hypervolume_interval(family, front_table(family)) is None
+    assert main(["front", "--family", str(root)]) == 0 and resampled not in capsys.readouterr().out
     # the family stores one adapter for the whole front: its points hold meta and eval, and load its export
     from modpo.evaluate import adapters_of
     assert not any((p.path / "adapter_model.safetensors").exists() for p in points)
