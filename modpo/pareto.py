@@ -81,11 +81,10 @@ def bootstrap_hypervolume_ratio(a_scores, b_scores, maximize: Sequence[bool], dr
         with np.errstate(over="ignore", invalid="ignore"):
             mean_a, mean_b = a[:, idx].mean(1), b[:, idx].mean(1)  # (n_a, n), (n_b, n)
             both = np.vstack([mean_a, mean_b])
-            span = both.max(0) - both.min(0)
-        if not np.isfinite(span).all():
+            ref = default_reference_point(both, maximize) if np.isfinite(both).all() else None
+        if ref is None or not np.isfinite(ref).all():
             ratios[i] = np.nan
             continue
-        ref = default_reference_point(both, maximize)
         hv_a = hypervolume(mean_a, ref, maximize)
         ratios[i] = hypervolume(mean_b, ref, maximize) / hv_a if hv_a > 0 else np.nan
     return ratios
