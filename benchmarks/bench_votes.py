@@ -98,7 +98,7 @@ class Estimator:
         self.grid = choose.simplex_grid(k, steps)                                    # (G, K)
         self.kappas = np.asarray(kappas, dtype=float)                                # (C,)
         self.steps, self.gain, self.estimate = steps, gain, estimate
-        if estimate == "l1":
+        if estimate in ("l1", "ball"):
             self.l1_between = np.abs(self.grid[:, None] - self.grid[None]).sum(-1)  # (G, G)
         logits = self.kappas[:, None, None] * (self.grid @ diffs.T)[None]            # (C, G, P)
         self.log_win = choose._log_sigmoid(logits)                                   # log P(left wins)
@@ -153,6 +153,8 @@ class Estimator:
         w = joint.sum(0)
         if self.estimate == "mean":
             return w @ self.grid
+        if self.estimate == "ball":
+            return self.grid[np.argmax((self.l1_between <= TARGET_L1 + 1e-9) @ w)]
         return self.grid[np.argmin(self.l1_between @ w)]
 
 
@@ -234,7 +236,8 @@ ESTIMATORS = {  # name -> (grid steps, kappas or None for "only the true kappa*"
     "kappas-2-4-8": (40, (2.0, 4.0, 8.0), "joint", "mean"),   # no hypotheses of a very noisy voter
     "gain-w": (40, choose.KAPPAS, "w", "mean"),               # pairs chosen for information about w alone
     "l1-estimate": (40, choose.KAPPAS, "joint", "l1"),        # the estimate minimizing expected L1, not the mean
-    "variance": (40, choose.KAPPAS, "variance", "mean"),      # pairs chosen for the least expected variance of w
+    "variance": (40, choose.KAPPAS, "variance", "mean"),
+    "ball": (40, choose.KAPPAS, "joint", "ball"),              # the weighting with most posterior mass within 0.15      # pairs chosen for the least expected variance of w
 }
 
 

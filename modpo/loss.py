@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .weights import check_beta, validate_weights
+from .weights import validate_simplex_weights
 
 IGNORE_INDEX = -100
 
@@ -176,6 +177,49 @@ def modpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.T
         raise ValueError("chosen_probs must lie in [0, 1]: they are probabilities that the chosen response wins")
     p = chosen_probs.to(logits.dtype)
     return -(p * F.logsigmoid(logits) + (1 - p) * F.logsigmoid(-logits))
+
+
+def modpo_mixture_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+                       reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+                       chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor,
+                       weights, beta: float) -> torch.Tensor:
+    """Per-example MODPO loss on every objective's Bradley-Terry labels at once: sum_j w_j * L_j.
+
+    L_j is MODPO Eq. 7 trained on objective j's labels, every other objective a margin, in its expectation
+    over the label draw (modpo_loss with chosen_probs p_j = sigmoid(r_j(y_a) - r_j(y_b))). Each L_j has the
+    same per-pair optimum, beta * (h(y_a) - h(y_b)) = w . (r(y_a) - r(y_b)) (the closed form pi_ref *
+    exp(w . r / beta)), so the weighted sum has it too; an objective with w_j = 0 adds nothing. What changes is
+    the gradient: d(w_j L_j)/dx = sigma(z_j) - p_j with x = beta * (h(y_a) - h(y_b)), at most 1 for every j,
+    where one objective's labels alone give (sigma(z_0) - p_0) / w_0, five times over at w_0 = 0.2.
+
+    policy_*_logps, reference_*_logps: (B,) summed response log-probs of the pair's two answers (a, b).
+    chosen_rewards, rejected_rewards: (B, n) every objective's true reward r_j of a and b (Bradley-Terry
+        rewards in nats, higher is better), in the order of weights; the labels' probabilities come from them.
+    weights: (n,) on the simplex in that order; any entry may be 0.
+    Returns (B,):  sum_{j: w_j > 0} w_j * -[p_j log sigma(z_j) + (1 - p_j) log sigma(-z_j)],
+        z_j = (x - sum_{i != j} w_i (r_i(y_a) - r_i(y_b))) / w_j = r_j(y_a) - r_j(y_b) + (x - w . dr) / w_j.
+    """
+    batch = _check_logps(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
+                         reference_chosen_logps=reference_chosen_logps,
+                         reference_rejected_logps=reference_rejected_logps)
+    _check_beta(beta)
+    w = torch.tensor(validate_simplex_weights(weights), dtype=torch.float64)
+    for name, r in (("chosen_rewards", chosen_rewards), ("rejected_rewards", rejected_rewards)):
+        if not isinstance(r, torch.Tensor) or r.shape != (batch, len(w)):
+            shape = tuple(r.shape) if isinstance(r, torch.Tensor) else type(r).__name__
+            raise ValueError(f"{name} must have shape (B, n) = ({batch}, {len(w)}): every objective's reward, "
+                             f"got {shape}")
+        if not torch.isfinite(r).all():
+            raise ValueError(f"{name} contains NaN or inf; recompute the rewards for this dataset")
+    w = w.to(device=policy_chosen_logps.device, dtype=policy_chosen_logps.dtype)
+    x = beta * ((policy_chosen_logps - reference_chosen_logps) - (policy_rejected_logps - reference_rejected_logps))
+    reward_diff = (chosen_rewards - rejected_rewards).to(w.dtype)  # (B, n)
+    gap = x - reward_diff @ w  # (B,): zero at the optimum
+    used = w > 0
+    logits = reward_diff[:, used] + gap[:, None] / w[used]  # (B, m): z_j of each objective with weight
+    p = torch.sigmoid(reward_diff[:, used])  # (B, m): the labels' probability that a is preferred on j
+    per_objective = -(p * F.logsigmoid(logits) + (1 - p) * F.logsigmoid(-logits))  # (B, m)
+    return per_objective @ w[used]
 
 
 def implicit_rewards(policy_logps: torch.Tensor, reference_logps: torch.Tensor, beta: float) -> torch.Tensor:

@@ -21,7 +21,7 @@ from .feedback import chosen_probability
 from .margins import MarginSpec, margin_summary, precompute_columns
 from .models import attach_adapters, library_versions, peft_name, record_base_model, tokenizer_fingerprint
 from .train import train_adapter
-from .weights import loss_plan, reorder, weights_id
+from .weights import EVERY, loss_plan, reorder, weights_id
 from .weights import target_first as _target_first  # noqa: F401 (re-exported)
 
 
@@ -41,7 +41,8 @@ def is_main_process() -> bool:
 def margin_specs(spec: fam.FamilySpec, labels_from: str | None = None) -> list[MarginSpec]:
     """The margins of the objectives other than the one whose labels train (the family's target unless
     labels_from): the family's margins, and for the target itself its true reward, known only where the
-    family's labels were drawn from a Bradley-Terry model of its scorers (family.json labels.reward_scales)."""
+    family's labels were drawn from a Bradley-Terry model of its scorers (family.json labels.reward_scales).
+    labels_from EVERY: every objective's reward, in family order (the columns of modpo_mixture_loss)."""
     labelled = labels_from or spec.target
     out = []
     for o in spec.objectives:
@@ -73,6 +74,9 @@ def pairs_for_weighting(root: Path, spec: fam.FamilySpec, model, tokenizer, data
     objective, ordered = loss_plan(spec.objective_names, spec.target, weights, labels_from)
     if objective == spec.target:
         return prepare_pairs(root, spec, model, tokenizer, dataset, objective, margin_specs(spec), max_length)
+    if objective == EVERY:  # the target's pairs with every objective's reward, cached as data/pairs-all-margins
+        return prepare_pairs(root, spec, model, tokenizer, dataset, spec.target, margin_specs(spec, EVERY),
+                             max_length, store=f"{EVERY}-margins")
     if len(ordered) == 1:
         return prepare_pairs(root, spec, model, tokenizer, dataset, objective, [], max_length)
     return margined_pairs(root, spec, model, tokenizer, dataset, objective, max_length)
@@ -186,7 +190,7 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
                 else loss_plan(spec.objective_names, spec.target, weights, labels_from)
             record, model = train_adapter(model, train_examples, ordered, cfg, out, peft_name(point_id),
                                           report if main else None,
-                                          work_dir=fam.job_dir(root, job_id) / "trainer")
+                                          work_dir=fam.job_dir(root, job_id) / "trainer", mixture=objective == EVERY)
             meta = {"id": point_id, "kind": kind, "base_model": spec.base_model,
                     "weights": None if kind == "dpo-margin" else dict(zip(spec.objective_names, map(float, weights))),
                     "objective": objective,

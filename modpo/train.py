@@ -14,7 +14,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .config import TrainConfig
 from .data import PairCollator
-from .loss import check_weights, implicit_rewards, model_sequence_logps, modpo_loss
+from .loss import check_weights, implicit_rewards, model_sequence_logps, modpo_loss, modpo_mixture_loss
+from .weights import validate_simplex_weights
 from .models import save_adapter
 
 
@@ -26,11 +27,14 @@ def lora_config(cfg: TrainConfig):
 
 
 class ModpoTrainer(Trainer):
-    """Trainer whose loss is MODPO Eq. 7 on precomputed reference and margin columns."""
+    """Trainer whose loss is MODPO Eq. 7 on precomputed reference and margin columns; mixture: the sum over
+    every objective's labels, w_j L_j (loss.modpo_mixture_loss), the margin columns being every reward."""
 
-    def __init__(self, *args, weights, beta: float, **kwargs):
+    def __init__(self, *args, weights, beta: float, mixture: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.weights = check_weights(weights)  # target first
+        self.mixture = mixture
+        self.weights = torch.tensor(validate_simplex_weights(weights), dtype=torch.float64) if mixture \
+            else check_weights(weights)  # family order for a mixture, else target first
         self.beta = beta
         self._reward_stats: list[torch.Tensor] = []
 
@@ -38,10 +42,16 @@ class ModpoTrainer(Trainer):
         logps = model_sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])  # (2B,)
         n = logps.shape[0] // 2
         policy_chosen_logps, policy_rejected_logps = logps[:n], logps[n:]
-        losses = modpo_loss(policy_chosen_logps, policy_rejected_logps,
-                            inputs["reference_chosen_logps"], inputs["reference_rejected_logps"],
-                            inputs["margin_chosen_rewards"], inputs["margin_rejected_rewards"],
-                            self.weights, self.beta, inputs.get("chosen_probs"))  # (B,)
+        if self.mixture:
+            losses = modpo_mixture_loss(policy_chosen_logps, policy_rejected_logps,
+                                        inputs["reference_chosen_logps"], inputs["reference_rejected_logps"],
+                                        inputs["margin_chosen_rewards"], inputs["margin_rejected_rewards"],
+                                        self.weights.tolist(), self.beta)  # (B,)
+        else:
+            losses = modpo_loss(policy_chosen_logps, policy_rejected_logps,
+                                inputs["reference_chosen_logps"], inputs["reference_rejected_logps"],
+                                inputs["margin_chosen_rewards"], inputs["margin_rejected_rewards"],
+                                self.weights, self.beta, inputs.get("chosen_probs"))  # (B,)
         with torch.no_grad():
             chosen_rewards = implicit_rewards(policy_chosen_logps, inputs["reference_chosen_logps"], self.beta)
             rejected_rewards = implicit_rewards(policy_rejected_logps, inputs["reference_rejected_logps"], self.beta)
@@ -81,12 +91,14 @@ class ProgressCallback(TrainerCallback):
 
 def train_adapter(model, train_examples, weights, cfg: TrainConfig, output_dir: Path, adapter_name: str,
                   report=None, work_dir: Path | None = None, callbacks: list | None = None,
-                  trainer_class: type = ModpoTrainer, trainer_kwargs: dict | None = None) -> tuple[dict, object]:
+                  trainer_class: type = ModpoTrainer, trainer_kwargs: dict | None = None,
+                  mixture: bool = False) -> tuple[dict, object]:
     """Train a fresh LoRA adapter `adapter_name` on model and save it (peft format) to output_dir.
 
     model: the base model, or a PeftModel already holding other adapters (they stay frozen).
     train_examples: list or datasets.Dataset of pairs with precomputed columns (margins.py).
-    weights: target objective first, on the simplex; (1,) is plain DPO.
+    weights: target objective first, on the simplex; (1,) is plain DPO. mixture: every objective's labels
+    (ModpoTrainer's mixture), weights in family order and one margin column per objective.
     adapter_name: the name inside the PeftModel (no dots: torch module names cannot hold them).
     callbacks: extra TrainerCallbacks; trainer_class / trainer_kwargs: a ModpoTrainer subclass and its
     extra arguments (benchmarks/bench_train_step.py uses one that computes the columns on the fly).
@@ -95,12 +107,12 @@ def train_adapter(model, train_examples, weights, cfg: TrainConfig, output_dir: 
     from peft import get_peft_model
     from transformers import set_seed
 
-    w = check_weights(weights)
+    w = torch.tensor(validate_simplex_weights(weights)) if mixture else check_weights(weights)
     if len(train_examples) == 0:
         raise ValueError("no training pairs left (all dropped as too long, or none labelled); "
                          "raise max_length or check the data")
     n_margins = len(train_examples[0]["margin_chosen_rewards"])
-    if n_margins != len(w) - 1:
+    if n_margins != len(w) - (0 if mixture else 1):
         raise ValueError(f"weights has {len(w)} entries but the data carries {n_margins} margin columns; "
                          "recompute the margins for this family's objectives")
     set_seed(cfg.seed)  # LoRA A is initialised from the global RNG
@@ -114,7 +126,8 @@ def train_adapter(model, train_examples, weights, cfg: TrainConfig, output_dir: 
     args = training_arguments(cfg, work_dir or Path(output_dir).parent / "trainer", quiet=report is not None)
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     trainer = trainer_class(model=model, args=args, train_dataset=train_examples, data_collator=PairCollator(pad_id),
-                            weights=w.tolist(), beta=cfg.beta, **(trainer_kwargs or {}),
+                            weights=w.tolist(), beta=cfg.beta, **({"mixture": True} if mixture else {}),
+                            **(trainer_kwargs or {}),
                             callbacks=([ProgressCallback(report)] if report else []) + list(callbacks or []))
     start = time.perf_counter()
     trainer.train()

@@ -9,6 +9,9 @@ import math
 from typing import Sequence
 
 
+EVERY = "all"  # labels_from: every objective's labels at once, each weighted by its weight (loss_plan)
+
+
 def check_beta(beta) -> float:
     """beta as a float, or a ValueError: the KL strength must be a finite number > 0 (the one home of this rule)."""
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta <= 0:
@@ -37,6 +40,17 @@ def validate_weights(weights: Sequence[float], n_objectives: int | None = None) 
     if w[0] <= 0:
         raise ValueError("the target objective's weight (weights[0]) must be > 0: MODPO divides by it. "
                          "The weights[0] = 0 end of the front is the margin model itself")
+    return w
+
+
+def validate_simplex_weights(weights: Sequence[float]) -> list[float]:
+    """A point of the simplex as floats (any entry may be 0), or a ValueError saying what is wrong."""
+    try:
+        w = [float(x) for x in weights]
+    except (TypeError, ValueError):
+        raise ValueError(f"weights must be a 1-D list of per-objective weights, got {weights!r}") from None
+    if not w or not all(math.isfinite(x) and x >= 0 for x in w) or abs(sum(w) - 1.0) > 1e-6:
+        raise ValueError(f"weights must be numbers >= 0 summing to 1 (a point on the simplex), got {w}")
     return w
 
 
@@ -106,11 +120,19 @@ def loss_plan(objective_names: list[str], target: str, weights: Sequence[float],
     objective (the family's target included) as a margin, this objective's weight first. The optimum is
     the same, pi_ref * exp(w . r / beta), wherever the margins are the true rewards (a Bradley-Terry-
     labelled family); the divisor w_labels_from changes, and with it the optimization.
+    labels_from EVERY ("all"): every objective's labels, each loss weighted by its weight
+    (loss.modpo_mixture_loss); returns (EVERY, the weights in family order).
     """
     w = [float(x) for x in weights]
     if len(w) == len(objective_names) and min(w) >= 0 and max(w) == 1.0 and sum(w) == 1.0 \
             and objective_names[w.index(1.0)] != target:
         return objective_names[w.index(1.0)], [1.0]
+    if labels_from == EVERY:
+        if EVERY in objective_names:
+            raise ValueError(f"an objective is named {EVERY!r}, so labels_from {EVERY!r} is ambiguous; rename it")
+        if len(w) == len(objective_names) and max(w, default=0) == 1.0:  # the target's vertex: DPO on its labels
+            return target, target_first(objective_names, target, w)
+        return EVERY, validate_simplex(w, objective_names)
     if labels_from is None or labels_from == target:
         return target, target_first(objective_names, target, w)
     if labels_from not in objective_names:

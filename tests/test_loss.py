@@ -197,3 +197,72 @@ def test_any_objectives_labels_reach_the_same_closed_form(labels_from):
     assert objective == labels_from
     columns = [names.index(objective)] + [i for i, n in enumerate(names) if n != objective]
     assert closed_form_gap(rewards[:, columns], ordered, beta=0.5, seed=3) < 0.02
+
+
+# ---- every objective's labels at once: sum_j w_j L_j (modpo_mixture_loss) --------------------------------
+
+def mixture_inputs(b: int = 7, n: int = 3, seed: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    pc, pr, rc, rr = (-torch.rand(b, generator=g, dtype=torch.float64) * 20 for _ in range(4))
+    chosen_rewards, rejected_rewards = (torch.randn(b, n, generator=g, dtype=torch.float64) * 2 for _ in range(2))
+    return pc, pr, rc, rr, chosen_rewards, rejected_rewards
+
+
+@pytest.mark.parametrize("weights", [[0.2, 0.6, 0.2], [0.5, 0.0, 0.5], [0.34, 0.33, 0.33]])
+def test_mixture_is_the_weighted_sum_of_each_objectives_modpo_loss(weights):
+    # L_j: modpo_loss on j's Bradley-Terry labels (p_j from j's reward), the other rewards as margins, j first
+    from modpo.loss import modpo_mixture_loss
+    pc, pr, rc, rr, cr, rjr = mixture_inputs()
+    beta = 0.7
+    expected = torch.zeros(len(pc), dtype=torch.float64)
+    for j, w_j in enumerate(weights):
+        if w_j == 0:
+            continue
+        others = [i for i in range(len(weights)) if i != j]
+        p_j = torch.sigmoid(cr[:, j] - rjr[:, j])
+        expected += w_j * modpo_loss(pc, pr, rc, rr, cr[:, others], rjr[:, others], [w_j] + [weights[i] for i in others],
+                                     beta, chosen_probs=p_j)
+    torch.testing.assert_close(modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, weights, beta), expected)
+
+
+def test_mixture_on_a_vertex_is_dpo_on_that_objectives_labels():
+    from modpo.loss import modpo_mixture_loss
+    pc, pr, rc, rr, cr, rjr = mixture_inputs()
+    p = torch.sigmoid(cr[:, 1] - rjr[:, 1])
+    dpo = modpo_loss(pc, pr, rc, rr, torch.zeros(7, 0).double(), torch.zeros(7, 0).double(), [1.0], 0.5, chosen_probs=p)
+    torch.testing.assert_close(modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, [0.0, 1.0, 0.0], 0.5), dpo)
+
+
+def test_mixture_optimum_is_the_closed_form_and_its_gradient_is_bounded():
+    # at beta * (h(a) - h(b)) = w . (r(a) - r(b)) every term is at its optimum; far from it the gradient in
+    # x = beta * (h(a) - h(b)) is sum_j (sigma(z_j) - p_j), at most 1 per weighted objective, where one
+    # objective's labels alone give (sigma(z_0) - p_0) / w_0, up to 1 / 0.2 = 5
+    from modpo.loss import modpo_mixture_loss
+    pc, pr, rc, rr, cr, rjr = mixture_inputs()
+    w, beta = torch.tensor([0.2, 0.6, 0.2], dtype=torch.float64), 0.5
+    optimum = (rc + ((cr - rjr) @ w) / beta).requires_grad_()
+    modpo_mixture_loss(optimum, rr.clone(), rc, rr, cr, rjr, w.tolist(), beta).sum().backward()
+    torch.testing.assert_close(optimum.grad, torch.zeros(7, dtype=torch.float64), atol=1e-12, rtol=0)
+    for shift in (-40.0, 40.0):
+        far = (rc + ((cr - rjr) @ w) / beta + shift).requires_grad_()
+        modpo_mixture_loss(far, rr.clone(), rc, rr, cr, rjr, w.tolist(), beta).sum().backward()
+        dx = far.grad / beta  # d loss / d x = sum_j (sigma(z_j) - p_j), each term saturated at 1 - p_j or -p_j
+        p = torch.sigmoid(cr - rjr)  # (B, n)
+        torch.testing.assert_close(dx, (1 - p).sum(1) if shift > 0 else -p.sum(1), atol=1e-6, rtol=0)
+        assert (dx.abs() <= 3).all()
+        far_one = (rc + ((cr - rjr) @ w) / beta + shift).requires_grad_()
+        p0 = torch.sigmoid(cr[:, 0] - rjr[:, 0])
+        modpo_loss(far_one, rr.clone(), rc, rr, cr[:, 1:], rjr[:, 1:], w.tolist(), beta, chosen_probs=p0).sum().backward()
+        one = far_one.grad / beta  # relevance's labels alone: (sigma(z_0) - p_0) / 0.2
+        torch.testing.assert_close(one, ((1 - p0) if shift > 0 else -p0) / 0.2, atol=1e-6, rtol=0)
+
+
+def test_mixture_refuses_bad_input():
+    from modpo.loss import modpo_mixture_loss
+    pc, pr, rc, rr, cr, rjr = mixture_inputs()
+    with pytest.raises(ValueError, match=r"shape \(B, n\) = \(7, 3\)"):
+        modpo_mixture_loss(pc, pr, rc, rr, cr[:, :2], rjr, [0.2, 0.6, 0.2], 0.5)
+    with pytest.raises(ValueError, match="summing to 1"):
+        modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, [0.2, 0.6, 0.3], 0.5)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        modpo_mixture_loss(pc, pr, rc, rr, cr * float("nan"), rjr, [0.2, 0.6, 0.2], 0.5)

@@ -93,6 +93,19 @@ def test_a_point_trains_on_another_objectives_labels_with_the_target_as_its_brad
     meta = json.loads((fam.adapter_dir(root, "w-0.30-0.70") / "meta.json").read_text())
     assert (meta["objective"], meta["weights"], meta["train_pairs"]) == ("brevity", {"positivity": 0.3, "brevity": 0.7},
                                                                          len(pairs))
+    # every objective's labels at once: the target's pairs with every reward as a column (family order), the
+    # mixture loss (its math: test_loss.py), trained through the CLI like any point
+    mixed = pairs_for_weighting(root, bt, model, tokenizer, data, [0.3, 0.7], 256, labels_from="all")
+    assert (root / "data" / "pairs-all-margins").is_dir()
+    row = data.rows[mixed[0]["row"]]
+    chosen = row.responses.index(mixed[0]["chosen"])
+    assert mixed[0]["margin_chosen_rewards"] == pytest.approx([scales[o] * row.scores[o][chosen]
+                                                                for o in ("positivity", "brevity")], rel=1e-5)
+    assert main(["train", "--family", str(root), "--weights", "0.3,0.7", "--labels-from", "all", "--steps", "2",
+                 "--no-eval", "--id", "mixed"]) == 0
+    meta = json.loads((fam.adapter_dir(root, "mixed") / "meta.json").read_text())
+    assert (meta["objective"], meta["train_pairs"], meta["steps"]) == ("all", len(mixed), 2)
+    assert meta["loss_curve"] and all(loss > 0 for _, loss in meta["loss_curve"])
     # a family whose target's reward is unknown cannot give it as a margin: a clear refusal
     plain = fam.FamilySpec("plain", "tiny", bt.objectives, "positivity", 1.0, bt.margins)
     with pytest.raises(ValueError, match="'brevity''s labels can train a point only if the target 'positivity' has "

@@ -65,6 +65,19 @@ def test_loss_plan_can_train_an_interior_weighting_on_another_objectives_labels(
         loss_plan(names, "relevance", [0.5, 0.5, 0.0], "length")
 
 
+def test_loss_plan_all_trains_on_every_objectives_labels_in_family_order():
+    from modpo.weights import loss_plan
+    names = ["relevance", "sentiment", "brevity"]
+    assert loss_plan(names, "relevance", [0.2, 0.6, 0.2], "all") == ("all", [0.2, 0.6, 0.2])
+    assert loss_plan(names, "relevance", [0.0, 0.5, 0.5], "all") == ("all", [0.0, 0.5, 0.5])  # no divisor: w_0 = 0 is fine
+    assert loss_plan(names, "relevance", [1, 0, 0], "all") == ("relevance", [1.0, 0.0, 0.0])  # vertices stay DPO
+    assert loss_plan(names, "relevance", [0, 0, 1], "all") == ("brevity", [1.0])
+    with pytest.raises(ValueError, match="summing to 1"):
+        loss_plan(names, "relevance", [0.5, 0.6, 0.0], "all")
+    with pytest.raises(ValueError, match="an objective is named 'all'"):
+        loss_plan(["all", "brevity"], "all", [0.5, 0.5], "all")
+
+
 def test_reorder_moves_one_objective_first_without_the_target_rule():
     from modpo.weights import reorder
     names = ["relevance", "sentiment", "brevity"]
