@@ -148,8 +148,9 @@ class Estimator:
         return p_win * var_win + p_lose * var_lose
 
     def point(self, joint: np.ndarray) -> np.ndarray:
-        """(K,) the estimate: the posterior mean (Posterior.mean), or the grid weighting with the least
-        expected L1 distance to w under the posterior."""
+        """(K,) the estimate: the posterior mean (Posterior.mean), the grid weighting with the least
+        expected L1 distance to w under the posterior ("l1"), or the one with the most posterior mass within
+        TARGET_L1 of it ("ball": the Bayes choice for the target's hit-or-miss)."""
         w = joint.sum(0)
         if self.estimate == "mean":
             return w @ self.grid
@@ -236,8 +237,8 @@ ESTIMATORS = {  # name -> (grid steps, kappas or None for "only the true kappa*"
     "kappas-2-4-8": (40, (2.0, 4.0, 8.0), "joint", "mean"),   # no hypotheses of a very noisy voter
     "gain-w": (40, choose.KAPPAS, "w", "mean"),               # pairs chosen for information about w alone
     "l1-estimate": (40, choose.KAPPAS, "joint", "l1"),        # the estimate minimizing expected L1, not the mean
-    "variance": (40, choose.KAPPAS, "variance", "mean"),
-    "ball": (40, choose.KAPPAS, "joint", "ball"),              # the weighting with most posterior mass within 0.15      # pairs chosen for the least expected variance of w
+    "variance": (40, choose.KAPPAS, "variance", "mean"),      # pairs chosen for the least expected variance of w
+    "ball": (40, choose.KAPPAS, "joint", "ball"),             # the weighting with most posterior mass within 0.15
 }
 
 

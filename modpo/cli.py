@@ -645,8 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "one (default human) or the voted family's target")
     p.add_argument("--labels-from", metavar="OBJECTIVE", help="train on OBJECTIVE's labels instead of the "
                    "target's, every other objective a margin (the target's being its Bradley-Terry reward): the same "
-                   "optimum, divided by OBJECTIVE's weight instead of the target's (README, the demo family); 'all': every "
-                   "objective's labels, each objective's loss weighted by its weight (the same optimum, no divisor)")
+                   "optimum, divided by OBJECTIVE's weight instead of the target's (README, the demo family); "
+                   "'all': every objective's labels, each objective's loss weighted by its weight (the same optimum, "
+                   "no divisor)")
     p.add_argument("--job-id", help="write progress to jobs/<job-id>/status.json (the dashboard sets this)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation after training")
     add_train_options(p)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .weights import check_beta, validate_weights
-from .weights import validate_simplex_weights
+from .weights import check_beta, validate_simplex_weights, validate_weights
 
 IGNORE_INDEX = -100
 

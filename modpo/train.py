@@ -15,8 +15,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from .config import TrainConfig
 from .data import PairCollator
 from .loss import check_weights, implicit_rewards, model_sequence_logps, modpo_loss, modpo_mixture_loss
-from .weights import validate_simplex_weights
 from .models import save_adapter
+from .weights import validate_simplex_weights
 
 
 def lora_config(cfg: TrainConfig):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-
 EVERY = "all"  # labels_from: every objective's labels at once, each weighted by its weight (loss_plan)
 
 

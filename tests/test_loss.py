@@ -220,8 +220,8 @@ def test_mixture_is_the_weighted_sum_of_each_objectives_modpo_loss(weights):
             continue
         others = [i for i in range(len(weights)) if i != j]
         p_j = torch.sigmoid(cr[:, j] - rjr[:, j])
-        expected += w_j * modpo_loss(pc, pr, rc, rr, cr[:, others], rjr[:, others], [w_j] + [weights[i] for i in others],
-                                     beta, chosen_probs=p_j)
+        ordered = [w_j] + [weights[i] for i in others]
+        expected += w_j * modpo_loss(pc, pr, rc, rr, cr[:, others], rjr[:, others], ordered, beta, chosen_probs=p_j)
     torch.testing.assert_close(modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, weights, beta), expected)
 
 
@@ -252,7 +252,8 @@ def test_mixture_optimum_is_the_closed_form_and_its_gradient_is_bounded():
         assert (dx.abs() <= 3).all()
         far_one = (rc + ((cr - rjr) @ w) / beta + shift).requires_grad_()
         p0 = torch.sigmoid(cr[:, 0] - rjr[:, 0])
-        modpo_loss(far_one, rr.clone(), rc, rr, cr[:, 1:], rjr[:, 1:], w.tolist(), beta, chosen_probs=p0).sum().backward()
+        alone = modpo_loss(far_one, rr.clone(), rc, rr, cr[:, 1:], rjr[:, 1:], w.tolist(), beta, chosen_probs=p0)
+        alone.sum().backward()
         one = far_one.grad / beta  # relevance's labels alone: (sigma(z_0) - p_0) / 0.2
         torch.testing.assert_close(one, ((1 - p0) if shift > 0 else -p0) / 0.2, atol=1e-6, rtol=0)
 

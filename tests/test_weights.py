@@ -69,7 +69,7 @@ def test_loss_plan_all_trains_on_every_objectives_labels_in_family_order():
     from modpo.weights import loss_plan
     names = ["relevance", "sentiment", "brevity"]
     assert loss_plan(names, "relevance", [0.2, 0.6, 0.2], "all") == ("all", [0.2, 0.6, 0.2])
-    assert loss_plan(names, "relevance", [0.0, 0.5, 0.5], "all") == ("all", [0.0, 0.5, 0.5])  # no divisor: w_0 = 0 is fine
+    assert loss_plan(names, "relevance", [0.0, 0.5, 0.5], "all") == ("all", [0.0, 0.5, 0.5])  # no divisor
     assert loss_plan(names, "relevance", [1, 0, 0], "all") == ("relevance", [1.0, 0.0, 0.0])  # vertices stay DPO
     assert loss_plan(names, "relevance", [0, 0, 1], "all") == ("brevity", [1.0])
     with pytest.raises(ValueError, match="summing to 1"):
