@@ -6,10 +6,10 @@ Stages (each timed; the times are printed and saved in family.json and every ada
   2. sample    four responses per train prompt from the base model (on-policy pairs), scored by the
                three scorers and labelled per objective by a Bradley-Terry model of the score
                difference (AI feedback from offline scorers, at a stated reward scale)
-  3. train     MODPO on the relevance labels with sentiment and brevity as explicit margins on the
-               same reward scale: the DPO endpoint on relevance, DPO on each other objective's labels
-               (the other vertices), and the interior weightings of DEMO_GRID (precompute paid once
-               per objective)
+  3. train     MODPO with explicit margins on the labels' reward scale: the DPO endpoint on relevance,
+               DPO on each other objective's labels (the other vertices), and the interior weightings
+               of DEMO_GRID on every objective's labels, each weighted by its weight (precompute paid
+               once per objective)
   4. evaluate  every adapter and the base model on the 288 held-out prompts (greedy, 48 tokens, trimmed)
   5. conditioned  one weight-conditioned adapter for the whole front on the same pairs, evaluated on its
                grid and at the trained weightings it covers (audited against the exact adapters)
@@ -26,6 +26,7 @@ from pathlib import Path
 from . import family as fam
 from .config import TrainConfig
 from .models import ASSETS
+from .weights import EVERY, loss_plan, weights_id
 
 DEMO_MODEL = "smollm2-135m-instruct"
 DEMO_OBJECTIVES = [fam.Objective("relevance", "maximize", "relevance"),
@@ -47,6 +48,11 @@ NATS_PER_SD, LABEL_SEED = 3.0, 0
 # three points leaning to each objective.
 DEMO_GRID = [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.34, 0.33, 0.33),
              (0.6, 0.2, 0.2), (0.2, 0.6, 0.2), (0.2, 0.2, 0.6)]
+# The interior weightings train on every objective's labels at once, each objective's MODPO loss weighted by
+# its weight (loss.modpo_mixture_loss, weights.EVERY): the same optimum as relevance's labels alone, without
+# dividing by w_relevance, which made every point with w_relevance 0.2 gain as much relevance as the relevance
+# vertex (README "The demo family").
+DEMO_LABELS = EVERY
 # 48 steps of 8 pairs: at 24 the sentiment and relevance ends gained only 1.1 and 2.4 standard errors over
 # the base model; 48 costs twice the training time (the build then runs past 45 minutes on 2 cores: the
 # demo issue puts the gains and coherence before the time limit; README "The demo family").
@@ -99,6 +105,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     root = Path(root)
     if fam.is_family(root):
         check_same_recipe(fam.read_family(root), samples_per_prompt, matched, seed)
+        check_same_labels(root, list(grid or DEMO_GRID))
     prompts = demo_prompts()
     reevaluated = fam.is_family(root) and reset_stale_evaluation(root, prompts["eval"], log)
     times: dict[str, float] = {}
@@ -179,7 +186,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
         labels={"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": NATS_PER_SD, "seed": LABEL_SEED},
     )
     stage_times = run_sweep(root, spec, model, tokenizer, dataset, list(grid or DEMO_GRID), cfg, prompts["eval"],
-                            EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH, trim_capped=True), log=log)
+                            EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH, trim_capped=True), log=log,
+                            labels_from=DEMO_LABELS)
     times.update(stage_times)
 
     del model  # the sweep injected LoRA layers into it: what follows starts from a clean base
@@ -235,6 +243,23 @@ def check_same_recipe(spec: fam.FamilySpec, samples_per_prompt: int, matched: di
     if differ:
         raise ValueError(f"{spec.name} was built with {', '.join(differ)}: resuming would mix recipes; "
                          "build into a new folder")
+
+
+def check_same_labels(root: Path, grid: list[tuple[float, ...]]) -> None:
+    """Refuse to resume a family whose trained weightings learned from other labels than DEMO_LABELS gives them
+    (an earlier recipe): delete those adapters to retrain them, or build into a new folder."""
+    names = [o.name for o in DEMO_OBJECTIVES]
+    stale = []
+    for weights in grid:
+        meta_file = fam.adapter_dir(root, weights_id(weights)) / "meta.json"
+        if meta_file.exists():
+            trained = fam.read_json(meta_file, "meta", root).get("objective")
+            planned = loss_plan(names, DEMO_TARGET, weights, DEMO_LABELS)[0]
+            if trained != planned:
+                stale.append(f"{weights_id(weights)} ({trained!r}'s labels, the recipe now {planned!r})")
+    if stale:
+        raise ValueError(f"{root}: trained on other labels than this recipe's: {', '.join(stale)}; resuming would mix "
+                         "recipes: delete those adapters to retrain them, or build into a new folder")
 
 
 def build_conditioned(root: Path, cfg: TrainConfig, prompts: list[str], settings, log=print) -> dict:

@@ -194,7 +194,8 @@ def modpo_mixture_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps:
     policy_*_logps, reference_*_logps: (B,) summed response log-probs of the pair's two answers (a, b).
     chosen_rewards, rejected_rewards: (B, n) every objective's true reward r_j of a and b (Bradley-Terry
         rewards in nats, higher is better), in the order of weights; the labels' probabilities come from them.
-    weights: (n,) on the simplex in that order; any entry may be 0.
+    weights: (n,) on the simplex in that order, any entry may be 0; or (B, n), one weighting per example (a
+        weight-conditioned adapter trained over the simplex).
     Returns (B,):  sum_{j: w_j > 0} w_j * -[p_j log sigma(z_j) + (1 - p_j) log sigma(-z_j)],
         z_j = (x - sum_{i != j} w_i (r_i(y_a) - r_i(y_b))) / w_j = r_j(y_a) - r_j(y_b) + (x - w . dr) / w_j.
     """
@@ -202,23 +203,29 @@ def modpo_mixture_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps:
                          reference_chosen_logps=reference_chosen_logps,
                          reference_rejected_logps=reference_rejected_logps)
     _check_beta(beta)
-    w = torch.tensor(validate_simplex_weights(weights), dtype=torch.float64)
+    if isinstance(weights, torch.Tensor) and weights.dim() == 2:  # one weighting per example: (B, n)
+        w = weights.detach().to(torch.float64)
+        if w.shape[0] != batch or not torch.isfinite(w).all() or (w < 0).any() or ((w.sum(-1) - 1).abs() > 1e-6).any():
+            raise ValueError(f"per-example weights must have shape (B, n) with B = {batch}, every row >= 0 summing "
+                             f"to 1, got shape {tuple(w.shape)}")
+    else:
+        w = torch.tensor(validate_simplex_weights(weights), dtype=torch.float64)[None]  # (1, n)
+    n = w.shape[1]
     for name, r in (("chosen_rewards", chosen_rewards), ("rejected_rewards", rejected_rewards)):
-        if not isinstance(r, torch.Tensor) or r.shape != (batch, len(w)):
+        if not isinstance(r, torch.Tensor) or r.shape != (batch, n):
             shape = tuple(r.shape) if isinstance(r, torch.Tensor) else type(r).__name__
-            raise ValueError(f"{name} must have shape (B, n) = ({batch}, {len(w)}): every objective's reward, "
-                             f"got {shape}")
+            raise ValueError(f"{name} must have shape (B, n) = ({batch}, {n}): every objective's reward, got {shape}")
         if not torch.isfinite(r).all():
             raise ValueError(f"{name} contains NaN or inf; recompute the rewards for this dataset")
     w = w.to(device=policy_chosen_logps.device, dtype=policy_chosen_logps.dtype)
     x = beta * ((policy_chosen_logps - reference_chosen_logps) - (policy_rejected_logps - reference_rejected_logps))
     reward_diff = (chosen_rewards - rejected_rewards).to(w.dtype)  # (B, n)
-    gap = x - reward_diff @ w  # (B,): zero at the optimum
+    gap = x - (reward_diff * w).sum(-1)  # (B,): zero at the optimum
     used = w > 0
-    logits = reward_diff[:, used] + gap[:, None] / w[used]  # (B, m): z_j of each objective with weight
-    p = torch.sigmoid(reward_diff[:, used])  # (B, m): the labels' probability that a is preferred on j
-    per_objective = -(p * F.logsigmoid(logits) + (1 - p) * F.logsigmoid(-logits))  # (B, m)
-    return per_objective @ w[used]
+    logits = reward_diff + gap[:, None] / torch.where(used, w, torch.ones_like(w))  # (B, n): z_j (finite where w_j = 0)
+    p = torch.sigmoid(reward_diff)  # (B, n): the labels' probability that a is preferred on j
+    per_objective = -(p * F.logsigmoid(logits) + (1 - p) * F.logsigmoid(-logits))  # (B, n)
+    return (per_objective * torch.where(used, w, torch.zeros_like(w))).sum(-1)
 
 
 def implicit_rewards(policy_logps: torch.Tensor, reference_logps: torch.Tensor, beta: float) -> torch.Tensor:

@@ -212,8 +212,9 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
 def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset,
               grid: list[tuple[float, ...]], cfg: TrainConfig, eval_prompts: list[str] | None,
               eval_settings: EvalSettings | None = None, margin_cfg: TrainConfig | None = None,
-              log=print) -> dict:
-    """Train (and evaluate) the whole family; finished adapters are skipped. Returns stage wall times."""
+              log=print, labels_from: str | None = None) -> dict:
+    """Train (and evaluate) the whole family; finished adapters are skipped. Returns stage wall times.
+    labels_from: the labels the interior weightings train on (weights.loss_plan; EVERY: every objective's)."""
     root = Path(root)
     spec.notes.setdefault("tokenizer", tokenizer_fingerprint(tokenizer))
     spec.notes.setdefault("train_config", cfg.to_json())  # the recipe new points inherit (family.family_recipe)
@@ -243,12 +244,17 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
     todo = [w for w in [endpoint] + [tuple(w) for w in grid if tuple(w) != endpoint]
             if not fam.adapter_dir(root, weights_id(w)).exists()]
     pairs = {}  # objective -> its stored pairs
-    for objective in dict.fromkeys(loss_plan(spec.objective_names, spec.target, w)[0] for w in todo):
-        margins = margin_specs(spec) if objective == spec.target else []
-        pairs[objective] = cached_pairs(root, spec, dataset, objective, margins, cfg.max_length)
+    for objective in dict.fromkeys(loss_plan(spec.objective_names, spec.target, w, labels_from)[0] for w in todo):
+        if objective == EVERY:  # the target's pairs with every objective's reward (pairs_for_weighting)
+            labelled, margins, store = spec.target, margin_specs(spec, EVERY), f"{EVERY}-margins"
+        else:
+            labelled, store = objective, None
+            margins = margin_specs(spec) if objective == spec.target else []
+        pairs[objective] = cached_pairs(root, spec, dataset, labelled, margins, cfg.max_length, store)
         if pairs[objective] is None:
             t = time.perf_counter()
-            pairs[objective] = prepare_pairs(root, spec, model, tokenizer, dataset, objective, margins, cfg.max_length)
+            pairs[objective] = prepare_pairs(root, spec, model, tokenizer, dataset, labelled, margins, cfg.max_length,
+                                             store=store)
             times["precompute" if objective == spec.target else f"precompute {objective}"] = time.perf_counter() - t
     # 3. The DPO endpoint on the target, then the other weightings.
     for weights in [endpoint] + [tuple(w) for w in grid if tuple(w) != endpoint]:
@@ -257,8 +263,8 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
             log(f"[skip] {point_id} exists")
             continue
         t = time.perf_counter()
-        objective, _ = loss_plan(spec.objective_names, spec.target, weights)
-        _, model = train_point(root, spec, model, pairs[objective], weights, cfg, point_id)
+        objective, _ = loss_plan(spec.objective_names, spec.target, weights, labels_from)
+        _, model = train_point(root, spec, model, pairs[objective], weights, cfg, point_id, labels_from=labels_from)
         model.delete_adapter(peft_name(point_id))
         times[f"train {point_id}"] = time.perf_counter() - t
         log(f"[done] {point_id} in {times[f'train {point_id}']:.0f}s")

@@ -2,6 +2,7 @@
 
 The acceptance checks of the demo issue, on the committed family as it is (no retraining here).
 """
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -298,6 +299,23 @@ def test_resuming_the_demo_with_another_recipe_is_refused(demo):
         check_same_recipe(spec, SAMPLES_PER_PROMPT, None, 1)
     with pytest.raises(ValueError, match=r"samples per prompt 4 \(asked 8\).*matched pairs \{\} \(asked"):
         check_same_recipe(spec, 8, {"relevance": ("brevity", 5.0)}, None)
+
+
+def test_resuming_a_demo_whose_points_learned_from_other_labels_is_refused(tmp_path):
+    # the interior weightings train on every objective's labels (DEMO_LABELS); a family whose interior points
+    # learned from relevance's alone (the recipe before) would mix recipes: refused, naming them
+    from modpo.demo import DEMO_GRID, check_same_labels
+    root = tmp_path / "demo"
+    for point_id, objective in [("w-0.20-0.60-0.20", "relevance"), ("w-0.00-1.00-0.00", "sentiment"),
+                                ("w-0.50-0.00-0.50", "all"), ("w-1.00-0.00-0.00", "relevance")]:
+        directory = fam.adapter_dir(root, point_id)
+        directory.mkdir(parents=True)
+        fam.write_meta(directory, {"id": point_id, "kind": "modpo", "objective": objective})
+    with pytest.raises(ValueError, match=r"trained on other labels than this recipe's: w-0\.20-0\.60-0\.20 "
+                                         r"\('relevance''s labels, the recipe now 'all'\); resuming would mix"):
+        check_same_labels(root, DEMO_GRID + [(1.0, 0.0, 0.0)])
+    shutil.rmtree(fam.adapter_dir(root, "w-0.20-0.60-0.20"))  # deleted, it is retrained: the resume goes on
+    check_same_labels(root, DEMO_GRID + [(1.0, 0.0, 0.0)])
 
 
 def test_a_demo_resumed_on_a_grown_held_out_set_evaluates_every_point_again(checkpoints, tiny):

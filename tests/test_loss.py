@@ -267,3 +267,15 @@ def test_mixture_refuses_bad_input():
         modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, [0.2, 0.6, 0.3], 0.5)
     with pytest.raises(ValueError, match="NaN or inf"):
         modpo_mixture_loss(pc, pr, rc, rr, cr * float("nan"), rjr, [0.2, 0.6, 0.2], 0.5)
+
+
+def test_mixture_with_one_weighting_per_example_is_each_rows_loss():
+    from modpo.loss import modpo_mixture_loss
+    pc, pr, rc, rr, cr, rjr = mixture_inputs()
+    rows = torch.tensor([[0.2, 0.6, 0.2], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.34, 0.33, 0.33], [0.0, 0.0, 1.0],
+                         [0.5, 0.5, 0.0], [0.1, 0.1, 0.8]], dtype=torch.float64)
+    each = torch.stack([modpo_mixture_loss(pc[i:i + 1], pr[i:i + 1], rc[i:i + 1], rr[i:i + 1], cr[i:i + 1],
+                                           rjr[i:i + 1], rows[i].tolist(), 0.5)[0] for i in range(7)])
+    torch.testing.assert_close(modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, rows, 0.5), each)
+    with pytest.raises(ValueError, match="every row >= 0 summing to 1"):
+        modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, rows * 2, 0.5)
