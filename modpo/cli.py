@@ -662,9 +662,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(MODPO divides by it; default %(default)s)")
     p.add_argument("--per-objective", type=_positive(int), default=1, help="singular values per objective that "
                    "carry its weight (Panacea: 1; the rest of the rank is free; default %(default)s)")
-    p.add_argument("--labels", choices=["target", "largest"], default="target", help="whose labels train each "
-                   "pair: the target's (w_target >= --eps), or those of the weighting's largest objective, the others "
-                   "its margins, over the whole simplex (a Bradley-Terry-labelled family; default %(default)s)")
+    p.add_argument("--labels", choices=["target", "largest", "all"], default="target", help="whose labels train "
+                   "each pair: the target's (w_target >= --eps), or those of the weighting's largest objective, the "
+                   "others its margins, or every objective's, each loss weighted by its weight; the last two over the "
+                   "whole simplex (a Bradley-Terry-labelled family; default %(default)s)")
     p.add_argument("--loss-scale", choices=["none", "target"], default="none",
                    help="'target': each pair's loss times its target weight (the same optimum at every w, bounded "
                         "gradients near w_target = eps; default %(default)s)")

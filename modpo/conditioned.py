@@ -61,7 +61,7 @@ class ConditionedConfig:
                              "carry the weighting, the rest are free")
         if self.labels not in LABELS:
             raise ValueError(f"unknown labels {self.labels!r}; choose one of {list(LABELS)}")
-        if self.labels == "largest":
+        if self.labels in ("largest", "all"):
             self.eps = 0.0  # no divisor below 1 / n: every weighting is trained, the vertices included
         elif not 0 < self.eps < 1:
             raise ValueError(f"eps (the target's least weight in training) must be in (0, 1), got {self.eps}")
@@ -79,8 +79,11 @@ LOSS_SCALES = {"none": "L_w", "target": "w_target * L_w"}
 # to 1 / eps). "largest": the labels of w's largest objective, the others (the target too) its margins, on a
 # family whose every objective's reward is known (Bradley-Terry labels): the same optimum at every w, a
 # divisor of at most n, and the whole simplex trained (README: the demo's divisor, measured on exact points).
+# "all": every objective's labels at once, each objective's loss weighted by its weight (loss.modpo_mixture_loss,
+# as the demo's exact interior points train): no divisor at all, the whole simplex trained.
 LABELS = {"target": "the target's labels, w_target >= eps",
-          "largest": "the labels of the objective with the largest weight, the others as margins"}
+          "largest": "the labels of the objective with the largest weight, the others as margins",
+          "all": "every objective's labels, each objective's loss weighted by its weight"}
 
 
 class Weighting:
@@ -254,15 +257,16 @@ def make_trainer_class():
     """ConditionedTrainer (built lazily: importing transformers' Trainer is slow)."""
     from transformers import Trainer
 
-    from .loss import model_sequence_logps, modpo_loss
+    from .loss import model_sequence_logps, modpo_loss, modpo_mixture_loss
 
     class ConditionedTrainer(Trainer):
         """Trainer whose loss is E_{w ~ D} of MODPO Eq. 7: each pair gets its own w (sample_weightings)."""
 
         def __init__(self, *args, beta: float, n_objectives: int, eps: float, seed: int, loss_scale: str = "none",
-                     **kwargs):
+                     reward_order: list[int] | None = None, **kwargs):
             super().__init__(*args, **kwargs)
             self.beta, self.n, self.eps, self.loss_scale = beta, n_objectives, eps, loss_scale
+            self.reward_order = reward_order  # labels "all": the reward columns in the adapter's order
             self.generator = torch.Generator().manual_seed(seed)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -270,6 +274,13 @@ def make_trainer_class():
             w, w_loss = pair_weightings(pairs, self.n, self.eps, self.generator, inputs.get("loss_order"))
             set_weighting(model, torch.cat([w, w]))  # chosen rows, then rejected rows
             logps = model_sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+            if self.reward_order is not None:  # every objective's labels (mixture); w over the whole simplex
+                chosen, rejected = (inputs[f"margin_{s}_rewards"][:, self.reward_order] for s in ("chosen", "rejected"))
+                losses = modpo_mixture_loss(logps[:pairs], logps[pairs:], inputs["reference_chosen_logps"],
+                                            inputs["reference_rejected_logps"], chosen, rejected, w.to(torch.float64),
+                                            self.beta)
+                loss = losses.mean()
+                return (loss, {"logps": logps}) if return_outputs else loss
             losses = modpo_loss(logps[:pairs], logps[pairs:], inputs["reference_chosen_logps"],
                                 inputs["reference_rejected_logps"], inputs["margin_chosen_rewards"],
                                 inputs["margin_rejected_rewards"], w_loss.to(torch.float64), self.beta,
@@ -282,9 +293,12 @@ def make_trainer_class():
     return ConditionedTrainer
 
 
-def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_dir, report=None) -> dict:
+def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_dir, report=None,
+                      reward_order: list[int] | None = None) -> dict:
     """Add a conditioned SVD-LoRA to model (in place) and train it on the pairs (precomputed reference and
     margin columns, margins.py) over the simplex. cfg: TrainConfig (steps, lr, batch, seed, beta).
+    labels "all": the pairs carry every objective's reward (n columns); reward_order gives, for each position
+    of the adapter's weighting (target first), its column (default: the same order).
     Returns the record for meta.json (steps, loss curve, wall time, configs)."""
     import time
 
@@ -296,8 +310,13 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
     if len(train_examples) == 0:
         raise ValueError("no training pairs; check the family's stored pairs")
     n_margins = len(train_examples[0]["margin_chosen_rewards"])
-    if n_margins != ccfg.n_objectives - 1:
+    mixture = ccfg.labels == "all"
+    if n_margins != ccfg.n_objectives - (0 if mixture else 1):
         raise ValueError(f"{ccfg.n_objectives} objectives but the pairs carry {n_margins} margin columns")
+    if mixture:
+        reward_order = list(range(ccfg.n_objectives)) if reward_order is None else list(reward_order)
+        if sorted(reward_order) != list(range(ccfg.n_objectives)):
+            raise ValueError(f"reward_order {reward_order} must order the {ccfg.n_objectives} reward columns")
     set_seed(cfg.seed)
     add_conditioned_lora(model, ccfg)
     args = training_arguments(cfg, work_dir, quiet=report is not None)
@@ -305,6 +324,7 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
     trainer = make_trainer_class()(model=model, args=args, train_dataset=train_examples,
                                    data_collator=PairCollator(pad_id), beta=cfg.beta, n_objectives=ccfg.n_objectives,
                                    eps=ccfg.eps, seed=cfg.seed, loss_scale=ccfg.loss_scale,
+                                   reward_order=reward_order if mixture else None,
                                    callbacks=[ProgressCallback(report)] if report else [])
     start = time.perf_counter()
     trainer.train()
@@ -315,8 +335,9 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
             "conditioning": {"method": METHODS[ccfg.method], "r": ccfg.r, "alpha": ccfg.alpha,
                              "target_modules": list(ccfg.target_modules), "n_objectives": ccfg.n_objectives,
                              "per_objective": ccfg.per_objective, "eps": ccfg.eps,
-                             "distribution": "Dirichlet(1), each pair in its labels' region" if ccfg.labels == "largest"
-                             else "eps * e_target + (1 - eps) * Dirichlet(1)",
+                             "distribution": {"largest": "Dirichlet(1), each pair in its labels' region",
+                                              "all": "Dirichlet(1)"}.get(ccfg.labels,
+                                                                         "eps * e_target + (1 - eps) * Dirichlet(1)"),
                              "loss": LOSS_SCALES[ccfg.loss_scale], "labels": ccfg.labels}}
 
 
@@ -373,10 +394,10 @@ def export_weighting(spec, tensors: dict, meta: dict, weights, folder) -> None:
     page's Any-weighting columns share."""
     from .weights import reorder, target_first, validate_simplex
     c = meta["conditioning"]
-    largest = c.get("labels") == "largest"
+    largest = c.get("labels") in ("largest", "all")  # trained on the whole simplex
     ccfg = ConditionedConfig(r=c["r"], alpha=c["alpha"], target_modules=tuple(c["target_modules"]),
                              n_objectives=c["n_objectives"], per_objective=c.get("per_objective", 1), eps=c["eps"],
-                             labels="largest" if largest else "target")
+                             labels=c["labels"] if largest else "target")
     if largest:  # trained on the whole simplex: the adapter's order (target first), no weight refused
         ordered = reorder(spec.objective_names, spec.target, validate_simplex(weights, spec.objective_names))
     else:

@@ -188,7 +188,7 @@ SCHEMAS: dict[str, dict] = {
                                             "n_objectives": {"type": "integer", "minimum": 2, "maximum": 16},
                                             "per_objective": {"type": "integer", "minimum": 1, "maximum": 1024},
                                             "eps": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-                                            "labels": {"enum": ["target", "largest"]}}},
+                                            "labels": {"enum": ["target", "largest", "all"]}}},
             "steps": _COUNT, "wall_time_s": _NUMBER, "loss_curve": _CURVE, "config": {"type": "object"},
         },
     },

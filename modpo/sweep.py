@@ -298,10 +298,19 @@ def train_family_conditioned(root: Path, conditioned_id: str, cfg: TrainConfig, 
                              n_objectives=len(spec.objectives), per_objective=per_objective, eps=eps,
                              loss_scale=loss_scale, labels=labels)
     model, tokenizer = load_base(spec.base_model)
-    pairs = stored[1] if labels == "target" else pairs_of_every_objective(root, spec, model, tokenizer, stored[1],
-                                                                          cfg.max_length)
+    reward_order = None
+    if labels == "all":  # the target's pairs with every objective's reward (family order; the adapter's: target first)
+        dataset = load_jsonl(fam.preferences_file(root))
+        pairs = prepare_pairs(root, spec, model, tokenizer, dataset, spec.target, margin_specs(spec, EVERY),
+                              cfg.max_length, progress=False, store=f"{EVERY}-margins")
+        reward_order = [spec.objective_names.index(o) for o in reorder(spec.objective_names, spec.target,
+                                                                       spec.objective_names)]
+    elif labels == "target":
+        pairs = stored[1]
+    else:
+        pairs = pairs_of_every_objective(root, spec, model, tokenizer, stored[1], cfg.max_length)
     work = fam.job_dir(root, peft_name(f"conditioned-{cid}"))
-    record = train_conditioned(model, pairs, cfg, ccfg, work / "trainer")
+    record = train_conditioned(model, pairs, cfg, ccfg, work / "trainer", reward_order=reward_order)
     order = reorder(spec.objective_names, spec.target, spec.objective_names)
     meta = {"objectives": spec.objective_names, "weight_order": order, "conditioning": record["conditioning"],
             "steps": record["steps"], "wall_time_s": record["wall_time_s"], "loss_curve": record["loss_curve"],

@@ -461,6 +461,43 @@ def test_with_every_objectives_labels_the_whole_simplex_trains_and_exports(tiny,
         cd.ConditionedConfig(labels="votes")
 
 
+def test_with_labels_all_the_conditioned_adapter_trains_on_the_mixture_over_the_whole_simplex(tiny, bt_family):
+    """labels "all": the target's pairs with every objective's reward (data/pairs-all-margins), w ~ Dirichlet(1)
+    with eps 0, each pair's loss modpo_mixture_loss at its w, the reward columns in the adapter's order."""
+    from transformers import TrainingArguments
+
+    from modpo.cli import main
+    from modpo.data import PairCollator
+    from modpo.loss import model_sequence_logps, modpo_mixture_loss
+    from modpo.models import load_base
+    from modpo.sweep import margin_specs, prepare_pairs
+    root, spec, data = bt_family
+    model, tok = tiny
+    prepare_pairs(root, spec, model, tok, data, "positivity", margin_specs(spec), 256, progress=False)
+    assert main(["train-conditioned", "--family", str(root), "--labels", "all", "--steps", "3", "--lora-r", "4",
+                 "--lora-alpha", "8", "--no-eval"]) == 0
+    _, meta = fam.read_conditioned(root, "conditioned")
+    pairs = fam.read_pairs(root, "all-margins")[1]
+    assert (meta["conditioning"]["labels"], meta["conditioning"]["eps"], meta["conditioning"]["distribution"],
+            meta["train_pairs"]) == ("all", 0.0, "Dirichlet(1)", len(pairs))
+    assert len(pairs[0]["margin_chosen_rewards"]) == 2 and len(meta["loss_curve"]) == 3
+    # the trainer's loss on a batch is the mixture at each pair's sampled w (its generator replayed), on a fresh
+    # copy of the tiny model (the fixture's stays unconditioned)
+    model, _ = load_base("tiny")
+    cd.add_conditioned_lora(model, cd.ConditionedConfig(r=4, alpha=8, n_objectives=2, labels="all"))
+    trainer = cd.make_trainer_class()(model=model, args=TrainingArguments(output_dir=str(root / "t"), report_to=[]),
+                            beta=1.0, n_objectives=2, eps=0.0, seed=5, reward_order=[0, 1])
+    batch = PairCollator(0)([pairs[i] for i in range(3)])
+    loss = trainer.compute_loss(model, batch)
+    w = cd.sample_weightings(3, 2, 0.0, torch.Generator().manual_seed(5))
+    cd.set_weighting(model, torch.cat([w, w]))
+    logps = model_sequence_logps(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    expected = modpo_mixture_loss(logps[:3], logps[3:], batch["reference_chosen_logps"],
+                                  batch["reference_rejected_logps"], batch["margin_chosen_rewards"],
+                                  batch["margin_rejected_rewards"], w.double(), 1.0).mean()
+    torch.testing.assert_close(loss, expected)
+
+
 def test_each_pair_gets_its_weighting_in_the_adapters_order_and_the_losss():
     g = torch.Generator().manual_seed(0)
     # adapter order (relevance, sentiment, brevity); a sentiment-labelled pair's loss wants (sentiment,
