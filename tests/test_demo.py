@@ -301,10 +301,14 @@ def test_resuming_the_demo_with_another_recipe_is_refused(demo):
         check_same_recipe(spec, 8, {"relevance": ("brevity", 5.0)}, None)
 
 
-def test_resuming_a_demo_whose_points_learned_from_other_labels_is_refused(tmp_path):
-    # the interior weightings train on every objective's labels (DEMO_LABELS); a family whose interior points
-    # learned from relevance's alone (the recipe before) would mix recipes: refused, naming them
+def test_resuming_a_demo_whose_points_learned_from_other_labels_is_refused(demo, tmp_path, monkeypatch):
+    # the shipped family's points learned from the labels DEMO_LABELS gives them: it resumes
+    from modpo import demo as demo_module
     from modpo.demo import DEMO_GRID, check_same_labels
+    check_same_labels(DEMO, DEMO_GRID + [(1.0, 0.0, 0.0)])
+    # a recipe on every objective's labels would mix recipes with interior points that learned from relevance's
+    # alone: refused, naming them
+    monkeypatch.setattr(demo_module, "DEMO_LABELS", "all")
     root = tmp_path / "demo"
     for point_id, objective in [("w-0.20-0.60-0.20", "relevance"), ("w-0.00-1.00-0.00", "sentiment"),
                                 ("w-0.50-0.00-0.50", "all"), ("w-1.00-0.00-0.00", "relevance")]:
