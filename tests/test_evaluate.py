@@ -73,7 +73,10 @@ def test_the_reference_pass_scores_each_distinct_answer_once(loaded, monkeypatch
         base = response_logps(model, tok, PROMPTS, answers[i]["response_ids"], [BASE] * len(PROMPTS))
         expected = answers[i]["logps"] - base.numpy()
         assert records[i]["kl"]["mean"] == pytest.approx(float(np.mean(expected)), abs=1e-4), i
-    assert records["a"]["kl"] == records["same"]["kl"]
+    # the same answers, the same estimate (to float32 noise: on the 2-core AMD machine the two passes differ in
+    # the 7th digit, -0.1300510 against -0.1300511)
+    for key in ("mean", "stderr"):
+        assert records["a"]["kl"][key] == pytest.approx(records["same"]["kl"][key], rel=1e-5, abs=1e-6)
 
 
 def test_policy_of_each_point_kind(loaded):
