@@ -92,15 +92,16 @@ def check_weights(weights, n_objectives: int | None = None) -> torch.Tensor:
     return torch.tensor(validate_weights(weights, n_objectives), dtype=torch.float64)
 
 
-def check_weight_rows(weights: torch.Tensor, batch: int, n_objectives: int) -> torch.Tensor:
-    """(B, n) per-example weightings, each checked as check_weights checks one (float64)."""
+def check_weight_rows(weights: torch.Tensor, batch: int, n_objectives: int, target_rule: bool = True) -> torch.Tensor:
+    """(B, n) per-example weightings, each checked as check_weights checks one (float64); target_rule False:
+    any entry may be 0 (no divisor: modpo_mixture_loss)."""
     if weights.shape != (batch, n_objectives):
         raise ValueError(f"per-example weights must have shape (B, n) = ({batch}, {n_objectives}), "
                          f"got {tuple(weights.shape)}")
     w = weights.detach().to(torch.float64)
     if not torch.isfinite(w).all() or (w < 0).any() or ((w.sum(-1) - 1).abs() > 1e-6).any():
         raise ValueError("every row of per-example weights must be finite, >= 0 and sum to 1")
-    if (w[:, 0] <= 0).any():
+    if target_rule and (w[:, 0] <= 0).any():
         raise ValueError("the target objective's weight (column 0) must be > 0 in every row: MODPO divides by it")
     return weights.to(torch.float64)
 
@@ -204,10 +205,7 @@ def modpo_mixture_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps:
                          reference_rejected_logps=reference_rejected_logps)
     _check_beta(beta)
     if isinstance(weights, torch.Tensor) and weights.dim() == 2:  # one weighting per example: (B, n)
-        w = weights.detach().to(torch.float64)
-        if w.shape[0] != batch or not torch.isfinite(w).all() or (w < 0).any() or ((w.sum(-1) - 1).abs() > 1e-6).any():
-            raise ValueError(f"per-example weights must have shape (B, n) with B = {batch}, every row >= 0 summing "
-                             f"to 1, got shape {tuple(w.shape)}")
+        w = check_weight_rows(weights, batch, weights.shape[1], target_rule=False).to(torch.float64)
     else:
         w = torch.tensor(validate_simplex_weights(weights), dtype=torch.float64)[None]  # (1, n)
     n = w.shape[1]

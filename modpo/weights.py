@@ -57,12 +57,12 @@ def validate_simplex(weights: Sequence[float], objective_names: list[str]) -> li
     """Family-order weights checked to be a point of the simplex (no target rule: merges and mixes may sit
     anywhere the sources reach); a ValueError that names the objectives."""
     try:
-        w = [float(x) for x in weights]
-    except (TypeError, ValueError):
-        raise ValueError(f"weights must be numbers, got {weights!r}") from None
-    if len(w) != len(objective_names) or not all(math.isfinite(x) and x >= 0 for x in w) or abs(sum(w) - 1) > 1e-6:
+        w = validate_simplex_weights(weights)
+    except ValueError:
+        w = None
+    if w is None or len(w) != len(objective_names):
         raise ValueError(f"weights must be {len(objective_names)} numbers >= 0 summing to 1 "
-                         f"(objectives {objective_names}), got {list(weights)}")
+                         f"(objectives {objective_names}), got {weights!r}")
     return w
 
 

@@ -277,5 +277,5 @@ def test_mixture_with_one_weighting_per_example_is_each_rows_loss():
     each = torch.stack([modpo_mixture_loss(pc[i:i + 1], pr[i:i + 1], rc[i:i + 1], rr[i:i + 1], cr[i:i + 1],
                                            rjr[i:i + 1], rows[i].tolist(), 0.5)[0] for i in range(7)])
     torch.testing.assert_close(modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, rows, 0.5), each)
-    with pytest.raises(ValueError, match="every row >= 0 summing to 1"):
+    with pytest.raises(ValueError, match="every row of per-example weights must be finite, >= 0 and sum to 1"):
         modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, rows * 2, 0.5)
