@@ -646,8 +646,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels-from", metavar="OBJECTIVE", help="train on OBJECTIVE's labels instead of the "
                    "target's, every other objective a margin (the target's being its Bradley-Terry reward): the same "
                    "optimum, divided by OBJECTIVE's weight instead of the target's (README, the demo family); "
-                   "'all': every objective's labels, each objective's loss weighted by its weight (the same optimum, "
-                   "no divisor)")
+                   "'all': every objective's labels, each objective's loss weighted by its weight squared (the same "
+                   "optimum, no divisor, each objective pulling in proportion to its weight)")
     p.add_argument("--job-id", help="write progress to jobs/<job-id>/status.json (the dashboard sets this)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation after training")
     add_train_options(p)
@@ -664,8 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "carry its weight (Panacea: 1; the rest of the rank is free; default %(default)s)")
     p.add_argument("--labels", choices=["target", "largest", "all"], default="target", help="whose labels train "
                    "each pair: the target's (w_target >= --eps), or those of the weighting's largest objective, the "
-                   "others its margins, or every objective's, each loss weighted by its weight; the last two over the "
-                   "whole simplex (a Bradley-Terry-labelled family; default %(default)s)")
+                   "others its margins, or every objective's, each loss weighted by its weight squared; the last two "
+                   "over the whole simplex (a Bradley-Terry-labelled family; default %(default)s)")
     p.add_argument("--loss-scale", choices=["none", "target"], default="none",
                    help="'target': each pair's loss times its target weight (the same optimum at every w, bounded "
                         "gradients near w_target = eps; default %(default)s)")

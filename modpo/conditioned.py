@@ -79,11 +79,12 @@ LOSS_SCALES = {"none": "L_w", "target": "w_target * L_w"}
 # to 1 / eps). "largest": the labels of w's largest objective, the others (the target too) its margins, on a
 # family whose every objective's reward is known (Bradley-Terry labels): the same optimum at every w, a
 # divisor of at most n, and the whole simplex trained (README: the demo's divisor, measured on exact points).
-# "all": every objective's labels at once, each objective's loss weighted by its weight (loss.modpo_mixture_loss,
-# as the demo's exact interior points train): no divisor at all, the whole simplex trained.
+# "all": every objective's labels at once, each objective's loss weighted by its weight squared
+# (loss.modpo_mixture_loss: each objective's labels pull in proportion to its weight): no divisor at all, the
+# whole simplex trained.
 LABELS = {"target": "the target's labels, w_target >= eps",
           "largest": "the labels of the objective with the largest weight, the others as margins",
-          "all": "every objective's labels, each objective's loss weighted by its weight"}
+          "all": "every objective's labels, each objective's loss weighted by its weight squared"}
 
 
 class Weighting:
@@ -338,7 +339,8 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
                              "distribution": {"largest": "Dirichlet(1), each pair in its labels' region",
                                               "all": "Dirichlet(1)"}.get(ccfg.labels,
                                                                          "eps * e_target + (1 - eps) * Dirichlet(1)"),
-                             "loss": LOSS_SCALES[ccfg.loss_scale], "labels": ccfg.labels}}
+                             "loss": "sum_j w_j^2 L_j" if mixture else LOSS_SCALES[ccfg.loss_scale],
+                             "labels": ccfg.labels}}
 
 
 def write_lora(directory, tensors: dict[str, torch.Tensor], ccfg: ConditionedConfig, base_model: str) -> None:

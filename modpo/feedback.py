@@ -163,3 +163,33 @@ def chosen_probability(row: PreferenceRow, objective: str, scale: float) -> floa
         raise ValueError(f"row {row.prompt[:40]!r} has no label or no scores on {objective!r}")
     scores = row.scores[objective]
     return preference_probability(scale, scores[label], scores[1 - label])
+
+
+def closed_form_means(dataset: PreferenceDataset, scales: dict[str, float], weights, beta: float) -> dict[str, float]:
+    """Each objective's mean score under the weighting's closed-form optimum pi* ∝ pi_ref * exp(w . r / beta)
+    (DESIGN §1), estimated from the dataset's sampled responses by self-normalized importance weighting.
+
+    Per prompt, the distinct responses (their scores s, (K, n)) get weights ∝ exp(w . (scale * s) / beta); the
+    estimate is the mean over prompts of the weighted score. The responses stand in for draws from pi_ref (the
+    demo samples at temperature 0.7, sharper than pi_ref, and has 2-4 per prompt), so this is where training
+    aims, not a number to reach to the decimal. weights: objective name -> weight, on the simplex.
+    """
+    names = list(scales)
+    w = np.array([float(weights[o]) for o in names])
+    if not (np.all(w >= 0) and abs(w.sum() - 1) < 1e-6):
+        raise ValueError(f"weights must be >= 0 and sum to 1 over {names}, got {weights}")
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    per_prompt: dict[str, dict[str, list[float]]] = {}
+    for row in dataset.rows:
+        answers = per_prompt.setdefault(row.prompt, {})
+        for i, response in enumerate(row.responses):
+            answers[response] = [float(row.scores[o][i]) for o in names]
+    scale = np.array([scales[o] for o in names])
+    means = []
+    for answers in per_prompt.values():
+        s = np.array(list(answers.values()))  # (K, n)
+        logits = (s * scale) @ w / beta
+        p = np.exp(logits - logits.max())
+        means.append(p @ s / p.sum())
+    return dict(zip(names, np.mean(means, axis=0).tolist()))

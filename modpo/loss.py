@@ -182,28 +182,37 @@ def modpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.T
 def modpo_mixture_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
                        reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
                        chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor,
-                       weights, beta: float) -> torch.Tensor:
-    """Per-example MODPO loss on every objective's Bradley-Terry labels at once: sum_j w_j * L_j.
+                       weights, beta: float, term_power: int = 2) -> torch.Tensor:
+    """Per-example MODPO loss on every objective's Bradley-Terry labels at once: sum_j w_j^k * L_j (k = term_power).
 
     L_j is MODPO Eq. 7 trained on objective j's labels, every other objective a margin, in its expectation
     over the label draw (modpo_loss with chosen_probs p_j = sigmoid(r_j(y_a) - r_j(y_b))). Each L_j has the
     same per-pair optimum, beta * (h(y_a) - h(y_b)) = w . (r(y_a) - r(y_b)) (the closed form pi_ref *
-    exp(w . r / beta)), so the weighted sum has it too; an objective with w_j = 0 adds nothing. What changes is
-    the gradient: d(w_j L_j)/dx = sigma(z_j) - p_j with x = beta * (h(y_a) - h(y_b)), at most 1 for every j,
-    where one objective's labels alone give (sigma(z_0) - p_0) / w_0, five times over at w_0 = 0.2.
+    exp(w . r / beta)), so any positive weighting of them has it too; an objective with w_j = 0 adds nothing.
+    What the weighting changes is the gradient in x = beta * (h(y_a) - h(y_b)), since d L_j / dx =
+    (sigma(z_j) - p_j) / w_j (one objective's labels alone: five times over at w_0 = 0.2):
+      term_power 2 (the library's mixture): d/dx = sum_j w_j (sigma(z_j) - p_j). Each objective's labels pull in
+        proportion to its weight, at most 1 in all, and the loss is continuous in w: near a vertex e_j it is
+        that vertex's DPO.
+      term_power 1: d/dx = sum_j (sigma(z_j) - p_j), at most 1 per objective with w_j > 0 whatever its weight
+        (an objective at w_j = 0.01 pulls as hard as one at 0.99), so it jumps at every face of the simplex
+        (measured on the demo, README; kept for that record).
 
     policy_*_logps, reference_*_logps: (B,) summed response log-probs of the pair's two answers (a, b).
     chosen_rewards, rejected_rewards: (B, n) every objective's true reward r_j of a and b (Bradley-Terry
         rewards in nats, higher is better), in the order of weights; the labels' probabilities come from them.
     weights: (n,) on the simplex in that order, any entry may be 0; or (B, n), one weighting per example (a
         weight-conditioned adapter trained over the simplex).
-    Returns (B,):  sum_{j: w_j > 0} w_j * -[p_j log sigma(z_j) + (1 - p_j) log sigma(-z_j)],
+    Returns (B,):  sum_{j: w_j > 0} w_j^k * -[p_j log sigma(z_j) + (1 - p_j) log sigma(-z_j)],
         z_j = (x - sum_{i != j} w_i (r_i(y_a) - r_i(y_b))) / w_j = r_j(y_a) - r_j(y_b) + (x - w . dr) / w_j.
     """
     batch = _check_logps(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
                          reference_chosen_logps=reference_chosen_logps,
                          reference_rejected_logps=reference_rejected_logps)
     _check_beta(beta)
+    if term_power not in (1, 2):
+        raise ValueError(f"term_power must be 1 or 2 (each objective's loss weighted by w_j or w_j^2), "
+                         f"got {term_power!r}")
     if isinstance(weights, torch.Tensor) and weights.dim() == 2:  # one weighting per example: (B, n)
         w = check_weight_rows(weights, batch, weights.shape[1], target_rule=False).to(torch.float64)
     else:
@@ -223,7 +232,7 @@ def modpo_mixture_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps:
     logits = reward_diff + gap[:, None] / torch.where(used, w, torch.ones_like(w))  # (B, n): z_j (finite where w_j = 0)
     p = torch.sigmoid(reward_diff)  # (B, n): the labels' probability that a is preferred on j
     per_objective = -(p * F.logsigmoid(logits) + (1 - p) * F.logsigmoid(-logits))  # (B, n)
-    return (per_objective * torch.where(used, w, torch.zeros_like(w))).sum(-1)
+    return (per_objective * torch.where(used, w, torch.zeros_like(w)) ** term_power).sum(-1)
 
 
 def implicit_rewards(policy_logps: torch.Tensor, reference_logps: torch.Tensor, beta: float) -> torch.Tensor:

@@ -28,7 +28,10 @@ def lora_config(cfg: TrainConfig):
 
 class ModpoTrainer(Trainer):
     """Trainer whose loss is MODPO Eq. 7 on precomputed reference and margin columns; mixture: the sum over
-    every objective's labels, w_j L_j (loss.modpo_mixture_loss), the margin columns being every reward."""
+    every objective's labels, w_j^k L_j (loss.modpo_mixture_loss, k = mixture_term_power; a subclass may set 1,
+    the form the README measured first), the margin columns being every reward."""
+
+    mixture_term_power = 2
 
     def __init__(self, *args, weights, beta: float, mixture: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -46,7 +49,7 @@ class ModpoTrainer(Trainer):
             losses = modpo_mixture_loss(policy_chosen_logps, policy_rejected_logps,
                                         inputs["reference_chosen_logps"], inputs["reference_rejected_logps"],
                                         inputs["margin_chosen_rewards"], inputs["margin_rejected_rewards"],
-                                        self.weights.tolist(), self.beta)  # (B,)
+                                        self.weights.tolist(), self.beta, self.mixture_term_power)  # (B,)
         else:
             losses = modpo_loss(policy_chosen_logps, policy_rejected_logps,
                                 inputs["reference_chosen_logps"], inputs["reference_rejected_logps"],
@@ -136,6 +139,7 @@ def train_adapter(model, train_examples, weights, cfg: TrainConfig, output_dir: 
         save_adapter(model, adapter_name, Path(output_dir))
     history = trainer.state.log_history
     return {"steps": trainer.state.global_step, "wall_time_s": round(wall, 2),
+            **({"mixture_term_power": trainer.mixture_term_power} if mixture else {}),
             "loss_curve": [[h["step"], h["loss"]] for h in history if "loss" in h],
             "reward_accuracy": [[h["step"], h["reward_accuracy"]] for h in history if "reward_accuracy" in h],
             "train_pairs": len(train_examples), "config": cfg.to_json()}, model

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-EVERY = "all"  # labels_from: every objective's labels at once, each weighted by its weight (loss_plan)
+EVERY = "all"  # labels_from: every objective's labels at once, each weighted by its weight squared (loss_plan)
 
 
 def check_beta(beta) -> float:
@@ -119,7 +119,7 @@ def loss_plan(objective_names: list[str], target: str, weights: Sequence[float],
     objective (the family's target included) as a margin, this objective's weight first. The optimum is
     the same, pi_ref * exp(w . r / beta), wherever the margins are the true rewards (a Bradley-Terry-
     labelled family); the divisor w_labels_from changes, and with it the optimization.
-    labels_from EVERY ("all"): every objective's labels, each loss weighted by its weight
+    labels_from EVERY ("all"): every objective's labels, each loss weighted by its weight squared
     (loss.modpo_mixture_loss); returns (EVERY, the weights in family order).
     """
     w = [float(x) for x in weights]

@@ -479,7 +479,8 @@ def test_with_labels_all_the_conditioned_adapter_trains_on_the_mixture_over_the_
     _, meta = fam.read_conditioned(root, "conditioned")
     pairs = fam.read_pairs(root, "all-margins")[1]
     assert (meta["conditioning"]["labels"], meta["conditioning"]["eps"], meta["conditioning"]["distribution"],
-            meta["train_pairs"]) == ("all", 0.0, "Dirichlet(1)", len(pairs))
+            meta["train_pairs"], meta["conditioning"]["loss"]) == ("all", 0.0, "Dirichlet(1)", len(pairs),
+                                                                   "sum_j w_j^2 L_j")
     assert len(pairs[0]["margin_chosen_rewards"]) == 2 and len(meta["loss_curve"]) == 3
     # the trainer's loss on a batch is the mixture at each pair's sampled w (its generator replayed), on a fresh
     # copy of the tiny model (the fixture's stays unconditioned)

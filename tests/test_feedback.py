@@ -84,3 +84,29 @@ def test_matched_contrast_pairs_hold_another_objective_nearly_fixed():
         contrast_pairs(scores, texts, {"relevance": ("length", 5.0)})
     with pytest.raises(ValueError, match="tolerance must be >= 0"):
         contrast_pairs(scores, texts, {"relevance": ("brevity", -1.0)})
+
+
+def test_closed_form_means_tilt_each_prompts_answers_by_the_weighted_reward():
+    # prompt x: answers (a: rel 0, len -10), (b: rel 1, len -30), two rows sharing b; prompt y: one row
+    from modpo.feedback import closed_form_means
+    rows = [PreferenceRow("x", ["a", "b"], {"rel": 1, "brev": 0}, {"rel": [0.0, 1.0], "brev": [-10.0, -30.0]}),
+            PreferenceRow("x", ["b", "c"], {"rel": 0, "brev": 1}, {"rel": [1.0, 0.5], "brev": [-30.0, -20.0]}),
+            PreferenceRow("y", ["d", "e"], {"rel": 1, "brev": 1}, {"rel": [0.2, 0.4], "brev": [-5.0, -5.0]})]
+    data = PreferenceDataset(["rel", "brev"], rows)
+    scales, beta = {"rel": 2.0, "brev": 0.1}, 0.5
+    for w in ({"rel": 1.0, "brev": 0.0}, {"rel": 0.3, "brev": 0.7}):
+        expected = []
+        for answers in ([[0.0, -10.0], [1.0, -30.0], [0.5, -20.0]], [[0.2, -5.0], [0.4, -5.0]]):
+            s = np.array(answers)
+            p = np.exp((s * [2.0, 0.1]) @ [w["rel"], w["brev"]] / beta)
+            expected.append(p @ s / p.sum())
+        got = closed_form_means(data, scales, w, beta)
+        np.testing.assert_allclose([got["rel"], got["brev"]], np.mean(expected, axis=0), rtol=1e-12)
+    # more weight on relevance: more relevant and longer answers at the optimum
+    lean_rel = closed_form_means(data, scales, {"rel": 0.9, "brev": 0.1}, beta)
+    lean_brev = closed_form_means(data, scales, {"rel": 0.1, "brev": 0.9}, beta)
+    assert lean_rel["rel"] > lean_brev["rel"] and lean_rel["brev"] < lean_brev["brev"]
+    with pytest.raises(ValueError, match="sum to 1"):
+        closed_form_means(data, scales, {"rel": 0.9, "brev": 0.9}, beta)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        closed_form_means(data, scales, {"rel": 0.5, "brev": 0.5}, 0.0)

@@ -199,7 +199,7 @@ def test_any_objectives_labels_reach_the_same_closed_form(labels_from):
     assert closed_form_gap(rewards[:, columns], ordered, beta=0.5, seed=3) < 0.02
 
 
-# ---- every objective's labels at once: sum_j w_j L_j (modpo_mixture_loss) --------------------------------
+# ---- every objective's labels at once: sum_j w_j^k L_j (modpo_mixture_loss) ------------------------------
 
 def mixture_inputs(b: int = 7, n: int = 3, seed: int = 4):
     g = torch.Generator().manual_seed(seed)
@@ -208,8 +208,9 @@ def mixture_inputs(b: int = 7, n: int = 3, seed: int = 4):
     return pc, pr, rc, rr, chosen_rewards, rejected_rewards
 
 
+@pytest.mark.parametrize("term_power", [1, 2])
 @pytest.mark.parametrize("weights", [[0.2, 0.6, 0.2], [0.5, 0.0, 0.5], [0.34, 0.33, 0.33]])
-def test_mixture_is_the_weighted_sum_of_each_objectives_modpo_loss(weights):
+def test_mixture_is_the_weighted_sum_of_each_objectives_modpo_loss(weights, term_power):
     # L_j: modpo_loss on j's Bradley-Terry labels (p_j from j's reward), the other rewards as margins, j first
     from modpo.loss import modpo_mixture_loss
     pc, pr, rc, rr, cr, rjr = mixture_inputs()
@@ -221,8 +222,9 @@ def test_mixture_is_the_weighted_sum_of_each_objectives_modpo_loss(weights):
         others = [i for i in range(len(weights)) if i != j]
         p_j = torch.sigmoid(cr[:, j] - rjr[:, j])
         ordered = [w_j] + [weights[i] for i in others]
-        expected += w_j * modpo_loss(pc, pr, rc, rr, cr[:, others], rjr[:, others], ordered, beta, chosen_probs=p_j)
-    torch.testing.assert_close(modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, weights, beta), expected)
+        expected += w_j ** term_power * modpo_loss(pc, pr, rc, rr, cr[:, others], rjr[:, others], ordered, beta,
+                                                   chosen_probs=p_j)
+    torch.testing.assert_close(modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, weights, beta, term_power), expected)
 
 
 def test_mixture_on_a_vertex_is_dpo_on_that_objectives_labels():
@@ -233,19 +235,20 @@ def test_mixture_on_a_vertex_is_dpo_on_that_objectives_labels():
     torch.testing.assert_close(modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, [0.0, 1.0, 0.0], 0.5), dpo)
 
 
-def test_mixture_optimum_is_the_closed_form_and_its_gradient_is_bounded():
-    # at beta * (h(a) - h(b)) = w . (r(a) - r(b)) every term is at its optimum; far from it the gradient in
-    # x = beta * (h(a) - h(b)) is sum_j (sigma(z_j) - p_j), at most 1 per weighted objective, where one
+def test_mixture_weighted_by_w_optimum_is_the_closed_form_and_its_gradient_is_bounded():
+    # term_power 1 (sum_j w_j L_j): at beta * (h(a) - h(b)) = w . (r(a) - r(b)) every term is at its optimum;
+    # far from it the gradient in x = beta * (h(a) - h(b)) is sum_j (sigma(z_j) - p_j), at most 1 per weighted
+    # objective, where one
     # objective's labels alone give (sigma(z_0) - p_0) / w_0, up to 1 / 0.2 = 5
     from modpo.loss import modpo_mixture_loss
     pc, pr, rc, rr, cr, rjr = mixture_inputs()
     w, beta = torch.tensor([0.2, 0.6, 0.2], dtype=torch.float64), 0.5
     optimum = (rc + ((cr - rjr) @ w) / beta).requires_grad_()
-    modpo_mixture_loss(optimum, rr.clone(), rc, rr, cr, rjr, w.tolist(), beta).sum().backward()
+    modpo_mixture_loss(optimum, rr.clone(), rc, rr, cr, rjr, w.tolist(), beta, term_power=1).sum().backward()
     torch.testing.assert_close(optimum.grad, torch.zeros(7, dtype=torch.float64), atol=1e-12, rtol=0)
     for shift in (-40.0, 40.0):
         far = (rc + ((cr - rjr) @ w) / beta + shift).requires_grad_()
-        modpo_mixture_loss(far, rr.clone(), rc, rr, cr, rjr, w.tolist(), beta).sum().backward()
+        modpo_mixture_loss(far, rr.clone(), rc, rr, cr, rjr, w.tolist(), beta, term_power=1).sum().backward()
         dx = far.grad / beta  # d loss / d x = sum_j (sigma(z_j) - p_j), each term saturated at 1 - p_j or -p_j
         p = torch.sigmoid(cr - rjr)  # (B, n)
         torch.testing.assert_close(dx, (1 - p).sum(1) if shift > 0 else -p.sum(1), atol=1e-6, rtol=0)
@@ -279,3 +282,31 @@ def test_mixture_with_one_weighting_per_example_is_each_rows_loss():
     torch.testing.assert_close(modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, rows, 0.5), each)
     with pytest.raises(ValueError, match="every row of per-example weights must be finite, >= 0 and sum to 1"):
         modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, rows * 2, 0.5)
+
+
+def test_mixture_weighted_by_w_squared_has_gradient_w_j_per_objective_and_is_continuous_at_a_vertex():
+    # sum_j w_j^2 L_j (the default): the same optimum; d/dx = sum_j w_j (sigma(z_j) - p_j), each objective's
+    # labels pulling in proportion to its weight; near a vertex it tends to that vertex's DPO, where sum_j w_j L_j
+    # does not (an objective with w_j = eps still adds eps * L_j ~ |x - w . dr|, its logit being divided by eps)
+    from modpo.loss import modpo_mixture_loss
+    pc, pr, rc, rr, cr, rjr = mixture_inputs()
+    w, beta = torch.tensor([0.2, 0.6, 0.2], dtype=torch.float64), 0.5
+    optimum = (rc + ((cr - rjr) @ w) / beta).requires_grad_()
+    modpo_mixture_loss(optimum, rr.clone(), rc, rr, cr, rjr, w.tolist(), beta).sum().backward()
+    torch.testing.assert_close(optimum.grad, torch.zeros(7, dtype=torch.float64), atol=1e-12, rtol=0)
+    x = pc.clone().requires_grad_()
+    modpo_mixture_loss(x, pr, rc, rr, cr, rjr, w.tolist(), beta).sum().backward()
+    dx = beta * ((x - rc) - (pr - rr)).detach()
+    dr = cr - rjr
+    z = dr + (dx - dr @ w)[:, None] / w
+    torch.testing.assert_close(x.grad / beta, ((torch.sigmoid(z) - torch.sigmoid(dr)) * w).sum(1))
+    p1 = torch.sigmoid(dr[:, 1])
+    dpo = modpo_loss(pc, pr, rc, rr, torch.zeros(7, 0).double(), torch.zeros(7, 0).double(), [1.0], beta,
+                     chosen_probs=p1)
+    near = [1e-4, 1 - 2e-4, 1e-4]
+    torch.testing.assert_close(modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, near, beta), dpo,
+                               atol=1e-2, rtol=0)
+    jump = (modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, near, beta, term_power=1) - dpo).abs().max()
+    assert jump > 0.5  # sum_j w_j L_j: the two eps terms stay O(|x - w . dr|) however small eps is
+    with pytest.raises(ValueError, match="term_power must be 1 or 2"):
+        modpo_mixture_loss(pc, pr, rc, rr, cr, rjr, w.tolist(), beta, term_power=3)

@@ -104,7 +104,8 @@ def test_a_point_trains_on_another_objectives_labels_with_the_target_as_its_brad
     assert main(["train", "--family", str(root), "--weights", "0.3,0.7", "--labels-from", "all", "--steps", "2",
                  "--no-eval", "--id", "mixed"]) == 0
     meta = json.loads((fam.adapter_dir(root, "mixed") / "meta.json").read_text())
-    assert (meta["objective"], meta["train_pairs"], meta["steps"]) == ("all", len(mixed), 2)
+    assert (meta["objective"], meta["mixture_term_power"], meta["train_pairs"], meta["steps"]) == \
+        ("all", 2, len(mixed), 2)
     assert meta["loss_curve"] and all(loss > 0 for _, loss in meta["loss_curve"])
     # a family whose target's reward is unknown cannot give it as a margin: a clear refusal
     plain = fam.FamilySpec("plain", "tiny", bt.objectives, "positivity", 1.0, bt.margins)
