@@ -90,6 +90,7 @@ SCHEMAS: dict[str, dict] = {
             "base_model": _TEXT,
             "weights": {"type": ["object", "null"], "additionalProperties": _NONNEG},
             "objective": {"type": ["string", "null"]},
+            "mixture_term_power": {"enum": [1, 2]},  # objective "all": each objective's loss weighted by w_j^k
             "conditioned": _ID,  # kind conditioned: the conditioned adapter (conditioned/<id>) this was exported from
             "steps": _COUNT,
             "wall_time_s": _NUMBER,

@@ -27,3 +27,11 @@ def test_status_may_hold_only_our_fields_and_others_keep_unknown_keys():
 def test_numbers_built_in_python_are_checked_too():
     with pytest.raises(FamilyError, match="is not a finite number"):
         validate("eval", {"schema_version": 1, "objectives": {"a": {"mean": float("nan"), "stderr": 0}}}, "e.json")
+
+
+def test_an_adapters_mixture_term_power_is_1_or_2():
+    meta = {"schema_version": 1, "id": "w", "kind": "modpo", "objective": "all"}
+    for power in (1, 2):
+        assert validate("meta", {**meta, "mixture_term_power": power}, "meta.json")["mixture_term_power"] == power
+    with pytest.raises(FamilyError, match=r"meta.json: field 'mixture_term_power': 3 is not one of \[1, 2\]"):
+        validate("meta", {**meta, "mixture_term_power": 3}, "meta.json")
