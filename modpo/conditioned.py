@@ -306,6 +306,7 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
     from transformers import set_seed
 
     from .data import PairCollator
+    from .loss import MIXTURE_TERM_POWER
     from .train import ProgressCallback, training_arguments
 
     if len(train_examples) == 0:
@@ -339,7 +340,7 @@ def train_conditioned(model, train_examples, cfg, ccfg: ConditionedConfig, work_
                              "distribution": {"largest": "Dirichlet(1), each pair in its labels' region",
                                               "all": "Dirichlet(1)"}.get(ccfg.labels,
                                                                          "eps * e_target + (1 - eps) * Dirichlet(1)"),
-                             "loss": "sum_j w_j^2 L_j" if mixture else LOSS_SCALES[ccfg.loss_scale],
+                             "loss": f"sum_j w_j^{MIXTURE_TERM_POWER} L_j" if mixture else LOSS_SCALES[ccfg.loss_scale],
                              "labels": ccfg.labels}}
 
 

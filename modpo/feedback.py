@@ -182,6 +182,10 @@ def closed_form_means(dataset: PreferenceDataset, scales: dict[str, float], weig
         raise ValueError(f"beta must be > 0, got {beta}")
     per_prompt: dict[str, dict[str, list[float]]] = {}
     for row in dataset.rows:
+        missing = [o for o in names if o not in row.scores]
+        if missing:
+            raise ValueError(f"row {row.prompt[:40]!r} has no scores on {missing}: the closed form needs every "
+                             "objective's score of every answer; score the answers, or leave that objective out")
         answers = per_prompt.setdefault(row.prompt, {})
         for i, response in enumerate(row.responses):
             answers[response] = [float(row.scores[o][i]) for o in names]

@@ -179,10 +179,14 @@ def modpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.T
     return -(p * F.logsigmoid(logits) + (1 - p) * F.logsigmoid(-logits))
 
 
+# The library's weighting of the mixture's terms: w_j^2 L_j (modpo_mixture_loss's docstring says why).
+MIXTURE_TERM_POWER = 2
+
+
 def modpo_mixture_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
                        reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
                        chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor,
-                       weights, beta: float, term_power: int = 2) -> torch.Tensor:
+                       weights, beta: float, term_power: int = MIXTURE_TERM_POWER) -> torch.Tensor:
     """Per-example MODPO loss on every objective's Bradley-Terry labels at once: sum_j w_j^k * L_j (k = term_power).
 
     L_j is MODPO Eq. 7 trained on objective j's labels, every other objective a margin, in its expectation

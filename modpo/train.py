@@ -14,7 +14,14 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .config import TrainConfig
 from .data import PairCollator
-from .loss import check_weights, implicit_rewards, model_sequence_logps, modpo_loss, modpo_mixture_loss
+from .loss import (
+    MIXTURE_TERM_POWER,
+    check_weights,
+    implicit_rewards,
+    model_sequence_logps,
+    modpo_loss,
+    modpo_mixture_loss,
+)
 from .models import save_adapter
 from .weights import validate_simplex_weights
 
@@ -31,7 +38,7 @@ class ModpoTrainer(Trainer):
     every objective's labels, w_j^k L_j (loss.modpo_mixture_loss, k = mixture_term_power; a subclass may set 1,
     the form the README measured first), the margin columns being every reward."""
 
-    mixture_term_power = 2
+    mixture_term_power = MIXTURE_TERM_POWER
 
     def __init__(self, *args, weights, beta: float, mixture: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

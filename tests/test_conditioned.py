@@ -67,6 +67,7 @@ def test_an_exported_weighting_is_a_plain_peft_lora_with_the_same_logits(tmp_pat
         folder = tmp_path / f"w-{w[0]}"
         cd.write_lora(folder, cd.export_lora(cd.conditioned_state(model), w), ccfg, "tiny")
         # the test's own export in tmp_path (safetensors): plain peft loading is what the issue asks
+        # a folder this test just exported (safetensors only): loading it with plain peft is what is checked
         plain = PeftModel.from_pretrained(load_base("tiny")[0], str(folder)).eval()
         with torch.no_grad():
             exported = plain(**ids).logits
@@ -182,6 +183,7 @@ def test_cli_trains_saves_exports_and_refuses_a_corrupt_one(tiny_checkpoints, tm
     cd.set_weighting(model, target_first(["positivity", "brevity"], "positivity", [0.7, 0.3]))
     ids = tok(["tell me about tea"], return_tensors="pt")
     # the test's own export in tmp_path (safetensors): plain peft loading is what the issue asks
+    # a folder this test just exported (safetensors only): loading it with plain peft is what is checked
     plain = PeftModel.from_pretrained(load_base("tiny")[0], str(out)).eval()
     with torch.no_grad():
         torch.testing.assert_close(plain(**ids).logits, model(**ids).logits, atol=1e-4, rtol=0)
@@ -454,6 +456,7 @@ def test_with_every_objectives_labels_the_whole_simplex_trains_and_exports(tiny,
     cd.set_weighting(conditioned, [0.0, 1.0])
     ids = tok(["tell me about tea"], return_tensors="pt")
     # the test's own export in tmp_path (safetensors): plain peft loading is what the issue asks
+    # a folder this test just exported (safetensors only): loading it with plain peft is what is checked
     plain = PeftModel.from_pretrained(load_base("tiny")[0], str(out)).eval()
     with torch.no_grad():
         torch.testing.assert_close(plain(**ids).logits, conditioned(**ids).logits, atol=1e-4, rtol=0)

@@ -110,3 +110,11 @@ def test_closed_form_means_tilt_each_prompts_answers_by_the_weighted_reward():
         closed_form_means(data, scales, {"rel": 0.9, "brev": 0.9}, beta)
     with pytest.raises(ValueError, match="beta must be > 0"):
         closed_form_means(data, scales, {"rel": 0.5, "brev": 0.5}, 0.0)
+
+
+def test_closed_form_means_names_a_row_without_every_objectives_score():
+    from modpo.feedback import closed_form_means
+    rows = [PreferenceRow("how do magnets work?", ["a", "b"], {"rel": 1, "brev": None}, {"rel": [0.1, 0.2]})]
+    with pytest.raises(ValueError, match=r"row 'how do magnets work\?' has no scores on \['brev'\]"):
+        closed_form_means(PreferenceDataset(["rel", "brev"], rows), {"rel": 2.0, "brev": 0.1},
+                          {"rel": 0.5, "brev": 0.5}, 1.0)
