@@ -1,8 +1,8 @@
 """Any weighting: the conditioned adapter (modpo/conditioned.py) answers at a weighting the user picks.
 
 A slider (two objectives), a triangle to click (three) or one slider per objective scaled to sum to 1
-(more) picks w; a toggle shows a column at that w on the Compare page, and "Pin" keeps it as a column
-while w moves on.
+(more) picks w; while the panel is open a toggle shows a column at that w on the Compare page, and "Pin"
+keeps it as a column while w moves on (and after the panel closes).
 Each weighting is exported exactly as a plain LoRA (conditioned.exported_folder, milliseconds) into this
 user's private cache, keyed by the adapter's file and w, so it answers in the same batched generate call
 as every other column, at the cost of one adapter.
@@ -113,8 +113,9 @@ def render(root: Path, family) -> list:
         return []
     pins = st.session_state.setdefault("any_pins", {}).setdefault(root.name, [])
     # keyed, its state kept by the server: it stays open while the controls above it change the page's layout
-    with st.expander("Any weighting: one conditioned adapter answers at the weighting you pick", key=OPEN_KEY,
-                     on_change="rerun"):
+    panel = st.expander("Any weighting: one conditioned adapter answers at the weighting you pick", key=OPEN_KEY,
+                        on_change="rerun")
+    with panel:
         cid = st.selectbox("Conditioned adapter", ids, key="any_cid") if len(ids) > 1 else ids[0]
         try:
             _, meta = fam.read_conditioned(root, cid)
@@ -123,11 +124,13 @@ def render(root: Path, family) -> list:
             return []
         weights = pick_weighting(family.spec, meta["conditioning"]["eps"], family)
         c1, c2 = st.columns(2)
-        live = c1.toggle("Show a column at this weighting", key="any_show", value=True)
+        live = c1.toggle("Show a column at this weighting", key="any_show", value=True,
+                         help="while this panel is open; pinned weightings stay as columns when it is closed")
         if weights and c2.button("Pin this weighting", key="any_pin") and weights not in [p[1] for p in pins]:
             pins.append((cid, weights))
         if pins and st.button("Unpin all", key="any_unpin"):
             pins.clear()
+    live = live and bool(panel.open)  # a closed panel adds no column the user did not ask for
     wanted = ([(cid, weights)] if live and weights else []) + [p for p in pins if p != (cid, weights) or not live]
     try:
         return [point_at(root, c, w) for c, w in wanted if c in ids]

@@ -145,6 +145,20 @@ def model_service(root: str, base_model: str) -> ModelService:
 
 # ---- selection: one list of adapter ids per family --------------------------------------------------
 
+SAVED = "saved at evaluation"  # an answer's source when it comes from the point's eval.json
+
+
+def answer_settings(point, response: dict, settings) -> dict:
+    """How an answer was made, for the records that name it (votes, downloads): the page's settings, or for an
+    answer saved at evaluation the evaluation's recorded ones (the same decoding; its batch size may differ)."""
+    from dataclasses import asdict
+    made = asdict(settings)
+    if response.get("source") == SAVED and point.eval:
+        recorded = point.eval.get("settings") or {}
+        made.update({k: recorded[k] for k in made if k in recorded})
+    return made
+
+
 def chart_points(event) -> list[dict]:
     """The points a plotly selection event holds (click, box or lasso), as dicts."""
     if not event:

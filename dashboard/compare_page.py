@@ -9,8 +9,6 @@ text, never as HTML or markdown.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import streamlit as st
 
 from dashboard import any_weighting, common, vote_panel
@@ -99,7 +97,7 @@ def answer_of(point, prompt: str, settings, service) -> dict | None:
     if cached:
         return {**cached, "source": "generated"}
     saved = saved_sample(point, prompt, settings)
-    return {**saved, "source": "saved at evaluation"} if saved else None
+    return {**saved, "source": common.SAVED} if saved else None
 
 
 def word_diff(baseline: str, text: str) -> list[tuple[str, str]]:
@@ -160,7 +158,7 @@ def render_columns(points, prompt, settings, answers: dict, baseline: str | None
             st.text(response["text"])  # plain text: model output is never rendered as markup
             st.caption(common.literal(" · ".join(f"{k} {v:.3g}" for k, v in response["scores"].items()))
                        + common.literal(cap_note(response, settings))
-                       + ("" if response["source"] == "generated" else " · saved at evaluation"), help=score_help)
+                       + ("" if response["source"] == "generated" else f" · {common.SAVED}"), help=score_help)
             if diff and baseline and p.id != baseline and answers.get(baseline):
                 st.markdown(diff_markdown(answers[baseline]["text"], response["text"]))
     return slots
@@ -207,7 +205,7 @@ def shown_answers(points, prompt, settings, answers: dict) -> list[dict]:
     """What the columns show, for download: one row per answer with its id, weights, settings, scores."""
     return [{"id": p.id, "kind": p.kind, "weights": p.weights, "prompt": prompt, "answer": answers[p.id]["text"],
              "capped": answers[p.id].get("capped"), "source": answers[p.id]["source"],
-             "scores": answers[p.id]["scores"], "settings": asdict(settings)}
+             "scores": answers[p.id]["scores"], "settings": common.answer_settings(p, answers[p.id], settings)}
             for p in points if answers.get(p.id)]
 
 

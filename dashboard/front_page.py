@@ -74,7 +74,8 @@ def table_columns(shown: pd.DataFrame, objectives: list[str]) -> dict:
     config.update({f"± {o}": st.column_config.NumberColumn("±", format="%.2g", help=f"standard error of {o}")
                    for o in objectives})  # "±" under each score's header: the names made the table scroll
     config["KL"] = st.column_config.NumberColumn("KL", format="%.2g", help="mean log-ratio to the base model "
-                                                 "on the point's own answers")
+                                                 "on the point's own answers: with greedy answers the log-ratio at "
+                                                 "the mode, not an unbiased KL, and it can be negative")
     config["on front"] = st.column_config.CheckboxColumn("front", help="non-dominated on every objective")
     config["selected"] = st.column_config.CheckboxColumn("sel.", help="in the selection the Compare page shows")
     return config
@@ -96,19 +97,37 @@ def render_filters(table: pd.DataFrame, family) -> tuple[dict, bool, bool]:
     return bounds, front_only, previews
 
 
+DEFAULTS_SEEN = "_ref_defaults"  # session state: the default reference each box was last given
+
+
+def follow_defaults(defaults: dict[str, float]) -> None:
+    """Give each reference box its default, unless the user has typed another value since: a box still at
+    the default it was given follows the default as the filters or the axes change it."""
+    seen = st.session_state.setdefault(DEFAULTS_SEEN, {})
+    for key, value in defaults.items():
+        if key not in st.session_state or st.session_state[key] == seen.get(key):
+            st.session_state[key] = value
+        seen[key] = value
+
+
+def reset_reference(defaults: dict[str, float]) -> None:
+    """The Reset button's callback: it runs before the page, so the boxes show the defaults they hold."""
+    st.session_state.update(defaults)
+    st.session_state.setdefault(DEFAULTS_SEEN, {}).update(defaults)
+
+
 def render_hypervolume(family, table: pd.DataFrame, objectives: list[str]) -> list[float] | None:
     """Hypervolume of the shown points over the plotted objectives; returns the reference point used."""
     if table.empty:
         return None
     _, default_ref = table_hypervolume(family, table, objectives=objectives)
     cols = st.columns(len(objectives) + 2)
-    keys = [f"ref_{o}" for o in objectives]
-    if cols[-1].button("Reset reference", key="reset_reference", help="back to the default: the worst shown "
-                       "value of each objective, padded by 10% of its range"):
-        for k in keys:
-            st.session_state.pop(k, None)
-    ref = [c.number_input(f"reference {common.literal(o)}", value=float(np.round(r, 4)), format="%.4f", key=k)
-           for c, o, r, k in zip(cols, objectives, default_ref, keys)]
+    defaults = {f"ref_{o}": float(np.round(r, 4)) for o, r in zip(objectives, default_ref)}
+    follow_defaults(defaults)
+    cols[-1].button("Reset reference", key="reset_reference", on_click=reset_reference, args=(defaults,),
+                    help="back to the default: the worst shown value of each objective, padded by 10% of its range")
+    ref = [c.number_input(f"reference {common.literal(o)}", format="%.4f", key=k)
+           for c, o, k in zip(cols, objectives, defaults)]
     try:
         hv, _ = table_hypervolume(family, table, reference_point=ref, objectives=objectives)
     except ValueError as e:
@@ -303,11 +322,16 @@ def render() -> None:
     if len(objectives) > 2:
         c1, c2 = st.columns(2)
         x = c1.selectbox("x axis", objectives, index=1, key="axis_x")
-        y = c2.selectbox("y axis", objectives, index=0, key="axis_y")
+        y_options = [o for o in objectives if o != x]  # one objective on both axes is no trade-off to draw
+        if st.session_state.get("axis_y") not in y_options:
+            st.session_state["axis_y"] = y_options[0]
+        y = c2.selectbox("y axis", y_options, key="axis_y")
     c = st.columns(3)
     c[0].metric("Points", len(shown), help=f"shown, of {int(table['evaluated'].sum())} evaluated; the filters and "
                 "the previews toggle apply to the counts, the chart, the table and the hypervolume")
-    c[1].metric("On the front", int(shown["on_front"].sum()))
+    c[1].metric("On the front", int(shown["on_front"].sum()),
+                help=f"non-dominated on all {len(objectives)} objectives (the table's 'front' column); the chart "
+                     "fades the points dominated on its two axes")
     c[2].metric("Selected", len(common.selected_ids(root.name, [p.id for p in family.points])))
     reference = render_hypervolume(family, shown, [x, y])
     render_chart(root, family, shown, objectives, x, y, reference)

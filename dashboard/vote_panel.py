@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import asdict
 
 import streamlit as st
 
@@ -119,7 +118,8 @@ def render_estimate_line(family, votes: list[dict], problems: list[str]) -> None
 # ---- the vote -------------------------------------------------------------------------------------
 
 def answer_record(point, response: dict, settings) -> dict:
-    return {"id": point.id, "text": response["text"], "weights": point.weights, "settings": asdict(settings),
+    return {"id": point.id, "text": response["text"], "weights": point.weights,
+            "settings": common.answer_settings(point, response, settings),
             "scores": response.get("scores") or {}}
 
 

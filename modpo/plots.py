@@ -46,6 +46,11 @@ def hover_text(row: pd.Series, objectives: list[str]) -> str:
     return "<br>".join(lines)
 
 
+# The legend's word for a point dominated on the two plotted objectives: with 3+ objectives such a point can
+# still be on the front of all of them (front.front_table's on_front), which the Front page counts.
+DOMINATED_HERE = " (dominated on these axes)"
+
+
 def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str, bool], x: str, y: str,
                  selected: list[str] | tuple = (), new_ids: list[str] | tuple = (), title: str | None = None,
                  label_all: bool = False, meanings: dict[str, str] | None = None,
@@ -83,7 +88,7 @@ def front_figure(table: pd.DataFrame, objectives: list[str], maximize: dict[str,
             labelled = kind != "conditioned" and (kind != "modpo" or label_all)
             fig.add_trace(go.Scatter(
                 x=part[x], y=part[y], mode="markers+text" if labelled else "markers",
-                name=label + ("" if on_front else " (dominated)"), customdata=part["id"].to_numpy(),
+                name=label + ("" if on_front else DOMINATED_HERE), customdata=part["id"].to_numpy(),
                 text=[literal(i) if labelled else "" for i in part["id"]],
                 textposition="top right" if kind == "modpo" else "top center", textfont=dict(size=11),
                 error_x=dict(type="data", array=part[f"{x}_stderr"].fillna(0), thickness=1, width=0, color=colour),

@@ -335,6 +335,43 @@ def test_shift_click_adds_a_point_and_a_plain_click_replaces_in_a_real_browser(p
     expect(toggle).not_to_be_checked(timeout=10_000)
 
 
+def test_reset_reference_resets_the_boxes_and_axes_never_repeat_in_a_real_browser(page, app_url, browser_root):
+    """Reset reference puts the boxes themselves back to the default, so the next edit of another box does not
+    bring a stale typed value back; the y axis never offers the x axis's objective."""
+    from playwright.sync_api import expect
+    step("reset-reference")
+    page.goto(f"{app_url}/?family=tiny")
+    wait_for_chart(page)
+    hypervolume = metric(page, "Hypervolume")
+    box = page.locator(".st-key-ref_brevity input").first
+    default, default_hv = box.input_value(), hypervolume.inner_text()
+    box.fill("1000")
+    box.press("Enter")
+    expect(hypervolume).to_have_text("0", timeout=30_000)
+    page.get_by_role("button", name="Reset reference").click()
+    expect(box).to_have_value(default, timeout=30_000)
+    expect(hypervolume).to_have_text(default_hv, timeout=30_000)
+    other = page.locator(".st-key-ref_positivity input").first
+    other.fill(f"{float(other.input_value()) - 0.5:.4f}")
+    other.press("Enter")
+    wait_settled(page)
+    expect(box).to_have_value(default, timeout=30_000)
+    assert hypervolume.inner_text() != "0", "the stale 1000 came back"
+    if _demo_source() is None:
+        return
+    page.goto(f"{app_url}/?family=demo")
+    wait_for_chart(page)
+    page.locator(".st-key-axis_x").first.click()
+    page.get_by_role("option", name="brevity", exact=True).click()
+    wait_settled(page)
+    expect(page.locator(".st-key-axis_y").first).not_to_contain_text("brevity", timeout=30_000)
+    page.locator(".st-key-axis_y").first.click()
+    options = [o.inner_text() for o in page.get_by_role("option").all()]
+    page.keyboard.press("Escape")
+    assert "brevity" not in options and "relevance" in options, options
+    assert not page.locator('[data-testid="stException"]').count(), "the page shows an exception"
+
+
 def test_a_click_on_the_triangle_picks_the_weighting_in_a_real_browser(page, app_url, browser_root):
     """On the demo (three objectives and a conditioned adapter) the Compare page's Any weighting is a
     triangle: a click on one of its dots makes that weighting a column and moves the star onto it."""
@@ -352,6 +389,8 @@ def test_a_click_on_the_triangle_picks_the_weighting_in_a_real_browser(page, app
     page.goto(f"{app_url}/?family=demo")
     wait_for_chart(page)
     nav(page, "Compare", "Compare generations")
+    wait_settled(page)
+    assert not [c for c in response_columns(page) if "-any-" in c["id"]], "a closed panel adds no column"
     page.locator('[data-testid="stExpander"] summary').filter(has_text="Any weighting").first.click()
     triangle = page.locator(".st-key-any_triangle .js-plotly-plot").first
     triangle.wait_for(state="visible", timeout=60_000)

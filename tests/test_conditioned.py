@@ -253,11 +253,15 @@ def test_any_weighting_columns_on_the_compare_page(checkpoints):
     from app_helpers import plain
     from test_dashboard import compare_script, run
 
+    from dashboard.any_weighting import OPEN_KEY
     from modpo.cli import main
     root = checkpoints / "tiny"
     assert main(["train-conditioned", "--family", str(root), "--steps", "2", "--lora-r", "4", "--lora-alpha", "8",
                  "--no-eval"]) == 0
     at = run(compare_script, selection={"tiny": {"selected": ["w-0.70-0.30"], "seen": {}}})
+    headers = [plain(m.value) for m in at.markdown]
+    assert not any("conditioned-any" in h for h in headers), "a closed panel adds no column"
+    at.session_state[OPEN_KEY] = True  # the user opens the panel
     at.slider(key="any_w_0").set_value(0.8).run()
     headers = [plain(m.value) for m in at.markdown]
     assert "**conditioned-any-0.80-0.20**" in headers
@@ -265,6 +269,12 @@ def test_any_weighting_columns_on_the_compare_page(checkpoints):
     at.slider(key="any_w_0").set_value(0.3).run()
     headers = [plain(m.value) for m in at.markdown]
     assert "**conditioned-any-0.80-0.20**" in headers and "**conditioned-any-0.30-0.70**" in headers
+    at.session_state[OPEN_KEY] = False  # closed again: the pin stays, the live weighting goes
+    at.run()
+    headers = [plain(m.value) for m in at.markdown]
+    assert "**conditioned-any-0.80-0.20**" in headers and "**conditioned-any-0.30-0.70**" not in headers
+    at.session_state[OPEN_KEY] = True
+    at.run()
     at.button(key="generate").click().run()
     assert not at.exception
     service = at.session_state["_service_" + str(root)]

@@ -280,6 +280,42 @@ def test_hypervolume_reference_zero_warning_and_reset(checkpoints):
     at.button(key="reset_reference").click().run()
     assert at.number_input(key="ref_brevity").value == default
     assert float(next(m for m in at.metric if m.label == "Hypervolume").value) > 0
+    typed = at.number_input(key="ref_positivity").value - 0.5  # editing another box keeps the reset one
+    at.number_input(key="ref_positivity").set_value(typed).run()
+    assert at.number_input(key="ref_brevity").value == default and at.number_input(key="ref_positivity").value == typed
+
+
+def test_the_reference_follows_the_filters_until_the_user_types_one(checkpoints):
+    """A reference box still at its default takes the new default when a filter changes the worst shown
+    value; one the user typed keeps the typed value."""
+    at = run(front_script)
+    default = at.number_input(key="ref_brevity").value
+    lo, hi = at.sidebar.slider(key="filter_brevity").value
+    at.sidebar.slider(key="filter_brevity").set_value((lo + 0.6 * (hi - lo), hi)).run()
+    moved = at.number_input(key="ref_brevity").value
+    assert moved > default, "the worst shown brevity rose, so the default reference follows it"
+    at.number_input(key="ref_brevity").set_value(moved - 1.0).run()
+    at.sidebar.slider(key="filter_brevity").set_value((lo, hi)).run()
+    assert at.number_input(key="ref_brevity").value == moved - 1.0, "a typed reference stays"
+
+
+def test_three_objectives_never_put_one_objective_on_both_axes(tmp_path, monkeypatch):
+    """The demo's three objectives: the y axis offers every objective but the x axis's (one objective on both
+    axes is no trade-off, and its two reference boxes would collide), and the front count says it counts all
+    three objectives while the chart fades by its two."""
+    root = tmp_path / "checkpoints"
+    demo = common.REPO / "checkpoints" / "demo"
+    shutil.copytree(demo, root / "demo", ignore=shutil.ignore_patterns("*.safetensors"))
+    monkeypatch.setenv("MODPO_CHECKPOINTS", str(root))
+    at = run(front_script)
+    assert (at.selectbox(key="axis_x").value, at.selectbox(key="axis_y").value) == ("sentiment", "relevance")
+    at.selectbox(key="axis_y").set_value("brevity").run()
+    at.selectbox(key="axis_x").set_value("brevity").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="axis_x").value == "brevity"
+    assert at.selectbox(key="axis_y").value == "relevance" and "brevity" not in at.selectbox(key="axis_y").options
+    count = next(m for m in at.metric if m.label == "On the front")
+    assert "all 3 objectives" in count.help
 
 
 def test_the_table_shows_dashes_and_the_weight_order(checkpoints):

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from modpo.plots import front_figure
+from modpo.plots import DOMINATED_HERE, front_figure
 
 
 def table() -> pd.DataFrame:
@@ -23,7 +23,7 @@ def test_front_line_joins_the_non_dominated_points_and_dominated_ones_are_apart(
     traces = traces_by_name(fig)
     line = traces["Pareto front"]
     assert sorted(zip(line.x, line.y)) == [(-30.0, 0.4), (-18.0, 0.3), (-14.0, 0.1)]
-    assert list(traces["MODPO adapter (dominated)"].customdata) == ["w-0.50-0.50"]
+    assert list(traces["MODPO adapter" + DOMINATED_HERE].customdata) == ["w-0.50-0.50"]
     assert sorted(traces["MODPO adapter"].customdata) == ["w-0.00-1.00", "w-0.80-0.20"]
 
 
@@ -58,7 +58,7 @@ def test_a_selected_dominated_point_is_opaque_and_the_reference_is_drawn():
             [("top", 0.7, 1.0, 1.0), ("low", 0.3, 0.5, 0.5), ("other", 0.5, 0.4, 0.4)]]
     fig = front_figure(pd.DataFrame(rows), ["a", "b"], {"a": True, "b": True}, "b", "a", selected=["low"],
                        reference=(0.0, 0.0))
-    dominated = next(t for t in fig.data if t.name and t.name.endswith("(dominated)"))
+    dominated = next(t for t in fig.data if t.name and t.name.endswith(DOMINATED_HERE))
     opacity = dict(zip(dominated.customdata, dominated.marker.opacity))
     assert opacity == {"low": 1.0, "other": 0.35}
     ref = next(t for t in fig.data if t.name == "hypervolume reference")

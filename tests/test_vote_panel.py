@@ -102,6 +102,21 @@ def test_word_diff_and_its_markdown_are_inert():
     assert md.startswith("hello :green-background[")
 
 
+def test_a_saved_answer_is_recorded_with_the_settings_that_made_it():
+    """A vote or a download names how each answer was made: the page's settings for a generated answer, the
+    evaluation's recorded ones for an answer saved at evaluation (there the page's batch size did not apply)."""
+    from types import SimpleNamespace
+
+    from dashboard import common
+    recorded = {"max_new_tokens": 48, "temperature": 0.0, "seed": 0, "batch_size": 64, "trim_capped": True}
+    point = SimpleNamespace(id="w-1", eval={"settings": recorded})
+    page = EvalSettings(max_new_tokens=48, batch_size=32, trim_capped=True)
+    saved = common.answer_settings(point, {"text": "a", "source": common.SAVED}, page)
+    generated = common.answer_settings(point, {"text": "a", "source": "generated"}, page)
+    assert saved["batch_size"] == 64 and generated["batch_size"] == 32
+    assert set(saved) == set(generated) and saved["max_new_tokens"] == generated["max_new_tokens"] == 48
+
+
 def test_capped_answers_are_marked_and_downloads_carry_everything(checkpoints):
     settings = EvalSettings(max_new_tokens=24, trim_capped=True)
     assert "hit the 24-token cap, shown to its last complete sentence" in compare_page.cap_note({"capped": True},
