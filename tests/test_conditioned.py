@@ -396,7 +396,7 @@ def test_the_triangle_picks_a_weighting_of_three_objectives_on_the_shipped_demo(
     from app_helpers import plain
     from test_dashboard import compare_script, run
 
-    from dashboard.any_weighting import TRIANGLE_STEP, any_id
+    from dashboard.any_weighting import OPEN_KEY, TRIANGLE_STEP, any_id
     from modpo.pareto import weight_grid
     demo = Path(__file__).resolve().parent.parent / "checkpoints" / "demo"
     monkeypatch.setenv("MODPO_CHECKPOINTS", str(demo.parent))
@@ -408,6 +408,9 @@ def test_the_triangle_picks_a_weighting_of_three_objectives_on_the_shipped_demo(
     at = run(compare_script, selection={"demo": {"selected": ["w-1.00-0.00-0.00"], "seen": {}}})
     start = at.session_state["any_w3"]
     assert start in choices and max(abs(w - 1 / 3) for w in start) <= 0.05, "it starts at the centre"
+    assert columns(at) == ["base", "w-1.00-0.00-0.00"], "the panel is closed: no column at its weighting"
+    at.session_state[OPEN_KEY] = True
+    at.run()
     assert any_id("conditioned", start) in columns(at)
     pick = choices.index([0.7, 0.1, 0.2])
     for bad in ({"customdata": pick, "curve_number": 2}, {"customdata": True, "curve_number": 1},
