@@ -706,8 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--family", required=True, help="family folder")
         p.add_argument("--weights", required=True, type=_floats,
                        help="one weight per objective in family order, summing to 1")
-        p.add_argument("--sources", help="comma-separated source adapter ids (default: the DPO endpoint and the "
-                       "margin model, or the lowest-target-weight adapter)")
+        p.add_argument("--sources", help="comma-separated source adapter ids (default: per objective the trained "
+                       "adapter with the most weight on it, or the DPO endpoint and the margin models)")
         if name == "merge":
             p.add_argument("--combination", default="cat", choices=["cat", "linear", "svd"],
                            help="peft combination type; cat is the exact weighted sum of LoRA deltas (default)")

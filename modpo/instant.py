@@ -64,17 +64,23 @@ def merge_adapters(model, adapter_names: list[str], coefficients: list[float], n
 # ---- family level: make, evaluate and save a merged or mixed point ------------------------------------
 
 def default_sources(family) -> list:
-    """The family's single-objective ends: the DPO endpoint plus the margin models, or, with explicit
-    margins (no margin model), the trained adapter with the smallest target weight."""
+    """The family's single-objective ends. With margin models (implicit margins): the DPO endpoint plus the
+    margin models. Otherwise, for each objective, the trained adapter with the most weight on it (its vertex
+    where trained), so that on two objectives any weighting between the ends, and on three or more any
+    weighting inside the trained vertices' simplex, is a convex combination of the sources."""
     spec = family.spec
     trained = [p for p in family.points if p.kind in ("modpo", "dpo-margin")]
     endpoint = [p for p in trained if p.weights and p.weights.get(spec.target) == 1.0]
     margin_models = [p for p in trained if p.kind == "dpo-margin"]
     if margin_models:
         return endpoint + margin_models
-    others = sorted((p for p in trained if p.weights and p.weights.get(spec.target, 1) < 1),
-                    key=lambda p: p.weights[spec.target])
-    return endpoint + others[:1]
+    weighted = sorted((p for p in trained if p.weights), key=lambda p: p.id)
+    ends = []
+    for name in spec.objective_names:
+        best = max(weighted, key=lambda p: p.weights.get(name, 0.0), default=None)
+        if best is not None and best not in ends:
+            ends.append(best)
+    return ends
 
 
 def make_instant_point(root, weights, method: str, prompts: list[str], settings, sources: list[str] | None = None,

@@ -132,3 +132,18 @@ def test_a_different_tokenizer_is_refused(tiny_family):
     settings = EvalSettings.from_recorded(fam.recorded_eval_settings(fam.load_family(tiny_family)))
     with pytest.raises(ValueError, match="different tokenizer"):
         make_instant_point(tiny_family, [0.7, 0.3], "mix", prompts, settings, model=model, tokenizer=tok)
+
+
+def test_on_three_objectives_the_default_sources_are_the_vertices():
+    """The demo's merge and mix default to its three trained vertices, so every weighting of the simplex is
+    a convex combination of them (two ends alone surround no interior weighting of three objectives)."""
+    from pathlib import Path
+
+    from modpo import family as fam
+    from modpo.instant import convex_coefficients, default_sources, source_weights
+    family = fam.load_family(Path(__file__).resolve().parent.parent / "checkpoints" / "demo")
+    sources = default_sources(family)
+    assert [p.id for p in sources] == ["w-1.00-0.00-0.00", "w-0.00-1.00-0.00", "w-0.00-0.00-1.00"]
+    names = family.spec.objective_names
+    lam = convex_coefficients([0.34, 0.33, 0.33], [source_weights(p, names, family.spec.margins) for p in sources])
+    assert lam == pytest.approx([0.34, 0.33, 0.33], abs=1e-9)
