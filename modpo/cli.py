@@ -43,6 +43,13 @@ def _positive(kind):
     return parse
 
 
+def _port(text: str) -> int:
+    port = _positive(int)(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port: give one from 1 to 65535")
+    return port
+
+
 def _grid_step(text: str) -> float:
     value = _positive(float)(text)
     if value > 1:
@@ -124,22 +131,22 @@ def eval_settings(a, family: fam.Family | None = None) -> EvalSettings:
                                       seed=a.eval_seed, trim_capped=getattr(a, "trim_capped", None))
 
 
-def read_prompt_file(path: str) -> list[str]:
-    """A JSON list of prompts, or {"prompts": [...]}; errors say what is wrong and where."""
+def read_prompt_file(path: str, flag: str = "--eval-prompts") -> list[str]:
+    """A JSON list of prompts, or {"prompts": [...]}; errors name the flag that gave it, what is wrong and where."""
     where = Path(path)
     if not where.is_file():
-        raise ValueError(f"--eval-prompts {path}: no such file")
+        raise ValueError(f"{flag} {path}: no such file")
     try:
         obj = fam.schema.parse(where.read_bytes().decode("utf-8"), path)
     except UnicodeDecodeError as e:
-        raise ValueError(f"--eval-prompts {path}: byte {e.start} is not UTF-8; save the file as UTF-8") from None
+        raise ValueError(f"{flag} {path}: byte {e.start} is not UTF-8; save the file as UTF-8") from None
     if isinstance(obj, dict):
         if "prompts" not in obj:
-            raise ValueError(f"--eval-prompts {path}: a JSON object needs a 'prompts' key holding the list of prompts "
+            raise ValueError(f"{flag} {path}: a JSON object needs a 'prompts' key holding the list of prompts "
                              f"(found keys {sorted(obj)[:8]}); or give a plain JSON list")
         obj = obj["prompts"]
     if not isinstance(obj, list) or not obj or not all(isinstance(x, str) and x.strip() for x in obj):
-        raise ValueError(f"--eval-prompts {path}: expected a non-empty JSON list of non-empty prompt strings")
+        raise ValueError(f"{flag} {path}: expected a non-empty JSON list of non-empty prompt strings")
     return obj
 
 
@@ -308,7 +315,10 @@ def train_on_votes(a) -> int | None:
     from .votes import HUMAN
     votes_path = Path(a.data)
     voted = votes_path.parent.parent
-    if votes_path.name != "votes.jsonl" or not votes_path.is_file() or not fam.is_family(voted):
+    if not votes_path.is_file():
+        raise ValueError(f"--data {votes_path}: no such file; give a family's data/votes.jsonl (it appears with the "
+                         "first vote cast on the family's Compare page)")
+    if votes_path.name != "votes.jsonl" or not fam.is_family(voted):
         raise ValueError(f"--data {votes_path}: train takes only a family's data/votes.jsonl (the votes cast on its "
                          "Compare page); to train on another preference file start a family with `sweep --data`")
     root = family_root(a, exists=False)
@@ -373,7 +383,7 @@ def cmd_train(a) -> int:
     prompts = None if a.no_eval else load_prompts(a.eval_prompts, root, a.eval_limit)
     settings = eval_settings(a, family)
     check_comparable(family, prompts, settings)
-    point_id = fam.check_id(a.id or weights_id(weights))
+    point_id = fam.check_new_id(a.id or weights_id(weights))
     if fam.adapter_dir(root, point_id).exists():
         raise ValueError(f"adapter {point_id!r} already exists in {root}; pick another --id or delete it")
     stored = fam.read_pairs(root, spec.target)
@@ -565,7 +575,7 @@ def cmd_coherence(a) -> int:
     family = fam.load_family(family_root(a))
     for e in family.errors:
         print(f"warning: {e}", file=sys.stderr)
-    prompts = read_prompt_file(a.prompts) if a.prompts else default_prompts()
+    prompts = read_prompt_file(a.prompts, "--prompts") if a.prompts else default_prompts()
     model, tokenizer = load_base(family.spec.base_model)
     model = attach_adapters(model, adapters_of(family, family.points))
     report = check_family(model, tokenizer, family, prompts)
@@ -737,7 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dashboard", help="open the dashboard (bound to 127.0.0.1 unless --host says otherwise)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine "
                    "only; 0.0.0.0 exposes it to the network, see SECURITY.md)")
-    p.add_argument("--port", type=_positive(int), default=8501, help="port (default %(default)s)")
+    p.add_argument("--port", type=_port, default=8501, help="port, 1-65535 (default %(default)s)")
     p.add_argument("--checkpoints", help="the checkpoints root (default $MODPO_CHECKPOINTS or ./checkpoints)")
     p.set_defaults(func=cmd_dashboard)
     return parser
@@ -751,10 +761,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted: `{args.command}` stopped; nothing half-written was kept in the family (finished "
               "adapters stay; re-run the command to resume)", file=sys.stderr)
         return 130
-    except (ValueError, fam.FamilyError, FileNotFoundError, KeyError) as e:
+    except (ValueError, fam.FamilyError, FileNotFoundError, FileExistsError, KeyError) as e:
         if os.environ.get("MODPO_DEBUG"):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e  # a KeyError's str() adds quotes
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

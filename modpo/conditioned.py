@@ -56,9 +56,10 @@ class ConditionedConfig:
         if self.loss_scale not in LOSS_SCALES:
             raise ValueError(f"unknown loss scale {self.loss_scale!r}; choose one of {list(LOSS_SCALES)}")
         if self.per_objective < 1 or self.n_objectives < 2 or self.r <= self.n_objectives * self.per_objective:
-            raise ValueError(f"the rank r ({self.r}) must exceed the number of objectives ({self.n_objectives}) "
-                             f">= 2 times the singular values per objective ({self.per_objective}) >= 1: those "
-                             "carry the weighting, the rest are free")
+            raise ValueError(f"the rank r ({self.r}) must exceed the number of objectives ({self.n_objectives}, at "
+                             f"least 2) times the singular values per objective ({self.per_objective}, at least 1) = "
+                             f"{self.n_objectives * self.per_objective}: those carry the weighting, the rest are free; "
+                             "raise --lora-r or lower --per-objective")
         if self.labels not in LABELS:
             raise ValueError(f"unknown labels {self.labels!r}; choose one of {list(LABELS)}")
         if self.labels in ("largest", "all"):
@@ -405,6 +406,10 @@ def export_weighting(spec, tensors: dict, meta: dict, weights, folder) -> None:
         ordered = reorder(spec.objective_names, spec.target, validate_simplex(weights, spec.objective_names))
     else:
         ordered = target_first(spec.objective_names, spec.target, weights)
+        if ordered[0] < ccfg.eps - 1e-9:
+            raise ValueError(f"weight {ordered[0]:g} on the target ({spec.target}) is below {ccfg.eps:g}, the least "
+                             "this conditioned adapter was trained with (MODPO divides by the target's weight): its "
+                             f"answers there were never trained; give {spec.target} at least {ccfg.eps:g}")
     write_lora(folder, export_lora(tensors, ordered), ccfg, spec.base_model)
 
 

@@ -171,7 +171,8 @@ def load_jsonl(path: str | Path) -> PreferenceDataset:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: line {number} is not valid JSON (column {e.colno}: {e.msg})") from None
+                raise ValueError(f"{path}: line {number} is not valid JSON (column {e.colno}: {e.msg}); fix or delete "
+                                 "that line and run again (training reads every line or none)") from None
             lines.append(number)
     return rows_from_records(records, str(path), line_numbers=lines)
 

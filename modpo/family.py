@@ -96,6 +96,16 @@ def check_id(adapter_id: str) -> str:
     return adapter_id
 
 
+BASE_ID = "base"  # the base model's point (the family's base/ folder): never an adapter's id
+
+
+def check_new_id(adapter_id: str) -> str:
+    """check_id for a new adapter, which may not take the base model's id."""
+    if check_id(adapter_id) == BASE_ID:
+        raise ValueError(f"id {BASE_ID!r} names the base model in every family; pick another --id")
+    return adapter_id
+
+
 def inside_root(root: str | Path, user_path: str | Path) -> Path:
     """Resolve a user-typed family path, refusing anything outside root (.., absolute, symlinks)."""
     root_real = Path(root).resolve()
@@ -290,7 +300,11 @@ def read_point(directory: Path, spec: FamilySpec, root: Path) -> Point:
     directory = within(root, directory)
     meta_path = directory / "meta.json"
     meta = read_json(meta_path, "meta", root)
-    expected_id = "base" if directory.name == "base" and directory.parent == Path(root) else directory.name
+    is_base = directory.name == BASE_ID and directory.parent == Path(root)
+    if not is_base and directory.name == BASE_ID:
+        raise FamilyError(f"{directory}: the id {BASE_ID!r} names the base model, so an adapter may not take it; "
+                          "rename the folder and the id in its meta.json")
+    expected_id = BASE_ID if is_base else directory.name
     if meta["id"] != expected_id:
         raise FamilyError(f"{meta_path}: id {meta['id']!r} does not match its folder {expected_id!r}; "
                           "rename the folder or fix the id")
@@ -397,7 +411,9 @@ class Family:
         for p in self.points:
             if p.id == point_id:
                 return p
-        raise KeyError(f"no adapter {point_id!r} in family {self.spec.name!r}")
+        known = [p.id for p in self.points]
+        shown = ", ".join(known[:40]) + (f" and {len(known) - 40} more" if len(known) > 40 else "")
+        raise KeyError(f"no adapter {point_id!r} in family {self.spec.name!r}; its points: {shown}")
 
 
 def load_family(root: str | Path) -> Family:

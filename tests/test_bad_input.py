@@ -6,6 +6,7 @@ The CLI cases run `python -m modpo` in-process and read its stderr.
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from modpo.generate import GenerationSettings
 from modpo.scorers import get_scorer, score
 from modpo.weights import target_first, validate_weights
 
+DEMO = Path(__file__).resolve().parent.parent / "checkpoints" / "demo"  # read only: each case fails before a write
 GOOD = {"prompt": "Say hi", "responses": ["Hi!", "Hello there."], "preferences": {"a": 0, "b": 1}}
 
 
@@ -153,7 +155,8 @@ CASES = [
         r"row 1, column 'preferences': has objectives \['a'\], expected \['a', 'b'\]",
     ),
     ("data no rows", lambda t: rows_from_records([], "prefs.jsonl"), ValueError, r"no rows"),
-    ("data bad JSON line", jsonl_case('{"prompt": "x"}\n{oops\n'), ValueError, r"line 2 is not valid JSON"),
+    ("data bad JSON line", jsonl_case('{"prompt": "x"}\n{oops\n'), ValueError,
+     r"line 2 is not valid JSON.*fix or delete that line"),
     ("data file missing", lambda t: load_jsonl(t / "nope.jsonl"), FileNotFoundError, r"no preference file at"),
     # training and generation options
     (
@@ -185,6 +188,30 @@ CASES = [
         cli_case("evaluate", "--family", "{tmp}/nofam", "--temperature", "9"),
         SystemExit,
         r"--temperature must be in \[0, 5\]",
+    ),
+    (
+        "cli port out of range",
+        cli_case("dashboard", "--port", "99999"),
+        SystemExit,
+        r"99999 is not a TCP port: give one from 1 to 65535",
+    ),
+    (
+        "cli votes file missing",
+        cli_case("train", "--family", "{tmp}/new", "--weights", "1,0", "--data", "{tmp}/voted/data/votes.jsonl"),
+        SystemExit,
+        r"voted/data/votes.jsonl: no such file",
+    ),
+    (
+        "cli coherence prompts missing",
+        cli_case("coherence", "--family", str(DEMO), "--prompts", "{tmp}/none.json"),
+        SystemExit,
+        r"--prompts .*none.json: no such file",
+    ),
+    (
+        "cli unknown adapter",
+        cli_case("generate", "--family", str(DEMO), "--adapters", "nope", "--prompt", "hi"),
+        SystemExit,
+        r"error: no adapter 'nope' in family 'demo'; its points: base, ",
     ),
     (
         "cli family missing",

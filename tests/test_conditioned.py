@@ -176,6 +176,11 @@ def test_cli_trains_saves_exports_and_refuses_a_corrupt_one(tiny_checkpoints, tm
     assert "already exists; kept" in capsys.readouterr().out
     out = tmp_path / "export"
     assert main(["export", "--family", str(root), "--weights", "0.7,0.3", "--out", str(out)]) == 0
+    assert main(["export", "--family", str(root), "--weights", "0.7,0.3", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err, "an existing folder is a one-line error, not a traceback"
+    assert main(["export", "--family", str(root), "--weights", "0.01,0.99", "--out", str(tmp_path / "low")]) == 2
+    assert "least this conditioned adapter was trained with" in capsys.readouterr().err
+    assert not (tmp_path / "low").exists()
     model, tok = load_base("tiny")
     ccfg = cd.ConditionedConfig(r=4, alpha=8, n_objectives=2)
     cd.add_conditioned_lora(model, ccfg)

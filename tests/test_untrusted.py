@@ -88,6 +88,26 @@ def test_a_broken_adapter_is_skipped_with_a_warning_naming_it(root, name, breaks
     assert len(family.points) >= 3
 
 
+def test_an_adapter_named_base_is_refused_and_the_front_still_works(root, capsys):
+    """'base' is the base model's id: an adapter folder of that name (a stranger's zip) is skipped with a
+    message, so the front has one base row; and `train --id base` is refused before any training."""
+    from modpo.cli import main
+    from modpo.front import front_table, gains_over_base
+    fake = root / "adapters" / "base"
+    shutil.copytree(root / "adapters" / "w-0.70-0.30", fake)
+    for name in ("meta.json", "eval.json"):
+        edit_json(fake / name, lambda o: o.update(id="base"))
+    family = fam.load_family(root)
+    assert [p.id for p in family.points].count("base") == 1 and family.point("base").kind == "base"
+    assert any("names the base model" in e and str(fake) in e for e in family.errors), family.errors
+    table = front_table(family)
+    assert (table["id"] == "base").sum() == 1 and len(gains_over_base(family, table)) == len(family.points) - 1
+    shutil.rmtree(fake)
+    assert main(["train", "--family", str(root), "--weights", "0.5,0.5", "--id", "base", "--steps", "1"]) == 2
+    assert "names the base model" in capsys.readouterr().err
+    assert not (root / "adapters" / "base").exists()
+
+
 def test_a_lora_tensor_that_does_not_fit_the_model_is_refused_before_loading(root, tmp_path):
     """Same rank, wrong width: the header check passes, attaching refuses it and leaves the model as it was;
     evaluate skips it with a warning and evaluates the rest."""
