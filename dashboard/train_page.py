@@ -48,6 +48,8 @@ def render_form(root, family) -> None:
                 "on its prompts with its settings."
             )
         )
+        st.caption("A field outlined in red is out of its range (steps 1-10,000, weights 0-1, learning rate "
+                   "1e-6-0.1): Train sends nothing until it is fixed.")
         submitted = st.form_submit_button("Train", type="primary")
     if submitted:
         try:
@@ -58,7 +60,10 @@ def render_form(root, family) -> None:
             st.success(f"{'Queued' if waiting else 'Started'} job {job_id} for weights {weights}"
                        + (" (it starts when the running job ends)" if waiting else ""))
         except ValueError as e:
-            st.error(common.literal(f"Cannot start this run: {e}"))
+            st.error(common.literal(f"Cannot start the run at {raw}: {e}"))
+
+
+FEW_VOTES = 10  # fewer decisive votes than this: the Train page warns that a family trained on them moves little
 
 
 def render_votes_form(root, family) -> None:
@@ -71,9 +76,25 @@ def render_votes_form(root, family) -> None:
         if not decisive:
             st.caption("Vote between answers on the Compare page first: the votes become training data here.")
             return
+        choices = {}  # what the votes can label in this family, and why not where they cannot
+        for choice, objective in (("a new objective", "human"), ("the target", spec.target)):
+            try:
+                jobs.votes_family_plan(family, objective)
+                choices[choice] = None
+            except ValueError as e:
+                choices[choice] = str(e)
+        usable = [c for c, why in choices.items() if why is None]
+        for choice, why in choices.items():
+            if why is not None:
+                st.caption(common.literal(f"The votes cannot label {choice} of this family: {why}"))
+        if not usable:
+            return
+        if decisive < FEW_VOTES:
+            st.warning(f"Only {decisive} decisive vote(s): a family trained on so few pairs barely moves from "
+                       "the base model. Vote more on the Compare page for a front worth reading.")
         with st.form("votes_family"):
             c1, c2 = st.columns(2)
-            new_objective = c1.radio("The votes label", ["a new objective", "the target"], key="votes_as",
+            new_objective = c1.radio("The votes label", usable, key="votes_as",
                                      help=common.literal(f"the target is {spec.target}; a new objective is evaluated "
                                                          "by the utility fitted to the votes"))
             name = c2.text_input("New objective's name", "human", key="votes_objective")
@@ -100,7 +121,7 @@ def render_job(root, job: dict) -> None:
     label = common.literal(f"{job['id']} · {job.get('adapter', '?')} · {state}"
                            + (f" ({job['phase']})" if job.get("phase") else ""))
     with st.expander(label, expanded=state in ("running", "queued", "failed")):
-        total = job.get("total_steps") or job.get("steps_requested") or 1
+        total = job.get("total_steps") or (job.get("params") or {}).get("steps") or 1  # queued: the steps asked for
         step = job.get("step", 0) or 0
         training_left = common.time_left(job.get("started"), step, total) if state == "running" else ""
         st.progress(min(1.0, step / max(total, 1)), text=f"training: step {step} / {total}{training_left}")

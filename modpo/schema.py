@@ -133,7 +133,7 @@ SCHEMAS: dict[str, dict] = {
             "params": JOB_PARAMS,
             "pid": {"type": "integer", "minimum": 1},
             "pid_start": {"type": "integer", "minimum": 0},
-            "phase": {"enum": ["starting", "training", "evaluating", "evaluated"]},
+            "phase": {"enum": ["starting", "training", "trained", "evaluating", "evaluated"]},
             "step": _COUNT, "total_steps": _COUNT,
             "eval_done": _COUNT, "eval_total": _COUNT, "eval_started": _NUMBER,
             "loss_curve": _CURVE,

@@ -199,8 +199,8 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
                 record_base_model(out, spec.base_model)
                 fam.write_meta(out, meta)
                 fam.publish_adapter(root, job_id, point_id)
-                fam.write_status(root, job_id, step=record["steps"],
-                                 **({"state": "done", "finished": time.time()} if final else {}))
+                fam.write_status(root, job_id, step=record["steps"],  # final: a sweep evaluates its points later
+                                 **({"state": "done", "phase": "trained", "finished": time.time()} if final else {}))
         except BaseException as e:
             if main:
                 fam.remove_partial(root, job_id)

@@ -112,3 +112,11 @@ def test_a_point_trains_on_another_objectives_labels_with_the_target_as_its_brad
     with pytest.raises(ValueError, match="'brevity''s labels can train a point only if the target 'positivity' has "
                                          "a known reward"):
         margin_specs(plain, "brevity")
+
+
+def test_a_sweeps_finished_points_read_trained_not_training(tiny_checkpoints):
+    """A sweep trains each point to the end (its evaluation is the sweep's own later pass): the job says
+    done and trained, where it used to stay in phase training (the Train page showed "done (training)")."""
+    root = tiny_checkpoints / "tiny"
+    statuses = [fam.read_status(root, d.name) for d in (root / "jobs").iterdir() if (d / "status.json").is_file()]
+    assert statuses and all((s["state"], s["phase"]) == ("done", "trained") for s in statuses), statuses

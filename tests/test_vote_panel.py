@@ -194,6 +194,11 @@ def test_the_train_page_trains_a_new_family_on_the_votes(checkpoints):
         label = "left" if a["scores"]["positivity"] >= b["scores"]["positivity"] else "right"
         fam.append_vote(root, vt.make_vote(a["prompt"], [{**a, "settings": {}}, {**b, "settings": {}}], label, "test"))
     at.run()
+    # the tiny family's target has no reward scale, so it cannot become a margin of a new objective: the form
+    # offers only what can run here, and says why, and that 8 decisive votes are few
+    assert at.radio(key="votes_as").options == ["the target"]
+    assert any("cannot label a new objective" in plain(c.value) and "positivity" in plain(c.value) for c in at.caption)
+    assert any("Only 8 decisive vote(s)" in plain(w.value) for w in at.warning)
     at.radio(key="votes_as").set_value("the target")
     at.number_input(key="votes_steps").set_value(2)
     at.select_slider(key="votes_grid").set_value(1.0)
