@@ -84,13 +84,14 @@ def demo_prompts() -> dict:
 def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, log=print, *,
                grid: list[tuple[float, ...]] | None = None, samples_per_prompt: int = SAMPLES_PER_PROMPT,
                matched: dict[str, tuple[str, float]] | None = None, conditioned: bool = True,
-               seed: int | None = None) -> dict:
+               seed: int | None = None, tokens: int | None = None) -> dict:
     """Build (or resume) the demo family in root; returns the stage wall times.
 
     The keywords change the recipe for experiments (benchmarks/bench_demo_recipe.py), never the shipped
     family: grid (default DEMO_GRID), samples_per_prompt, matched (feedback.contrast_pairs: an objective's
     pairs nearly equal on another), conditioned (stage 5; off skips it, and coherence then checks the
-    exact points only) and seed (the training seed: LoRA initialisation and the order of the pairs).
+    exact points only), seed (the training seed: LoRA initialisation and the order of the pairs) and tokens
+    (the response cap, sampled and evaluated alike; default SAMPLE_TOKENS).
     """
     import torch
 
@@ -103,8 +104,9 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     root = Path(root)
+    sample_tokens, eval_tokens = (tokens, tokens) if tokens else (SAMPLE_TOKENS, EVAL_TOKENS)
     if fam.is_family(root):
-        check_same_recipe(fam.read_family(root), samples_per_prompt, matched, seed)
+        check_same_recipe(fam.read_family(root), samples_per_prompt, matched, seed, sample_tokens)
         check_same_labels(root, list(grid or DEMO_GRID))
     prompts = demo_prompts()
     reevaluated = fam.is_family(root) and reset_stale_evaluation(root, prompts["eval"], log)
@@ -128,7 +130,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             tokenizer,
             prompts["train"],
             DEMO_OBJECTIVES,
-            GenerationSettings(SAMPLE_TOKENS, SAMPLE_TEMPERATURE, 1.0, 0),
+            GenerationSettings(sample_tokens, SAMPLE_TEMPERATURE, 1.0, 0),
             SAMPLE_BATCH,
             source="on-policy samples of SmolLM2-135M-Instruct on modpo/assets/demo_prompts.json, labelled by "
                    f"a Bradley-Terry model of the scorers at {NATS_PER_SD} nats per standard deviation",
@@ -168,7 +170,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             "rows": len(dataset.rows),
             "train_prompts": len(prompts["train"]),
             "eval_prompts": len(prompts["eval"]),
-            "sampling": {"max_new_tokens": SAMPLE_TOKENS, "temperature": SAMPLE_TEMPERATURE,
+            "sampling": {"max_new_tokens": sample_tokens, "temperature": SAMPLE_TEMPERATURE,
                          "samples_per_prompt": samples_per_prompt, "pairs": "per objective, the two most different",
                          **({"matched": {k: list(v) for k, v in matched.items()}} if matched else {})},
         },
@@ -180,18 +182,19 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
                      "learned from its labels); sentiment = VADER compound in [-1, 1]; brevity = minus the word "
                      "count (both explicit margins on the labels' reward scale). Warmer answers run longer on this "
                      "model, so sentiment and brevity conflict. Responses, sampled and evaluated, are capped at "
-                     "48 tokens and scored up to their last complete sentence. Labels: P(y1 preferred over y0) = "
-                     "sigmoid(r(y1) - r(y0)), r = reward_scale x score (see labels); the margins use the same r.",
+                     f"{sample_tokens} tokens and scored up to their last complete sentence. Labels: P(y1 preferred "
+                     "over y0) = sigmoid(r(y1) - r(y0)), r = reward_scale x score (see labels); the margins use the "
+                     "same r.",
         },
         labels={"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": NATS_PER_SD, "seed": LABEL_SEED},
     )
     stage_times = run_sweep(root, spec, model, tokenizer, dataset, list(grid or DEMO_GRID), cfg, prompts["eval"],
-                            EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH, trim_capped=True), log=log,
+                            EvalSettings(max_new_tokens=eval_tokens, batch_size=EVAL_BATCH, trim_capped=True), log=log,
                             labels_from=DEMO_LABELS)
     times.update(stage_times)
 
     del model  # the sweep injected LoRA layers into it: what follows starts from a clean base
-    settings = EvalSettings(max_new_tokens=EVAL_TOKENS, batch_size=EVAL_BATCH, trim_capped=True)
+    settings = EvalSettings(max_new_tokens=eval_tokens, batch_size=EVAL_BATCH, trim_capped=True)
     if conditioned:
         times.update(build_conditioned(root, cfg, prompts["eval"], settings, log))
 
@@ -228,7 +231,8 @@ def reset_stale_evaluation(root: Path, prompts: list[str], log=print) -> bool:
     return True
 
 
-def check_same_recipe(spec: fam.FamilySpec, samples_per_prompt: int, matched: dict | None, seed: int | None) -> None:
+def check_same_recipe(spec: fam.FamilySpec, samples_per_prompt: int, matched: dict | None, seed: int | None,
+                      sample_tokens: int = SAMPLE_TOKENS) -> None:
     """A resumed build keeps the family's pairs and adapters: refuse one asked for another recipe than they
     were made with, rather than record a recipe they do not follow."""
     sampling, config = spec.data.get("sampling"), spec.notes.get("train_config")
@@ -236,9 +240,9 @@ def check_same_recipe(spec: fam.FamilySpec, samples_per_prompt: int, matched: di
     built_seed = config.get("seed", 0)
     asked = {"samples per prompt": samples_per_prompt,
              "matched pairs": {k: list(v) for k, v in (matched or {}).items()},
-             "training seed": DEMO_TRAIN["seed"] if seed is None else seed}
+             "training seed": DEMO_TRAIN["seed"] if seed is None else seed, "response cap": sample_tokens}
     built = {"samples per prompt": sampling.get("samples_per_prompt"), "matched pairs": sampling.get("matched", {}),
-             "training seed": built_seed}
+             "training seed": built_seed, "response cap": sampling.get("max_new_tokens", SAMPLE_TOKENS)}
     differ = [f"{k} {built[k]} (asked {asked[k]})" for k in asked if built[k] != asked[k]]
     if differ:
         raise ValueError(f"{spec.name} was built with {', '.join(differ)}: resuming would mix recipes; "

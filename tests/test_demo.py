@@ -299,6 +299,8 @@ def test_resuming_the_demo_with_another_recipe_is_refused(demo):
         check_same_recipe(spec, SAMPLES_PER_PROMPT, None, 1)
     with pytest.raises(ValueError, match=r"samples per prompt 4 \(asked 8\).*matched pairs \{\} \(asked"):
         check_same_recipe(spec, 8, {"relevance": ("brevity", 5.0)}, None)
+    with pytest.raises(ValueError, match=r"response cap 48 \(asked 96\)"):
+        check_same_recipe(spec, SAMPLES_PER_PROMPT, None, None, 96)
 
 
 def test_resuming_a_demo_whose_points_learned_from_other_labels_is_refused(demo, tmp_path, monkeypatch):
