@@ -10,7 +10,7 @@ import os
 import string
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import streamlit as st
@@ -151,7 +151,6 @@ SAVED = "saved at evaluation"  # an answer's source when it comes from the point
 def answer_settings(point, response: dict, settings) -> dict:
     """How an answer was made, for the records that name it (votes, downloads): the page's settings, or for an
     answer saved at evaluation the evaluation's recorded ones (the same decoding; its batch size may differ)."""
-    from dataclasses import asdict
     made = asdict(settings)
     if response.get("source") == SAVED and point.eval:
         recorded = point.eval.get("settings") or {}

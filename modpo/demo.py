@@ -188,13 +188,12 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
         },
         labels={"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": NATS_PER_SD, "seed": LABEL_SEED},
     )
+    settings = EvalSettings(max_new_tokens=eval_tokens, batch_size=EVAL_BATCH, trim_capped=True)
     stage_times = run_sweep(root, spec, model, tokenizer, dataset, list(grid or DEMO_GRID), cfg, prompts["eval"],
-                            EvalSettings(max_new_tokens=eval_tokens, batch_size=EVAL_BATCH, trim_capped=True), log=log,
-                            labels_from=DEMO_LABELS)
+                            settings, log=log, labels_from=DEMO_LABELS)
     times.update(stage_times)
 
     del model  # the sweep injected LoRA layers into it: what follows starts from a clean base
-    settings = EvalSettings(max_new_tokens=eval_tokens, batch_size=EVAL_BATCH, trim_capped=True)
     if conditioned:
         times.update(build_conditioned(root, cfg, prompts["eval"], settings, log))
 

@@ -289,7 +289,7 @@ def write_meta(directory: Path, meta: dict) -> None:
     atomic_write_json(Path(directory) / "meta.json", meta)
 
 
-def write_eval(directory: Path, evaluation: dict) -> None:
+def write_eval(directory: Path, evaluation: dict) -> None:  # writes eval.json (an evaluation), no Python eval
     schema.validate("eval", {"schema_version": SCHEMA_VERSION, **evaluation}, str(Path(directory) / "eval.json"))
     atomic_write_json(Path(directory) / "eval.json", evaluation)
 
