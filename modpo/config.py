@@ -11,6 +11,12 @@ from .weights import check_beta
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 
+# How an answer cut by the token cap is trimmed to its last complete sentence (generate.trim_to_sentence).
+# A family keeps the rule its data were trimmed with: its evaluations then measure answers the same way.
+TRIM_RULES = {1: "any . ! ? before a space ends a sentence (families built before 2026-12-01)",
+              2: "as 1, but the number opening a list item ('\\n\\n1.', '- 2.', 'tips: 1.') ends none"}
+TRIM_RULE = 2
+
 
 @dataclass
 class TrainConfig:
@@ -85,9 +91,10 @@ class EvalSettings:
     samples_saved: int = 1000   # responses kept in eval.json (every one, up to 1000 prompts): the Compare page
                                 # shows them at once, and the votes' pool (votes.answer_pool) draws its pairs from them
     trim_capped: bool = False   # score a response cut by the cap up to its last complete sentence (as sampled data)
+    trim_rule: int = TRIM_RULE  # how, when trim_capped (TRIM_RULES); a record without it was trimmed by rule 1
 
     # what makes two evaluations comparable (batch_size and samples_saved change no score)
-    COMPARED = ("max_new_tokens", "temperature", "seed", "trim_capped")
+    COMPARED = ("max_new_tokens", "temperature", "seed", "trim_capped", "trim_rule")
 
     def generation(self) -> GenerationSettings:
         return GenerationSettings(self.max_new_tokens, self.temperature, 1.0, self.seed)
@@ -97,13 +104,24 @@ class EvalSettings:
         """Settings recorded in a family's eval.json files (family.recorded_eval_settings), overridden by
         the given values that are not None: the one way a family's settings become EvalSettings."""
         names = {f.name for f in fields(cls)}
-        base = {k: v for k, v in (recorded or {}).items() if k in names}
+        base = {k: v for k, v in with_trim_rule(recorded).items() if k in names}
         return cls(**{**base, **{k: v for k, v in given.items() if v is not None and k in names}})
 
     def differs_from(self, recorded: dict | None) -> dict:
         """{field: (recorded, self)} for the fields that make scores incomparable with recorded ones."""
         if not recorded:
             return {}
+        recorded = with_trim_rule(recorded)
         return {k: (recorded.get(k), getattr(self, k)) for k in self.COMPARED
                 if k in recorded and recorded.get(k) != getattr(self, k)
-                and not (k == "seed" and self.temperature == 0)}
+                and not (k == "seed" and self.temperature == 0)
+                and not (k == "trim_rule" and not self.trim_capped and not recorded.get("trim_capped"))}
+
+
+def with_trim_rule(recorded: dict | None) -> dict:
+    """Recorded evaluation settings with the trim rule they were scored by: an evaluation that trimmed capped
+    answers before the rule was recorded used rule 1, and a family keeps measuring its points that way."""
+    recorded = dict(recorded or {})
+    if recorded.get("trim_capped") and "trim_rule" not in recorded:
+        recorded["trim_rule"] = 1
+    return recorded

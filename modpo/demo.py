@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import family as fam
-from .config import TrainConfig
+from .config import TRIM_RULE, TRIM_RULES, TrainConfig
 from .models import ASSETS
 from .weights import loss_plan, weights_id
 
@@ -119,6 +119,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     prefs_path = fam.preferences_file(root)
     t = time.perf_counter()
     resumed = prefs_path.exists()
+    # the family keeps the trim rule its pairs were trimmed with (config.TRIM_RULES), and is evaluated by it
+    trim_rule = recorded_trim_rule(root) if fam.is_family(root) else TRIM_RULE
     if resumed:
         dataset = load_jsonl(prefs_path)
         scales = reward_scales(dataset, DEMO_OBJECTIVES, NATS_PER_SD)  # from the stored scores: the same numbers
@@ -137,6 +139,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             log=lambda m: log(f"[sample] {m}"),
             samples_per_prompt=samples_per_prompt,
             matched=matched,
+            trim_rule=trim_rule,
         )
         scales = reward_scales(dataset, DEMO_OBJECTIVES, NATS_PER_SD)
         dataset = bradley_terry_labels(dataset, scales, LABEL_SEED)
@@ -172,6 +175,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             "eval_prompts": len(prompts["eval"]),
             "sampling": {"max_new_tokens": sample_tokens, "temperature": SAMPLE_TEMPERATURE,
                          "samples_per_prompt": samples_per_prompt, "pairs": "per objective, the two most different",
+                         "trim_rule": trim_rule,
                          **({"matched": {k: list(v) for k, v in matched.items()}} if matched else {})},
         },
         notes={
@@ -188,7 +192,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
         },
         labels={"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": NATS_PER_SD, "seed": LABEL_SEED},
     )
-    settings = EvalSettings(max_new_tokens=eval_tokens, batch_size=EVAL_BATCH, trim_capped=True)
+    settings = EvalSettings(max_new_tokens=eval_tokens, batch_size=EVAL_BATCH, trim_capped=True, trim_rule=trim_rule)
     stage_times = run_sweep(root, spec, model, tokenizer, dataset, list(grid or DEMO_GRID), cfg, prompts["eval"],
                             settings, log=log, labels_from=DEMO_LABELS)
     times.update(stage_times)
@@ -216,6 +220,15 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
         log(f"{stage:>24s}: {s:7.1f}s")
     log(f"{'total':>24s}: {total:7.1f}s")
     return times
+
+
+def recorded_trim_rule(root: Path) -> int:
+    """The trim rule the family at root trimmed its pairs with: recorded since rule 2; without the record, rule 1."""
+    sampling = fam.read_family(root).data.get("sampling")
+    rule = sampling.get("trim_rule", 1) if isinstance(sampling, dict) else 1
+    if rule not in TRIM_RULES:  # a stranger's family.json
+        raise ValueError(f"{root}: family.json records trim rule {rule!r}, not one of {sorted(TRIM_RULES)}")
+    return rule
 
 
 def reset_stale_evaluation(root: Path, prompts: list[str], log=print) -> bool:

@@ -121,7 +121,7 @@ def answer_points(model, tokenizer, spec: FamilySpec, prompts: list[str], polici
     response_ids = [r["response_ids"] for i in ids for r in outputs[i]]
     texts = [r["text"] for i in ids for r in outputs[i]]
     if settings.trim_capped:
-        texts = trim_capped(texts, response_ids, tokenizer.eos_token_id)
+        texts = trim_capped(texts, response_ids, tokenizer.eos_token_id, settings.trim_rule)
     scores = score_responses(spec, prompts * len(ids), texts)  # one scorer call over every answer
     return {i: {"texts": texts[k * n:(k + 1) * n], "response_ids": response_ids[k * n:(k + 1) * n],
                 "logps": np.array([r["logp"] for r in outputs[i]]),

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
+from .config import with_trim_rule
 from .schema import ADAPTER_KINDS, DIRECTIONS, JOB_STATES, SCHEMA_VERSION, FamilyError  # noqa: F401 (re-exported)
 from .weights import check_beta
 
@@ -476,7 +477,7 @@ def recorded_eval_settings(family: Family) -> dict:
     new point is measured the same way as the ones it is drawn beside."""
     for p in family.points:
         if p.eval and isinstance(p.eval.get("settings"), dict):
-            return dict(p.eval["settings"])
+            return with_trim_rule(p.eval["settings"])
     return {}
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .data import PreferenceDataset, PreferenceRow
 from .family import Objective
-from .generate import GenerationSettings, generate, trim_capped
+from .generate import TRIM_RULE, GenerationSettings, generate, trim_capped
 from .scorers import score
 
 
@@ -68,14 +68,15 @@ def contrast_pairs(scores: dict[str, np.ndarray], texts: list[str],
 def sample_preferences(model, tokenizer, prompts: list[str], objectives: list[Objective],
                        settings: GenerationSettings, batch_size: int = 32, source: str = "on-policy samples",
                        log=print, samples_per_prompt: int = 2,
-                       matched: dict[str, tuple[str, float]] | None = None) -> PreferenceDataset:
+                       matched: dict[str, tuple[str, float]] | None = None,
+                       trim_rule: int = TRIM_RULE) -> PreferenceDataset:
     """Sampled responses to every prompt, paired and labelled on every objective by its scorer.
 
     With samples_per_prompt = k > 2, each prompt gives up to one row per objective: the pair of its k
     responses whose scores on that objective differ most (contrast_pairs), so every objective has
     pairs that differ in it, not only in the others; `matched` restricts an objective's pairs as there.
-    A response that hit the token cap is trimmed to its last complete sentence (`trim_to_sentence`),
-    or kept whole when it has none.
+    A response that hit the token cap is trimmed to its last complete sentence (`trim_to_sentence` by
+    trim_rule), or kept whole when it has none.
     Pairs whose two responses are identical or empty are left out (no preference to learn).
     """
     k = samples_per_prompt
@@ -84,7 +85,7 @@ def sample_preferences(model, tokenizer, prompts: list[str], objectives: list[Ob
     repeated = [p for p in prompts for _ in range(k)]
     outputs = generate(model, tokenizer, repeated, None, settings, batch_size, progress="sample responses")
     raw = [o["text"] for o in outputs]
-    texts = trim_capped(raw, [o["response_ids"] for o in outputs], tokenizer.eos_token_id)
+    texts = trim_capped(raw, [o["response_ids"] for o in outputs], tokenizer.eos_token_id, trim_rule)
     capped = sum(tokenizer.eos_token_id not in o["response_ids"] for o in outputs)
     log(f"{capped} of {len(outputs)} responses hit the {settings.max_new_tokens}-token cap; "
         f"{sum(t != r for t, r in zip(texts, raw))} were trimmed to their last complete sentence "

@@ -20,10 +20,24 @@ def test_eval_settings_from_a_family_record():
 
 
 def test_what_makes_evaluations_incomparable():
-    recorded = {"max_new_tokens": 48, "temperature": 0.0, "seed": 3, "trim_capped": True, "batch_size": 8}
+    recorded = {"max_new_tokens": 48, "temperature": 0.0, "seed": 3, "trim_capped": True, "trim_rule": 2,
+                "batch_size": 8}
     assert EvalSettings(max_new_tokens=48, seed=0, trim_capped=True, batch_size=64).differs_from(recorded) == {}
     assert EvalSettings(max_new_tokens=24, trim_capped=True).differs_from(recorded) == {"max_new_tokens": (48, 24)}
     assert EvalSettings().differs_from({}) == {}
+
+
+def test_a_family_keeps_the_trim_rule_it_was_measured_by():
+    """An evaluation recorded before the trim rule was (trim_capped, no trim_rule) trimmed by rule 1: new points
+    of that family are measured by rule 1 too, and rule 2 against its record is a difference that matters."""
+    legacy = {"max_new_tokens": 48, "temperature": 0.0, "seed": 0, "trim_capped": True}
+    assert EvalSettings.from_recorded(legacy).trim_rule == 1
+    assert EvalSettings.from_recorded({**legacy, "trim_rule": 2}).trim_rule == 2
+    assert EvalSettings.from_recorded(None).trim_rule == 2  # a new family: the current rule
+    assert EvalSettings(max_new_tokens=48, trim_capped=True).differs_from(legacy) == {"trim_rule": (1, 2)}
+    assert EvalSettings(max_new_tokens=48, trim_capped=True, trim_rule=1).differs_from(legacy) == {}
+    untrimmed = {"max_new_tokens": 48, "temperature": 0.0, "seed": 0, "trim_capped": False}
+    assert EvalSettings(max_new_tokens=48).differs_from(untrimmed) == {}  # no trimming: the rule does not matter
 
 
 def test_generation_settings_validate():

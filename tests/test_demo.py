@@ -2,6 +2,7 @@
 
 The acceptance checks of the demo issue, on the committed family as it is (no retraining here).
 """
+import json
 import shutil
 from pathlib import Path
 
@@ -301,6 +302,26 @@ def test_resuming_the_demo_with_another_recipe_is_refused(demo):
         check_same_recipe(spec, 8, {"relevance": ("brevity", 5.0)}, None)
     with pytest.raises(ValueError, match=r"response cap 48 \(asked 96\)"):
         check_same_recipe(spec, SAMPLES_PER_PROMPT, None, None, 96)
+
+
+def test_the_demo_is_measured_by_the_trim_rule_its_pairs_were_trimmed_with(demo, tmp_path):
+    """The shipped pairs were trimmed by rule 1 (before list numbers stopped counting as sentence ends): a
+    resumed build, the Compare page and new points measure by rule 1 too, so the front stays comparable; a
+    family that records rule 2 is measured by it; a stranger's rule is refused."""
+    from modpo.config import EvalSettings
+    from modpo.demo import recorded_trim_rule
+    family, _ = demo
+    assert recorded_trim_rule(DEMO) == 1
+    assert EvalSettings.from_recorded(fam.recorded_eval_settings(family)).trim_rule == 1
+    spec = json.loads((DEMO / "family.json").read_text())
+    for rule, outcome in [(2, 2), ("rm -rf", ValueError)]:
+        spec["data"]["sampling"]["trim_rule"] = rule
+        (tmp_path / "family.json").write_text(json.dumps(spec))
+        if outcome is ValueError:
+            with pytest.raises(ValueError, match="family.json records trim rule 'rm -rf', not one of"):
+                recorded_trim_rule(tmp_path)
+        else:
+            assert recorded_trim_rule(tmp_path) == outcome
 
 
 def test_resuming_a_demo_whose_points_learned_from_other_labels_is_refused(demo, tmp_path, monkeypatch):
