@@ -73,6 +73,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0, the demo's)")
     ap.add_argument("--tokens", type=int, default=None, help="response cap, sampled and evaluated alike (default: "
                     "the demo's); the shipped family's rows are then measured at its own cap")
+    ap.add_argument("--trim-rule", type=int, choices=[1, 2], default=None, help="how a capped answer is trimmed, "
+                    "sampled and evaluated alike (config.TRIM_RULES; default: the demo's)")
     ap.add_argument("--compare", type=Path, default=Path("checkpoints/demo"), help="the family to compare with")
     a = ap.parse_args(argv)
     if a.out.resolve() == a.compare.resolve():
@@ -85,7 +87,8 @@ def main(argv=None) -> None:
             shutil.copytree(a.out / "data", out / "data")
         try:
             demo.build_demo(out, a.steps, grid=[tuple(w) for w in a.grid], samples_per_prompt=a.samples_per_prompt,
-                            matched=matched, conditioned=False, seed=seed, tokens=a.tokens)
+                            matched=matched, conditioned=False, seed=seed, tokens=a.tokens,
+                            trim_rule=a.trim_rule)
         except ValueError as e:  # a resumed folder built with another recipe
             raise SystemExit(f"{out}: {e}") from None
 

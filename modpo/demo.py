@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import family as fam
-from .config import TRIM_RULE, TRIM_RULES, TrainConfig
+from .config import TRIM_RULES, TrainConfig
 from .models import ASSETS
 from .weights import loss_plan, weights_id
 
@@ -74,6 +74,10 @@ SAMPLES_PER_PROMPT = 4
 # (1-3 sentences) and training never teaches stopping mid-sentence. Evaluation measures answers the same
 # way: greedy, at most 48 tokens, a capped answer scored up to its last complete sentence.
 SAMPLE_TOKENS, SAMPLE_TEMPERATURE, SAMPLE_BATCH, EVAL_TOKENS, EVAL_BATCH = 48, 0.7, 64, 48, 64
+# The shipped family's pairs and evaluations were trimmed by rule 1 (config.TRIM_RULES), which took a list's
+# "1." for a sentence end; the demo builds by it until its next rebuild, so a build from nothing reproduces
+# the shipped family. Rule 2 measured on it: README, "What the targets still missed point at".
+DEMO_TRIM_RULE = 1
 
 
 def demo_prompts() -> dict:
@@ -84,14 +88,15 @@ def demo_prompts() -> dict:
 def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, log=print, *,
                grid: list[tuple[float, ...]] | None = None, samples_per_prompt: int = SAMPLES_PER_PROMPT,
                matched: dict[str, tuple[str, float]] | None = None, conditioned: bool = True,
-               seed: int | None = None, tokens: int | None = None) -> dict:
+               seed: int | None = None, tokens: int | None = None, trim_rule: int | None = None) -> dict:
     """Build (or resume) the demo family in root; returns the stage wall times.
 
     The keywords change the recipe for experiments (benchmarks/bench_demo_recipe.py), never the shipped
     family: grid (default DEMO_GRID), samples_per_prompt, matched (feedback.contrast_pairs: an objective's
     pairs nearly equal on another), conditioned (stage 5; off skips it, and coherence then checks the
     exact points only), seed (the training seed: LoRA initialisation and the order of the pairs) and tokens
-    (the response cap, sampled and evaluated alike; default SAMPLE_TOKENS).
+    (the response cap, sampled and evaluated alike; default SAMPLE_TOKENS), trim_rule (how capped answers are
+    trimmed, sampled and evaluated alike; default DEMO_TRIM_RULE, or the resumed family's).
     """
     import torch
 
@@ -106,7 +111,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     root = Path(root)
     sample_tokens, eval_tokens = (tokens, tokens) if tokens else (SAMPLE_TOKENS, EVAL_TOKENS)
     if fam.is_family(root):
-        check_same_recipe(fam.read_family(root), samples_per_prompt, matched, seed, sample_tokens)
+        check_same_recipe(fam.read_family(root), samples_per_prompt, matched, seed, sample_tokens, trim_rule)
         check_same_labels(root, list(grid or DEMO_GRID))
     prompts = demo_prompts()
     reevaluated = fam.is_family(root) and reset_stale_evaluation(root, prompts["eval"], log)
@@ -120,7 +125,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     t = time.perf_counter()
     resumed = prefs_path.exists()
     # the family keeps the trim rule its pairs were trimmed with (config.TRIM_RULES), and is evaluated by it
-    trim_rule = recorded_trim_rule(root) if fam.is_family(root) else TRIM_RULE
+    trim_rule = recorded_trim_rule(root) if fam.is_family(root) else trim_rule or DEMO_TRIM_RULE
     if resumed:
         dataset = load_jsonl(prefs_path)
         scales = reward_scales(dataset, DEMO_OBJECTIVES, NATS_PER_SD)  # from the stored scores: the same numbers
@@ -244,7 +249,7 @@ def reset_stale_evaluation(root: Path, prompts: list[str], log=print) -> bool:
 
 
 def check_same_recipe(spec: fam.FamilySpec, samples_per_prompt: int, matched: dict | None, seed: int | None,
-                      sample_tokens: int = SAMPLE_TOKENS) -> None:
+                      sample_tokens: int = SAMPLE_TOKENS, trim_rule: int | None = None) -> None:
     """A resumed build keeps the family's pairs and adapters: refuse one asked for another recipe than they
     were made with, rather than record a recipe they do not follow."""
     sampling, config = spec.data.get("sampling"), spec.notes.get("train_config")
@@ -255,6 +260,8 @@ def check_same_recipe(spec: fam.FamilySpec, samples_per_prompt: int, matched: di
              "training seed": DEMO_TRAIN["seed"] if seed is None else seed, "response cap": sample_tokens}
     built = {"samples per prompt": sampling.get("samples_per_prompt"), "matched pairs": sampling.get("matched", {}),
              "training seed": built_seed, "response cap": sampling.get("max_new_tokens", SAMPLE_TOKENS)}
+    if trim_rule is not None:  # unasked, a resumed build keeps the family's rule
+        asked["trim rule"], built["trim rule"] = trim_rule, sampling.get("trim_rule", 1)
     differ = [f"{k} {built[k]} (asked {asked[k]})" for k in asked if built[k] != asked[k]]
     if differ:
         raise ValueError(f"{spec.name} was built with {', '.join(differ)}: resuming would mix recipes; "

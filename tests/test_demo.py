@@ -302,6 +302,9 @@ def test_resuming_the_demo_with_another_recipe_is_refused(demo):
         check_same_recipe(spec, 8, {"relevance": ("brevity", 5.0)}, None)
     with pytest.raises(ValueError, match=r"response cap 48 \(asked 96\)"):
         check_same_recipe(spec, SAMPLES_PER_PROMPT, None, None, 96)
+    check_same_recipe(spec, SAMPLES_PER_PROMPT, None, None, 48, 1)
+    with pytest.raises(ValueError, match=r"trim rule 1 \(asked 2\)"):
+        check_same_recipe(spec, SAMPLES_PER_PROMPT, None, None, 48, 2)
 
 
 def test_the_demo_is_measured_by_the_trim_rule_its_pairs_were_trimmed_with(demo, tmp_path):
@@ -309,9 +312,9 @@ def test_the_demo_is_measured_by_the_trim_rule_its_pairs_were_trimmed_with(demo,
     resumed build, the Compare page and new points measure by rule 1 too, so the front stays comparable; a
     family that records rule 2 is measured by it; a stranger's rule is refused."""
     from modpo.config import EvalSettings
-    from modpo.demo import recorded_trim_rule
+    from modpo.demo import DEMO_TRIM_RULE, recorded_trim_rule
     family, _ = demo
-    assert recorded_trim_rule(DEMO) == 1
+    assert recorded_trim_rule(DEMO) == DEMO_TRIM_RULE == 1  # a build from nothing trims as the shipped one did
     assert EvalSettings.from_recorded(fam.recorded_eval_settings(family)).trim_rule == 1
     spec = json.loads((DEMO / "family.json").read_text())
     for rule, outcome in [(2, 2), ("rm -rf", ValueError)]:
