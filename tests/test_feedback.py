@@ -118,3 +118,24 @@ def test_closed_form_means_names_a_row_without_every_objectives_score():
     with pytest.raises(ValueError, match=r"row 'how do magnets work\?' has no scores on \['brev'\]"):
         closed_form_means(PreferenceDataset(["rel", "brev"], rows), {"rel": 2.0, "brev": 0.1},
                           {"rel": 0.5, "brev": 0.5}, 1.0)
+
+
+@pytest.mark.parametrize("rule, kept", [(1, "Cut here. Tips:\n\n1."), (2, "Cut here.")])
+def test_sampled_pairs_are_trimmed_by_the_rule_asked(monkeypatch, rule, kept):
+    """sample_preferences trims a capped sample by its trim_rule before scoring and pairing: under rule 2 a
+    list's dangling "1." is not kept as the answer's end (training would append EOS to it). The generator is
+    replaced by fixed answers (what is tested is the trimming of what it returns)."""
+    from types import SimpleNamespace
+
+    from modpo import feedback
+    from modpo.generate import GenerationSettings
+    eos = 2
+    answers = [{"text": "Cut here. Tips:\n\n1. Drink water", "response_ids": [5, 6, 7]},  # capped: no EOS
+               {"text": "A much longer answer that ended by itself with no sentence end", "response_ids": [5, eos]}]
+    monkeypatch.setattr(feedback, "generate", lambda model, tokenizer, prompts, *a, **k: answers * (len(prompts) // 2))
+    tokenizer = SimpleNamespace(eos_token_id=eos)
+    data = feedback.sample_preferences(None, tokenizer, ["q"], [Objective("brevity", "maximize", "brevity")],
+                                       GenerationSettings(8, 1.0, 1.0, 0), log=lambda m: None, trim_rule=rule)
+    (row,) = data.rows
+    assert kept in row.responses
+    assert row.scores["brevity"][row.responses.index(kept)] == -len(kept.split())
