@@ -58,14 +58,12 @@ def render_settings(family):
     mode = c2.radio("Decoding", ["greedy", "sample"], horizontal=True, key="decoding")
     temperature = c3.slider("Temperature", 0.1, 2.0, 0.8, key="temperature", disabled=mode == "greedy")
     seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="seed", disabled=mode == "greedy")
-    recorded = fam.recorded_eval_settings(family)
-    trim = bool(recorded.get("trim_capped"))
-    if trim:
+    trimming = EvalSettings.trimming_of(fam.recorded_eval_settings(family))
+    if trimming["trim_capped"]:
         st.caption("As in this family's evaluation, an answer that hits the token cap is shown and scored up to "
                    "its last complete sentence.")
     return EvalSettings(max_new_tokens=max_new, temperature=0.0 if mode == "greedy" else float(temperature),
-                        seed=int(seed) if mode == "sample" else 0, trim_capped=trim,
-                        trim_rule=EvalSettings.from_recorded(recorded).trim_rule)
+                        seed=int(seed) if mode == "sample" else 0, **trimming)
 
 
 def render_prompt(root) -> str | None:

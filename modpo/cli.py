@@ -544,10 +544,8 @@ def cmd_generate(a) -> int:
     points = [family.point(i) for i in a.adapters.split(",")]
     model, tokenizer = load_base(family.spec.base_model)
     model = attach_adapters(model, adapters_of(family, points))
-    recorded = fam.recorded_eval_settings(family)
     settings = EvalSettings(max_new_tokens=a.max_new_tokens, temperature=a.temperature, seed=a.seed,
-                            trim_capped=bool(recorded.get("trim_capped")),
-                            trim_rule=EvalSettings.from_recorded(recorded).trim_rule)
+                            **EvalSettings.trimming_of(fam.recorded_eval_settings(family)))
     answers = answer_points(model, tokenizer, family.spec, [a.prompt], {p.id: policy_of(p) for p in points}, settings)
     for p in points:
         scores = ", ".join(f"{k} {v[0]:.3g}" for k, v in answers[p.id]["scores"].items())

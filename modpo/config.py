@@ -107,6 +107,13 @@ class EvalSettings:
         base = {k: v for k, v in with_trim_rule(recorded).items() if k in names}
         return cls(**{**base, **{k: v for k, v in given.items() if v is not None and k in names}})
 
+    @staticmethod
+    def trimming_of(recorded: dict | None) -> dict:
+        """{trim_capped, trim_rule} of a family's recorded settings: how its answers are trimmed and scored, for
+        answers made with other decoding settings (the Compare page, `generate`) to be scored the same way."""
+        recorded = with_trim_rule(recorded)
+        return {"trim_capped": bool(recorded.get("trim_capped")), "trim_rule": recorded.get("trim_rule", TRIM_RULE)}
+
     def differs_from(self, recorded: dict | None) -> dict:
         """{field: (recorded, self)} for the fields that make scores incomparable with recorded ones."""
         if not recorded:

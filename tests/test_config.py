@@ -38,6 +38,9 @@ def test_a_family_keeps_the_trim_rule_it_was_measured_by():
     assert EvalSettings(max_new_tokens=48, trim_capped=True, trim_rule=1).differs_from(legacy) == {}
     untrimmed = {"max_new_tokens": 48, "temperature": 0.0, "seed": 0, "trim_capped": False}
     assert EvalSettings(max_new_tokens=48).differs_from(untrimmed) == {}  # no trimming: the rule does not matter
+    assert EvalSettings.trimming_of(legacy) == {"trim_capped": True, "trim_rule": 1}
+    assert EvalSettings.trimming_of({**legacy, "trim_rule": 2}) == {"trim_capped": True, "trim_rule": 2}
+    assert EvalSettings.trimming_of({})["trim_capped"] is False
 
 
 def test_generation_settings_validate():

@@ -315,7 +315,8 @@ def test_the_demo_is_measured_by_the_trim_rule_its_pairs_were_trimmed_with(demo,
     from modpo.demo import DEMO_TRIM_RULE, recorded_trim_rule
     family, _ = demo
     assert recorded_trim_rule(DEMO) == DEMO_TRIM_RULE == 1  # a build from nothing trims as the shipped one did
-    assert EvalSettings.from_recorded(fam.recorded_eval_settings(family)).trim_rule == 1
+    assert EvalSettings.from_recorded(fam.recorded_eval_settings(family)).trim_rule == 1  # new points, coherence
+    assert EvalSettings.trimming_of(fam.recorded_eval_settings(family)) == {"trim_capped": True, "trim_rule": 1}
     spec = json.loads((DEMO / "family.json").read_text())
     for rule, outcome in [(2, 2), ("rm -rf", ValueError)]:
         spec["data"]["sampling"]["trim_rule"] = rule
