@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
-from .config import with_trim_rule
 from .schema import ADAPTER_KINDS, DIRECTIONS, JOB_STATES, SCHEMA_VERSION, FamilyError  # noqa: F401 (re-exported)
 from .weights import check_beta
 
@@ -477,7 +476,7 @@ def recorded_eval_settings(family: Family) -> dict:
     new point is measured the same way as the ones it is drawn beside."""
     for p in family.points:
         if p.eval and isinstance(p.eval.get("settings"), dict):
-            return with_trim_rule(p.eval["settings"])
+            return dict(p.eval["settings"])
     return {}
 
 
