@@ -75,6 +75,8 @@ def main(argv=None) -> None:
                     "the demo's); the shipped family's rows are then measured at its own cap")
     ap.add_argument("--trim-rule", type=int, choices=[1, 2], default=None, help="how a capped answer is trimmed, "
                     "sampled and evaluated alike (config.TRIM_RULES; default: the demo's)")
+    ap.add_argument("--no-repeat-ngram", type=int, default=None, help="no token n-gram twice in an answer, sampled "
+                    "and evaluated alike (GenerationSettings.no_repeat_ngram; default: the demo's, 0 = off)")
     ap.add_argument("--compare", type=Path, default=Path("checkpoints/demo"), help="the family to compare with")
     a = ap.parse_args(argv)
     if a.out.resolve() == a.compare.resolve():
@@ -88,7 +90,7 @@ def main(argv=None) -> None:
         try:
             demo.build_demo(out, a.steps, grid=[tuple(w) for w in a.grid], samples_per_prompt=a.samples_per_prompt,
                             matched=matched, conditioned=False, seed=seed, tokens=a.tokens,
-                            trim_rule=a.trim_rule)
+                            trim_rule=a.trim_rule, no_repeat_ngram=a.no_repeat_ngram)
         except ValueError as e:  # a resumed folder built with another recipe
             raise SystemExit(f"{out}: {e}") from None
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from modpo import family as fam
-from modpo.config import with_trim_rule
+from modpo.config import with_legacy_defaults
 from modpo.front import conditioned_hypervolume_interval, front_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -154,7 +154,7 @@ def answer_settings(point, response: dict, settings) -> dict:
     answer saved at evaluation the evaluation's recorded ones (the same decoding; its batch size may differ)."""
     made = asdict(settings)
     if response.get("source") == SAVED and point.eval:
-        recorded = with_trim_rule(point.eval.get("settings"))
+        recorded = with_legacy_defaults(point.eval.get("settings"))
         made.update({k: recorded[k] for k in made if k in recorded})
     return made
 

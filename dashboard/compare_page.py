@@ -58,12 +58,14 @@ def render_settings(family):
     mode = c2.radio("Decoding", ["greedy", "sample"], horizontal=True, key="decoding")
     temperature = c3.slider("Temperature", 0.1, 2.0, 0.8, key="temperature", disabled=mode == "greedy")
     seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="seed", disabled=mode == "greedy")
-    trimming = EvalSettings.trimming_of(fam.recorded_eval_settings(family))
-    if trimming["trim_capped"]:
+    rules = EvalSettings.answer_rules_of(fam.recorded_eval_settings(family))
+    if rules["trim_capped"]:
         st.caption("As in this family's evaluation, an answer that hits the token cap is shown and scored up to "
                    "its last complete sentence.")
+    if rules["no_repeat_ngram"]:
+        st.caption(f"As in this family's evaluation, no answer repeats a run of {rules['no_repeat_ngram']} tokens.")
     return EvalSettings(max_new_tokens=max_new, temperature=0.0 if mode == "greedy" else float(temperature),
-                        seed=int(seed) if mode == "sample" else 0, **trimming)
+                        seed=int(seed) if mode == "sample" else 0, **rules)
 
 
 def render_prompt(root) -> str | None:

@@ -69,6 +69,17 @@ def _temperature(text: str) -> float:
     return value
 
 
+def _no_repeat_ngram(text: str) -> int:
+    from .config import check_no_repeat_ngram
+    try:
+        value = int(text)
+        check_no_repeat_ngram(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--no-repeat-ngram expects 0 (off) or a whole number in [2, 16], "
+                                         f"got {text!r}") from None
+    return value
+
+
 def add_train_options(p: argparse.ArgumentParser) -> None:
     """Every flag defaults to None: a value not given comes from the family's recipe (a new point is
     trained like the others), else from TrainConfig (the MODPO paper's recipe)."""
@@ -122,13 +133,16 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-seed", type=int, help="sampling seed when temperature > 0 (default: the family's, else 0)")
     g.add_argument("--trim-capped", action=argparse.BooleanOptionalAction, default=None,
                    help="score a capped answer up to its last complete sentence (default: the family's, else off)")
+    g.add_argument("--no-repeat-ngram", type=_no_repeat_ngram, help="N in 2-16: no token N-gram occurs twice in an "
+                   "answer (a decoding rule against loops; 0 = off; default: the family's, else off)")
 
 
 def eval_settings(a, family: fam.Family | None = None) -> EvalSettings:
     """The family's recorded evaluation settings (when it has evaluated points), overridden by the flags given."""
     recorded = fam.recorded_eval_settings(family) if family else {}
     return EvalSettings.from_recorded(recorded, max_new_tokens=a.max_new_tokens, temperature=a.temperature,
-                                      seed=a.eval_seed, trim_capped=getattr(a, "trim_capped", None))
+                                      seed=a.eval_seed, trim_capped=getattr(a, "trim_capped", None),
+                                      no_repeat_ngram=getattr(a, "no_repeat_ngram", None))
 
 
 def read_prompt_file(path: str, flag: str = "--eval-prompts") -> list[str]:
@@ -342,7 +356,7 @@ def train_on_votes(a) -> int | None:
     args = votes_family_args(voted, root, a.votes_objective or HUMAN, a.steps, weights=a.weights)
     forwarded = [k for k in TRAIN_FLAGS if k not in ("beta", "bf16")]  # beta refused above; bf16 is a switch
     for attr in [*forwarded, "target_modules", "eval_prompts", "eval_limit", "max_new_tokens", "temperature",
-                 "eval_seed"]:
+                 "eval_seed", "no_repeat_ngram"]:
         value, flag = getattr(a, attr), "--" + attr.replace("_", "-")
         if value is not None:  # after the voted family's values: argparse keeps the last
             args.append(f"{flag}={value!r}" if isinstance(value, float) else f"{flag}={value}")
@@ -545,7 +559,7 @@ def cmd_generate(a) -> int:
     model, tokenizer = load_base(family.spec.base_model)
     model = attach_adapters(model, adapters_of(family, points))
     settings = EvalSettings(max_new_tokens=a.max_new_tokens, temperature=a.temperature, seed=a.seed,
-                            **EvalSettings.trimming_of(fam.recorded_eval_settings(family)))
+                            **EvalSettings.answer_rules_of(fam.recorded_eval_settings(family)))
     answers = answer_points(model, tokenizer, family.spec, [a.prompt], {p.id: policy_of(p) for p in points}, settings)
     for p in points:
         scores = ", ".join(f"{k} {v[0]:.3g}" for k, v in answers[p.id]["scores"].items())

@@ -70,6 +70,7 @@ class GenerationSettings:
     top_p: float = 1.0           # nucleus sampling when temperature > 0
     seed: int = 0                # sampling seed
     min_new_tokens: int = 0      # > 0: no EOS before this many tokens (benchmarks: equal lengths)
+    no_repeat_ngram: int = 0     # n > 0: no token n-gram occurs twice in an answer (the prompt may be quoted)
 
     def __post_init__(self):
         if not 1 <= self.max_new_tokens <= 4096:
@@ -80,6 +81,7 @@ class GenerationSettings:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not 0 <= self.min_new_tokens <= self.max_new_tokens:
             raise ValueError(f"min_new_tokens must be in [0, max_new_tokens], got {self.min_new_tokens}")
+        check_no_repeat_ngram(self.no_repeat_ngram)
 
 
 @dataclass(frozen=True)
@@ -92,43 +94,57 @@ class EvalSettings:
                                 # shows them at once, and the votes' pool (votes.answer_pool) draws its pairs from them
     trim_capped: bool = False   # score a response cut by the cap up to its last complete sentence (as sampled data)
     trim_rule: int = TRIM_RULE  # how, when trim_capped (TRIM_RULES); a record without it was trimmed by rule 1
+    no_repeat_ngram: int = 0    # n > 0: no token n-gram twice in an answer (GenerationSettings); a record without it: 0
 
     # what makes two evaluations comparable (batch_size and samples_saved change no score)
-    COMPARED = ("max_new_tokens", "temperature", "seed", "trim_capped", "trim_rule")
+    COMPARED = ("max_new_tokens", "temperature", "seed", "trim_capped", "trim_rule", "no_repeat_ngram")
+
+    def __post_init__(self):
+        check_no_repeat_ngram(self.no_repeat_ngram)
 
     def generation(self) -> GenerationSettings:
-        return GenerationSettings(self.max_new_tokens, self.temperature, 1.0, self.seed)
+        return GenerationSettings(self.max_new_tokens, self.temperature, 1.0, self.seed,
+                                  no_repeat_ngram=self.no_repeat_ngram)
 
     @classmethod
     def from_recorded(cls, recorded: dict | None, **given) -> "EvalSettings":
         """Settings recorded in a family's eval.json files (family.recorded_eval_settings), overridden by
         the given values that are not None: the one way a family's settings become EvalSettings."""
         names = {f.name for f in fields(cls)}
-        base = {k: v for k, v in with_trim_rule(recorded).items() if k in names}
+        base = {k: v for k, v in with_legacy_defaults(recorded).items() if k in names}
         return cls(**{**base, **{k: v for k, v in given.items() if v is not None and k in names}})
 
     @staticmethod
-    def trimming_of(recorded: dict | None) -> dict:
-        """{trim_capped, trim_rule} of a family's recorded settings: how its answers are trimmed and scored, for
-        answers made with other decoding settings (the Compare page, `generate`) to be scored the same way."""
-        recorded = with_trim_rule(recorded)
-        return {"trim_capped": bool(recorded.get("trim_capped")), "trim_rule": recorded.get("trim_rule", TRIM_RULE)}
+    def answer_rules_of(recorded: dict | None) -> dict:
+        """{trim_capped, trim_rule, no_repeat_ngram} of a family's recorded settings: the rules its answers were
+        made and scored by, for answers at another cap or temperature (the Compare page, `generate`) to follow."""
+        recorded = with_legacy_defaults(recorded)
+        return {"trim_capped": bool(recorded.get("trim_capped")), "trim_rule": recorded.get("trim_rule", TRIM_RULE),
+                "no_repeat_ngram": recorded.get("no_repeat_ngram", 0)}
 
     def differs_from(self, recorded: dict | None) -> dict:
         """{field: (recorded, self)} for the fields that make scores incomparable with recorded ones."""
         if not recorded:
             return {}
-        recorded = with_trim_rule(recorded)
+        recorded = with_legacy_defaults(recorded)
         return {k: (recorded.get(k), getattr(self, k)) for k in self.COMPARED
                 if k in recorded and recorded.get(k) != getattr(self, k)
                 and not (k == "seed" and self.temperature == 0)
                 and not (k == "trim_rule" and not self.trim_capped and not recorded.get("trim_capped"))}
 
 
-def with_trim_rule(recorded: dict | None) -> dict:
-    """Recorded evaluation settings with the trim rule they were scored by: an evaluation that trimmed capped
-    answers before the rule was recorded used rule 1, and a family keeps measuring its points that way."""
+def with_legacy_defaults(recorded: dict | None) -> dict:
+    """Recorded evaluation settings with what a record older than a field meant by its absence: an evaluation
+    that trimmed capped answers before the rule was recorded used rule 1 (and a family keeps measuring its
+    points that way), and one before no_repeat_ngram banned no repeats (0)."""
     recorded = dict(recorded or {})
     if recorded.get("trim_capped") and "trim_rule" not in recorded:
         recorded["trim_rule"] = 1
+    if recorded:
+        recorded.setdefault("no_repeat_ngram", 0)
     return recorded
+
+
+def check_no_repeat_ngram(n) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or not (n == 0 or 2 <= n <= 16):
+        raise ValueError(f"no_repeat_ngram must be 0 (off) or an n-gram length in [2, 16], got {n!r}")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import family as fam
-from .config import TRIM_RULES, TrainConfig
+from .config import TRIM_RULES, TrainConfig, check_no_repeat_ngram
 from .models import ASSETS
 from .weights import loss_plan, weights_id
 
@@ -78,6 +78,9 @@ SAMPLE_TOKENS, SAMPLE_TEMPERATURE, SAMPLE_BATCH, EVAL_TOKENS, EVAL_BATCH = 48, 0
 # "1." for a sentence end; the demo builds by it until its next rebuild, so a build from nothing reproduces
 # the shipped family. Rule 2 measured on it: README, "What the targets still missed point at".
 DEMO_TRIM_RULE = 1
+# No decoding rule against loops (GenerationSettings.no_repeat_ngram) in the shipped family: at its 48-token cap
+# the base model loops on 2% of the coherence prompts. At a 96-token cap it loops on 17% (README).
+DEMO_NO_REPEAT_NGRAM = 0
 
 
 def demo_prompts() -> dict:
@@ -88,7 +91,8 @@ def demo_prompts() -> dict:
 def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, log=print, *,
                grid: list[tuple[float, ...]] | None = None, samples_per_prompt: int = SAMPLES_PER_PROMPT,
                matched: dict[str, tuple[str, float]] | None = None, conditioned: bool = True,
-               seed: int | None = None, tokens: int | None = None, trim_rule: int | None = None) -> dict:
+               seed: int | None = None, tokens: int | None = None, trim_rule: int | None = None,
+               no_repeat_ngram: int | None = None) -> dict:
     """Build (or resume) the demo family in root; returns the stage wall times.
 
     The keywords change the recipe for experiments (benchmarks/bench_demo_recipe.py), never the shipped
@@ -96,7 +100,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     pairs nearly equal on another), conditioned (stage 5; off skips it, and coherence then checks the
     exact points only), seed (the training seed: LoRA initialisation and the order of the pairs) and tokens
     (the response cap, sampled and evaluated alike; default SAMPLE_TOKENS), trim_rule (how capped answers are
-    trimmed, sampled and evaluated alike; default DEMO_TRIM_RULE, or the resumed family's).
+    trimmed, sampled and evaluated alike; default DEMO_TRIM_RULE, or the resumed family's), no_repeat_ngram (no
+    token n-gram twice in an answer, sampled and evaluated alike; default DEMO_NO_REPEAT_NGRAM, or the family's).
     """
     import torch
 
@@ -111,7 +116,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     root = Path(root)
     sample_tokens, eval_tokens = (tokens, tokens) if tokens else (SAMPLE_TOKENS, EVAL_TOKENS)
     if fam.is_family(root):
-        check_same_recipe(fam.read_family(root), samples_per_prompt, matched, seed, sample_tokens, trim_rule)
+        check_same_recipe(fam.read_family(root), samples_per_prompt, matched, seed, sample_tokens, trim_rule,
+                          no_repeat_ngram)
         check_same_labels(root, list(grid or DEMO_GRID))
     prompts = demo_prompts()
     reevaluated = fam.is_family(root) and reset_stale_evaluation(root, prompts["eval"], log)
@@ -126,6 +132,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     resumed = prefs_path.exists()
     # the family keeps the trim rule its pairs were trimmed with (config.TRIM_RULES), and is evaluated by it
     trim_rule = recorded_trim_rule(root) if fam.is_family(root) else trim_rule or DEMO_TRIM_RULE
+    no_repeat_ngram = (recorded_no_repeat_ngram(root) if fam.is_family(root)
+                       else DEMO_NO_REPEAT_NGRAM if no_repeat_ngram is None else no_repeat_ngram)
     if resumed:
         dataset = load_jsonl(prefs_path)
         scales = reward_scales(dataset, DEMO_OBJECTIVES, NATS_PER_SD)  # from the stored scores: the same numbers
@@ -137,7 +145,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             tokenizer,
             prompts["train"],
             DEMO_OBJECTIVES,
-            GenerationSettings(sample_tokens, SAMPLE_TEMPERATURE, 1.0, 0),
+            GenerationSettings(sample_tokens, SAMPLE_TEMPERATURE, 1.0, 0, no_repeat_ngram=no_repeat_ngram),
             SAMPLE_BATCH,
             source="on-policy samples of SmolLM2-135M-Instruct on modpo/assets/demo_prompts.json, labelled by "
                    f"a Bradley-Terry model of the scorers at {NATS_PER_SD} nats per standard deviation",
@@ -180,7 +188,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
             "eval_prompts": len(prompts["eval"]),
             "sampling": {"max_new_tokens": sample_tokens, "temperature": SAMPLE_TEMPERATURE,
                          "samples_per_prompt": samples_per_prompt, "pairs": "per objective, the two most different",
-                         "trim_rule": trim_rule,
+                         "trim_rule": trim_rule, "no_repeat_ngram": no_repeat_ngram,
                          **({"matched": {k: list(v) for k, v in matched.items()}} if matched else {})},
         },
         notes={
@@ -197,7 +205,8 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
         },
         labels={"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": NATS_PER_SD, "seed": LABEL_SEED},
     )
-    settings = EvalSettings(max_new_tokens=eval_tokens, batch_size=EVAL_BATCH, trim_capped=True, trim_rule=trim_rule)
+    settings = EvalSettings(max_new_tokens=eval_tokens, batch_size=EVAL_BATCH, trim_capped=True, trim_rule=trim_rule,
+                            no_repeat_ngram=no_repeat_ngram)
     stage_times = run_sweep(root, spec, model, tokenizer, dataset, list(grid or DEMO_GRID), cfg, prompts["eval"],
                             settings, log=log, labels_from=DEMO_LABELS)
     times.update(stage_times)
@@ -236,6 +245,17 @@ def recorded_trim_rule(root: Path) -> int:
     return rule
 
 
+def recorded_no_repeat_ngram(root: Path) -> int:
+    """The no_repeat_ngram the family at root sampled its pairs with: recorded since it exists; without, 0 (off)."""
+    sampling = fam.read_family(root).data.get("sampling")
+    n = sampling.get("no_repeat_ngram", 0) if isinstance(sampling, dict) else 0
+    try:
+        check_no_repeat_ngram(n)
+    except ValueError as e:  # a stranger's family.json
+        raise ValueError(f"{root}: family.json records {e}") from None
+    return n
+
+
 def reset_stale_evaluation(root: Path, prompts: list[str], log=print) -> bool:
     """When the demo's held-out set changed since root was evaluated (it grew from 144 to 288 prompts), record
     the new set: every stored evaluation then reads as stale (family.load_family), and the build evaluates every
@@ -249,7 +269,8 @@ def reset_stale_evaluation(root: Path, prompts: list[str], log=print) -> bool:
 
 
 def check_same_recipe(spec: fam.FamilySpec, samples_per_prompt: int, matched: dict | None, seed: int | None,
-                      sample_tokens: int = SAMPLE_TOKENS, trim_rule: int | None = None) -> None:
+                      sample_tokens: int = SAMPLE_TOKENS, trim_rule: int | None = None,
+                      no_repeat_ngram: int | None = None) -> None:
     """A resumed build keeps the family's pairs and adapters: refuse one asked for another recipe than they
     were made with, rather than record a recipe they do not follow."""
     sampling, config = spec.data.get("sampling"), spec.notes.get("train_config")
@@ -262,6 +283,8 @@ def check_same_recipe(spec: fam.FamilySpec, samples_per_prompt: int, matched: di
              "training seed": built_seed, "response cap": sampling.get("max_new_tokens", SAMPLE_TOKENS)}
     if trim_rule is not None:  # unasked, a resumed build keeps the family's rule
         asked["trim rule"], built["trim rule"] = trim_rule, sampling.get("trim_rule", 1)
+    if no_repeat_ngram is not None:
+        asked["no-repeat n-gram"], built["no-repeat n-gram"] = no_repeat_ngram, sampling.get("no_repeat_ngram", 0)
     differ = [f"{k} {built[k]} (asked {asked[k]})" for k in asked if built[k] != asked[k]]
     if differ:
         raise ValueError(f"{spec.name} was built with {', '.join(differ)}: resuming would mix recipes; "

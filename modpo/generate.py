@@ -44,6 +44,33 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
+def repeated_ngram_bans(answer: list[int], n: int) -> list[int]:
+    """The tokens that would complete, as answer's next token, an n-gram answer already holds: banning them
+    keeps every token n-gram of an answer unique (no_repeat_ngram). Only the answer counts, so unlike
+    transformers' no_repeat_ngram_size an answer may still quote its prompt (and its chat template)."""
+    if n < 2 or len(answer) < n:
+        return []
+    prefix = answer[len(answer) - n + 1:]
+    return sorted({answer[i + n - 1] for i in range(len(answer) - n + 1) if answer[i:i + n - 1] == prefix})
+
+
+class NoRepeatInAnswer:
+    """A transformers logits processor: in each row, the tokens repeated_ngram_bans names after the first
+    prompt_len (the left-padded prompts') get -inf. Returns new scores (B, V): the given ones are generate's
+    raw logits too (output_logits), which the log-probs of the row's own policy are taken from."""
+
+    def __init__(self, n: int, prompt_len: int):
+        self.n, self.prompt_len = n, prompt_len
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.clone()
+        for row, answer in enumerate(input_ids[:, self.prompt_len:].tolist()):
+            banned = repeated_ngram_bans(answer, self.n)
+            if banned:
+                scores[row, banned] = float("-inf")
+        return scores
+
+
 class RowStreamer:
     """Collects each row's new tokens as generate() makes them (transformers' streamer protocol, for a
     whole batch: TextStreamer takes one row only), so another thread can show answers as they grow.
@@ -89,7 +116,8 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
     progress: a description to show a progress bar over the batches (None: no bar).
     on_batch: called as on_batch(rows_done, rows_total) after each batch (UI progress, job status).
     with_logps: also "logp", the summed log-prob of response_ids under the row's own policy, taken
-    from the logits generation computed anyway (untempered; equals response_logps without a pass).
+    from the logits generation computed anyway (untempered, before settings.no_repeat_ngram's bans;
+    equals response_logps without a pass).
     streamer: a RowStreamer that receives every row's tokens as they are generated.
     """
     from tqdm.auto import tqdm
@@ -117,6 +145,9 @@ def generate(model, tokenizer, prompts: list[str], adapter_names: list[str] | No
         kwargs.update(routed_kwargs)
         if with_logps:
             kwargs.update(output_logits=True, return_dict_in_generate=True)
+        if settings.no_repeat_ngram:
+            from transformers import LogitsProcessorList
+            kwargs["logits_processor"] = LogitsProcessorList([NoRepeatInAnswer(settings.no_repeat_ngram, ids.shape[1])])
         if streamer is not None:
             streamer.begin(start)
             kwargs["streamer"] = streamer
@@ -177,7 +208,7 @@ def mix_generate(model, tokenizer, prompts: list[str], adapter_names: list[str],
 
     One forward per step over K copies of the batch (row b*K + i runs adapter i on prompt b), with a
     KV cache. Returns [{"text", "response_ids", "mixed_logp"}]; mixed_logp is the summed log-prob of
-    the response under the mixed policy.
+    the response under the mixed policy (before settings.no_repeat_ngram's bans, as generate's logp).
     """
     k = len(adapter_names)
     if k == 0 or len(coefficients) != k:
@@ -213,11 +244,13 @@ def _mix_decode(model, tokenizer, settings, coef, ids, mask, positions, b, k, ro
         past = out.past_key_values
         token_logps = out.logits[:, -1, :].float().log_softmax(-1).cpu().view(b, k, -1)  # (B, K, V)
         mixed = (coef[None, :, None] * token_logps).sum(1).log_softmax(-1)  # (B, V)
+        allowed = mixed if not settings.no_repeat_ngram else NoRepeatInAnswer(settings.no_repeat_ngram, 0)(
+            out_tokens[:, :t], mixed)
         if settings.temperature > 0:
-            probs = (mixed / settings.temperature).softmax(-1)
+            probs = (allowed / settings.temperature).softmax(-1)
             next_tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         else:
-            next_tokens = mixed.argmax(-1)
+            next_tokens = allowed.argmax(-1)
         next_tokens = torch.where(done, torch.full_like(next_tokens, pad), next_tokens)
         logps += torch.where(done, 0.0, mixed.gather(1, next_tokens[:, None]).squeeze(1))
         out_tokens[:, t] = next_tokens

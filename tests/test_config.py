@@ -38,9 +38,28 @@ def test_a_family_keeps_the_trim_rule_it_was_measured_by():
     assert EvalSettings(max_new_tokens=48, trim_capped=True, trim_rule=1).differs_from(legacy) == {}
     untrimmed = {"max_new_tokens": 48, "temperature": 0.0, "seed": 0, "trim_capped": False}
     assert EvalSettings(max_new_tokens=48).differs_from(untrimmed) == {}  # no trimming: the rule does not matter
-    assert EvalSettings.trimming_of(legacy) == {"trim_capped": True, "trim_rule": 1}
-    assert EvalSettings.trimming_of({**legacy, "trim_rule": 2}) == {"trim_capped": True, "trim_rule": 2}
-    assert EvalSettings.trimming_of({})["trim_capped"] is False
+    assert EvalSettings.answer_rules_of(legacy) == {"trim_capped": True, "trim_rule": 1, "no_repeat_ngram": 0}
+    assert EvalSettings.answer_rules_of({**legacy, "trim_rule": 2})["trim_rule"] == 2
+    assert EvalSettings.answer_rules_of({})["trim_capped"] is False
+
+
+def test_a_family_keeps_its_rule_against_loops():
+    """A record from before no_repeat_ngram banned nothing: a point evaluated with a ban is not comparable with
+    it, and new points, the Compare page and `generate` decode by the rule the family recorded."""
+    legacy = {"max_new_tokens": 96, "temperature": 0.0, "seed": 0, "trim_capped": True, "trim_rule": 2}
+    assert EvalSettings.from_recorded(legacy).no_repeat_ngram == 0
+    assert EvalSettings.from_recorded({**legacy, "no_repeat_ngram": 4}).no_repeat_ngram == 4
+    assert EvalSettings(max_new_tokens=96, trim_capped=True, no_repeat_ngram=4).differs_from(legacy) == {
+        "no_repeat_ngram": (0, 4)}
+    assert EvalSettings(max_new_tokens=96, trim_capped=True).differs_from({**legacy, "no_repeat_ngram": 4}) == {
+        "no_repeat_ngram": (4, 0)}
+    assert EvalSettings.answer_rules_of({**legacy, "no_repeat_ngram": 4})["no_repeat_ngram"] == 4
+    assert EvalSettings(no_repeat_ngram=3).generation().no_repeat_ngram == 3
+    for bad in (1, -1, 17, 2.5, True, "4"):
+        with pytest.raises(ValueError, match=r"no_repeat_ngram must be 0 \(off\) or an n-gram length in \[2, 16\]"):
+            GenerationSettings(no_repeat_ngram=bad)
+        with pytest.raises(ValueError, match="no_repeat_ngram must be"):
+            EvalSettings(no_repeat_ngram=bad)
 
 
 def test_generation_settings_validate():

@@ -305,6 +305,9 @@ def test_resuming_the_demo_with_another_recipe_is_refused(demo):
     check_same_recipe(spec, SAMPLES_PER_PROMPT, None, None, 48, 1)
     with pytest.raises(ValueError, match=r"trim rule 1 \(asked 2\)"):
         check_same_recipe(spec, SAMPLES_PER_PROMPT, None, None, 48, 2)
+    check_same_recipe(spec, SAMPLES_PER_PROMPT, None, None, 48, 1, 0)
+    with pytest.raises(ValueError, match=r"no-repeat n-gram 0 \(asked 4\)"):
+        check_same_recipe(spec, SAMPLES_PER_PROMPT, None, None, 48, 1, 4)
 
 
 def test_the_demo_is_measured_by_the_trim_rule_its_pairs_were_trimmed_with(demo, tmp_path):
@@ -312,11 +315,13 @@ def test_the_demo_is_measured_by_the_trim_rule_its_pairs_were_trimmed_with(demo,
     resumed build, the Compare page and new points measure by rule 1 too, so the front stays comparable; a
     family that records rule 2 is measured by it; a stranger's rule is refused."""
     from modpo.config import EvalSettings
-    from modpo.demo import DEMO_TRIM_RULE, recorded_trim_rule
+    from modpo.demo import DEMO_NO_REPEAT_NGRAM, DEMO_TRIM_RULE, recorded_no_repeat_ngram, recorded_trim_rule
     family, _ = demo
+    assert recorded_no_repeat_ngram(DEMO) == DEMO_NO_REPEAT_NGRAM == 0  # sampled and evaluated with no ban
     assert recorded_trim_rule(DEMO) == DEMO_TRIM_RULE == 1  # a build from nothing trims as the shipped one did
     assert EvalSettings.from_recorded(fam.recorded_eval_settings(family)).trim_rule == 1  # new points, coherence
-    assert EvalSettings.trimming_of(fam.recorded_eval_settings(family)) == {"trim_capped": True, "trim_rule": 1}
+    assert EvalSettings.answer_rules_of(fam.recorded_eval_settings(family)) == {
+        "trim_capped": True, "trim_rule": 1, "no_repeat_ngram": DEMO_NO_REPEAT_NGRAM}
     spec = json.loads((DEMO / "family.json").read_text())
     for rule, outcome in [(2, 2), ("rm -rf", ValueError)]:
         spec["data"]["sampling"]["trim_rule"] = rule
@@ -326,6 +331,14 @@ def test_the_demo_is_measured_by_the_trim_rule_its_pairs_were_trimmed_with(demo,
                 recorded_trim_rule(tmp_path)
         else:
             assert recorded_trim_rule(tmp_path) == outcome
+    for n, outcome in [(4, 4), ("rm -rf", ValueError), (1, ValueError)]:
+        spec["data"]["sampling"]["no_repeat_ngram"] = n
+        (tmp_path / "family.json").write_text(json.dumps(spec))
+        if outcome is ValueError:
+            with pytest.raises(ValueError, match="family.json records no_repeat_ngram must be 0"):
+                recorded_no_repeat_ngram(tmp_path)
+        else:
+            assert recorded_no_repeat_ngram(tmp_path) == outcome
 
 
 def test_resuming_a_demo_whose_points_learned_from_other_labels_is_refused(demo, tmp_path, monkeypatch):
