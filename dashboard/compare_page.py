@@ -26,15 +26,10 @@ def order_points(family, ids: list[str]) -> list:
 
 
 def saved_sample(point, prompt: str, settings) -> dict | None:
-    """The response saved at evaluation, when it was made with these settings."""
-    if not point.eval:
-        return None
-    ev = point.eval.get("settings", {})
-    if (ev.get("max_new_tokens"), ev.get("temperature"), ev.get("seed")) != (
-        settings.max_new_tokens,
-        settings.temperature,
-        settings.seed if settings.temperature > 0 else ev.get("seed"),
-    ):
+    """The response saved at evaluation, when it was made with these settings (cap, decoding, seed when sampled,
+    trimming, the rule against loops: EvalSettings.differs_from)."""
+    ev = (point.eval or {}).get("settings")
+    if not ev or settings.differs_from(ev):
         return None
     for s in point.eval.get("samples", []):
         if s["prompt"] == prompt:

@@ -142,6 +142,30 @@ def test_compare_page_generates_side_by_side_on_tiny_model(checkpoints):
     assert len(service.responses) == 3, "cached responses are not generated again"
 
 
+def test_compare_page_decodes_by_the_familys_rule_against_loops(checkpoints):
+    """A family evaluated with no_repeat_ngram: the page says so, shows the saved answers (made by that rule) and
+    generates new ones by it; a point saved without the rule is not shown as if it followed it."""
+    import json
+    from modpo.config import EvalSettings
+    for eval_json in (checkpoints / "tiny").rglob("eval.json"):
+        record = json.loads(eval_json.read_text())
+        record["settings"]["no_repeat_ngram"] = 2
+        if eval_json.parent.name == "w-0.30-0.70":
+            record["settings"]["no_repeat_ngram"] = 0  # evaluated without the rule
+        eval_json.write_text(json.dumps(record))
+    state = {"selection": {"tiny": {"selected": ["w-0.70-0.30", "w-0.30-0.70"], "seen": {}}}}
+    at = run(compare_script, **state)
+    assert any("no answer repeats a run of 2 tokens" in plain(c.value) for c in at.caption)
+    assert len([c for c in at.caption if "saved at evaluation" in plain(c.value)]) == 2, "base and w-0.70-0.30"
+    at.radio(key="decoding").set_value("sample").run()
+    at.button(key="generate").click().run()
+    service = at.session_state["_service_" + str(checkpoints / "tiny")]
+    settings = {s for (_, _, s) in service.responses}
+    assert len(settings) == 1 and isinstance(next(iter(settings)), EvalSettings)
+    assert next(iter(settings)).no_repeat_ngram == 2  # generate honours it: test_generate.py
+    assert len(service.responses) == 3
+
+
 def test_compare_page_rejects_long_prompt(checkpoints):
     state = {"selection": {"tiny": {"selected": ["w-0.70-0.30"], "seen": {}}}}
     at = run(compare_script, **state)
