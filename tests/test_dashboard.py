@@ -146,6 +146,7 @@ def test_compare_page_decodes_by_the_familys_rule_against_loops(checkpoints):
     """A family evaluated with no_repeat_ngram: the page says so, shows the saved answers (made by that rule) and
     generates new ones by it; a point saved without the rule is not shown as if it followed it."""
     import json
+
     from modpo.config import EvalSettings
     for eval_json in (checkpoints / "tiny").rglob("eval.json"):
         record = json.loads(eval_json.read_text())
