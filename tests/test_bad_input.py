@@ -190,6 +190,12 @@ CASES = [
         r"--temperature must be in \[0, 5\]",
     ),
     (
+        "cli no-repeat n-gram of one",
+        cli_case("evaluate", "--family", "{tmp}/nofam", "--no-repeat-ngram", "1"),
+        SystemExit,
+        r"--no-repeat-ngram expects 0 \(off\) or a whole number in \[2, 16\], got '1'",
+    ),
+    (
         "cli port out of range",
         cli_case("dashboard", "--port", "99999"),
         SystemExit,
