@@ -113,7 +113,7 @@ SCHEMAS: dict[str, dict] = {
             "settings": {"type": "object", "properties": {
                 "max_new_tokens": {"type": "integer", "minimum": 1}, "temperature": _NONNEG,
                 "seed": {"type": "integer"}, "trim_capped": {"type": "boolean"},
-                "trim_rule": {"enum": [1, 2]}, "no_repeat_ngram": {"type": "integer", "minimum": 0, "maximum": 16},
+                "trim_rule": {"enum": [1, 2]}, "no_repeat_ngram": {"enum": [0, *range(2, 17)]},
                 "batch_size": {"type": "integer", "minimum": 1}, "samples_saved": _COUNT}},
             "prompt_set": {"type": "object", "properties": {"n": _COUNT, "sha": _TEXT}},
             "samples": {"type": "array", "items": {

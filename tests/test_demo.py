@@ -323,22 +323,20 @@ def test_the_demo_is_measured_by_the_trim_rule_its_pairs_were_trimmed_with(demo,
     assert EvalSettings.answer_rules_of(fam.recorded_eval_settings(family)) == {
         "trim_capped": True, "trim_rule": 1, "no_repeat_ngram": DEMO_NO_REPEAT_NGRAM}
     spec = json.loads((DEMO / "family.json").read_text())
-    for rule, outcome in [(2, 2), ("rm -rf", ValueError)]:
-        spec["data"]["sampling"]["trim_rule"] = rule
+    for key, recorded, value, outcome in [
+            ("trim_rule", recorded_trim_rule, 2, 2),
+            ("trim_rule", recorded_trim_rule, "rm -rf", "family.json records trim rule 'rm -rf', not one of"),
+            ("no_repeat_ngram", recorded_no_repeat_ngram, 4, 4),
+            ("no_repeat_ngram", recorded_no_repeat_ngram, "rm -rf", "family.json records no_repeat_ngram must be 0"),
+            ("no_repeat_ngram", recorded_no_repeat_ngram, 1, "family.json records no_repeat_ngram must be 0")]:
+        spec["data"]["sampling"][key] = value
         (tmp_path / "family.json").write_text(json.dumps(spec))
-        if outcome is ValueError:
-            with pytest.raises(ValueError, match="family.json records trim rule 'rm -rf', not one of"):
-                recorded_trim_rule(tmp_path)
+        if isinstance(outcome, str):
+            with pytest.raises(ValueError, match=outcome):
+                recorded(tmp_path)
         else:
-            assert recorded_trim_rule(tmp_path) == outcome
-    for n, outcome in [(4, 4), ("rm -rf", ValueError), (1, ValueError)]:
-        spec["data"]["sampling"]["no_repeat_ngram"] = n
-        (tmp_path / "family.json").write_text(json.dumps(spec))
-        if outcome is ValueError:
-            with pytest.raises(ValueError, match="family.json records no_repeat_ngram must be 0"):
-                recorded_no_repeat_ngram(tmp_path)
-        else:
-            assert recorded_no_repeat_ngram(tmp_path) == outcome
+            assert recorded(tmp_path) == outcome
+        spec["data"]["sampling"].pop(key)
 
 
 def test_resuming_a_demo_whose_points_learned_from_other_labels_is_refused(demo, tmp_path, monkeypatch):

@@ -51,6 +51,10 @@ BROKEN_EVAL = [
     ("newer schema", lambda p: edit_json(p, lambda o: o.update(schema_version=99)), "newer than this library"),
     ("old schema", lambda p: edit_json(p, lambda o: o.update(schema_version=0)), "schema_version"),
     ("samples not a list", lambda p: edit_json(p, lambda o: o.update(samples="x")), "samples"),
+    ("no-repeat n-gram of one", lambda p: edit_json(p, lambda o: o["settings"].update(no_repeat_ngram=1)),
+     "is not one of"),
+    ("no-repeat n-gram as a command", lambda p: edit_json(p, lambda o: o["settings"].update(no_repeat_ngram="rm -rf")),
+     "is not one of"),
 ]
 
 
