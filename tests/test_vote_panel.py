@@ -118,11 +118,15 @@ def test_a_saved_answer_is_recorded_with_the_settings_that_made_it():
 
 
 def test_capped_answers_are_marked_and_downloads_carry_everything(checkpoints):
-    settings = EvalSettings(max_new_tokens=24, trim_capped=True)
+    trimmed = EvalSettings(max_new_tokens=24, trim_capped=True)
     assert "hit the 24-token cap, shown to its last complete sentence" in compare_page.cap_note({"capped": True},
-                                                                                                 settings)
-    assert compare_page.cap_note({"capped": False}, settings) == ""
+                                                                                                 trimmed)
+    assert compare_page.cap_note({"capped": False}, trimmed) == ""
     family = fam.load_family(checkpoints / "tiny")
+    # the saved answers show where the page's settings are the evaluation's (the tiny family trims nothing)
+    assert compare_page.answer_of(family.point("base"), family.point("base").eval["samples"][0]["prompt"],
+                                  trimmed, None) is None
+    settings = EvalSettings(max_new_tokens=24)
     points = [family.point("base"), family.point("w-0.70-0.30")]
     prompt = family.point("base").eval["samples"][0]["prompt"]
     answers = {p.id: compare_page.answer_of(p, prompt, settings, None) for p in points}
