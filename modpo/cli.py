@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from . import family as fam
-from .config import EvalSettings, TrainConfig
+from .config import EvalSettings, TrainConfig, check_no_repeat_ngram
 
 DEFAULT_MODEL = "tiny"
 
@@ -70,7 +70,6 @@ def _temperature(text: str) -> float:
 
 
 def _no_repeat_ngram(text: str) -> int:
-    from .config import check_no_repeat_ngram
     try:
         value = int(text)
         check_no_repeat_ngram(value)

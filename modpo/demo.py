@@ -238,22 +238,29 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
 
 def recorded_trim_rule(root: Path) -> int:
     """The trim rule the family at root trimmed its pairs with: recorded since rule 2; without the record, rule 1."""
-    sampling = fam.read_family(root).data.get("sampling")
-    rule = sampling.get("trim_rule", 1) if isinstance(sampling, dict) else 1
-    if rule not in TRIM_RULES:  # a stranger's family.json
-        raise ValueError(f"{root}: family.json records trim rule {rule!r}, not one of {sorted(TRIM_RULES)}")
-    return rule
+    return _recorded_sampling(root, "trim_rule", 1, _check_trim_rule)
 
 
 def recorded_no_repeat_ngram(root: Path) -> int:
     """The no_repeat_ngram the family at root sampled its pairs with: recorded since it exists; without, 0 (off)."""
+    return _recorded_sampling(root, "no_repeat_ngram", 0, check_no_repeat_ngram)
+
+
+def _check_trim_rule(rule) -> None:
+    if rule not in TRIM_RULES:
+        raise ValueError(f"trim rule {rule!r}, not one of {sorted(TRIM_RULES)}")
+
+
+def _recorded_sampling(root: Path, key: str, absent, check) -> int:
+    """data.sampling[key] of the family at root (absent: what a family built before the key meant), checked: a
+    stranger's family.json may hold anything there."""
     sampling = fam.read_family(root).data.get("sampling")
-    n = sampling.get("no_repeat_ngram", 0) if isinstance(sampling, dict) else 0
+    value = sampling.get(key, absent) if isinstance(sampling, dict) else absent
     try:
-        check_no_repeat_ngram(n)
-    except ValueError as e:  # a stranger's family.json
+        check(value)
+    except ValueError as e:
         raise ValueError(f"{root}: family.json records {e}") from None
-    return n
+    return value
 
 
 def reset_stale_evaluation(root: Path, prompts: list[str], log=print) -> bool:
