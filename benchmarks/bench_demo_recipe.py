@@ -75,8 +75,11 @@ def main(argv=None) -> None:
                     "the demo's); the shipped family's rows are then measured at its own cap")
     ap.add_argument("--trim-rule", type=int, choices=[1, 2], default=None, help="how a capped answer is trimmed, "
                     "sampled and evaluated alike (config.TRIM_RULES; default: the demo's)")
-    ap.add_argument("--no-repeat-ngram", type=int, default=None, help="no token n-gram twice in an answer, sampled "
-                    "and evaluated alike (GenerationSettings.no_repeat_ngram; default: the demo's, 0 = off)")
+    ap.add_argument("--no-repeat-ngram", type=int, default=None, help="no token n-gram twice in an answer when "
+                    "sampling the pairs, and when evaluating if it bans anything (GenerationSettings.no_repeat_ngram; "
+                    "default: the demo's, 0 = off)")
+    ap.add_argument("--eval-no-repeat-ngram", type=int, default=None, help="the same rule when the points answer "
+                    "(default: --no-repeat-ngram if it bans anything, else the demo's, demo.DEMO_EVAL_NO_REPEAT_NGRAM)")
     ap.add_argument("--compare", type=Path, default=Path("checkpoints/demo"), help="the family to compare with")
     a = ap.parse_args(argv)
     if a.out.resolve() == a.compare.resolve():
@@ -90,7 +93,8 @@ def main(argv=None) -> None:
         try:
             demo.build_demo(out, a.steps, grid=[tuple(w) for w in a.grid], samples_per_prompt=a.samples_per_prompt,
                             matched=matched, conditioned=False, seed=seed, tokens=a.tokens,
-                            trim_rule=a.trim_rule, no_repeat_ngram=a.no_repeat_ngram)
+                            trim_rule=a.trim_rule, no_repeat_ngram=a.no_repeat_ngram,
+                            eval_no_repeat_ngram=a.eval_no_repeat_ngram)
         except ValueError as e:  # a resumed folder built with another recipe
             raise SystemExit(f"{out}: {e}") from None
 

@@ -78,9 +78,12 @@ SAMPLE_TOKENS, SAMPLE_TEMPERATURE, SAMPLE_BATCH, EVAL_TOKENS, EVAL_BATCH = 48, 0
 # "1." for a sentence end; the demo builds by it until its next rebuild, so a build from nothing reproduces
 # the shipped family. Rule 2 measured on it: README, "What the targets still missed point at".
 DEMO_TRIM_RULE = 1
-# No decoding rule against loops (GenerationSettings.no_repeat_ngram) in the shipped family: at its 48-token cap
-# the base model loops on 2% of the coherence prompts. At a 96-token cap it loops on 17% (README).
+# The shipped family's pairs were sampled with no decoding rule against loops (GenerationSettings.no_repeat_ngram):
+# at the 48-token cap the base model loops on 2% of the coherence prompts (17% at a 96-token cap: README).
 DEMO_NO_REPEAT_NGRAM = 0
+# Its points answer (evaluation, coherence, the Compare page) with no token 4-gram twice in an answer: the
+# brevity vertex looped on 3 of the 24 coherence prompts without the ban, on none with it (README).
+DEMO_EVAL_NO_REPEAT_NGRAM = 4
 
 
 def demo_prompts() -> dict:
@@ -92,7 +95,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
                grid: list[tuple[float, ...]] | None = None, samples_per_prompt: int = SAMPLES_PER_PROMPT,
                matched: dict[str, tuple[str, float]] | None = None, conditioned: bool = True,
                seed: int | None = None, tokens: int | None = None, trim_rule: int | None = None,
-               no_repeat_ngram: int | None = None) -> dict:
+               no_repeat_ngram: int | None = None, eval_no_repeat_ngram: int | None = None) -> dict:
     """Build (or resume) the demo family in root; returns the stage wall times.
 
     The keywords change the recipe for experiments (benchmarks/bench_demo_recipe.py), never the shipped
@@ -101,7 +104,9 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     exact points only), seed (the training seed: LoRA initialisation and the order of the pairs) and tokens
     (the response cap, sampled and evaluated alike; default SAMPLE_TOKENS), trim_rule (how capped answers are
     trimmed, sampled and evaluated alike; default DEMO_TRIM_RULE, or the resumed family's), no_repeat_ngram (no
-    token n-gram twice in an answer, sampled and evaluated alike; default DEMO_NO_REPEAT_NGRAM, or the family's).
+    token n-gram twice in an answer when sampling the pairs; default DEMO_NO_REPEAT_NGRAM, or the family's) and
+    eval_no_repeat_ngram (the same when the points answer; default: no_repeat_ngram if it bans anything, else
+    DEMO_EVAL_NO_REPEAT_NGRAM). A family evaluated on other prompts or with other settings is evaluated again.
     """
     import torch
 
@@ -120,7 +125,6 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
                           no_repeat_ngram)
         check_same_labels(root, list(grid or DEMO_GRID))
     prompts = demo_prompts()
-    reevaluated = fam.is_family(root) and reset_stale_evaluation(root, prompts["eval"], log)
     times: dict[str, float] = {}
     t = time.perf_counter()
     model, tokenizer = load_base(DEMO_MODEL)
@@ -134,6 +138,12 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     trim_rule = recorded_trim_rule(root) if fam.is_family(root) else trim_rule or DEMO_TRIM_RULE
     no_repeat_ngram = (recorded_no_repeat_ngram(root) if fam.is_family(root)
                        else DEMO_NO_REPEAT_NGRAM if no_repeat_ngram is None else no_repeat_ngram)
+    if eval_no_repeat_ngram is None:
+        eval_no_repeat_ngram = no_repeat_ngram or DEMO_EVAL_NO_REPEAT_NGRAM
+    check_no_repeat_ngram(eval_no_repeat_ngram)
+    settings = EvalSettings(max_new_tokens=eval_tokens, batch_size=EVAL_BATCH, trim_capped=True, trim_rule=trim_rule,
+                            no_repeat_ngram=eval_no_repeat_ngram)
+    reevaluated = fam.is_family(root) and reset_stale_evaluation(root, prompts["eval"], log, settings)
     if resumed:
         dataset = load_jsonl(prefs_path)
         scales = reward_scales(dataset, DEMO_OBJECTIVES, NATS_PER_SD)  # from the stored scores: the same numbers
@@ -199,16 +209,17 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
                      "learned from its labels); sentiment = VADER compound in [-1, 1]; brevity = minus the word "
                      "count (both explicit margins on the labels' reward scale). Warmer answers run longer on this "
                      "model, so sentiment and brevity conflict. Responses, sampled and evaluated, are capped at "
-                     f"{sample_tokens} tokens and scored up to their last complete sentence. Labels: P(y1 preferred "
-                     "over y0) = sigmoid(r(y1) - r(y0)), r = reward_scale x score (see labels); the margins use the "
-                     "same r.",
+                     f"{sample_tokens} tokens and scored up to their last complete sentence"
+                     + (f"; the points answer with no token {eval_no_repeat_ngram}-gram twice in an answer (the pairs "
+                        f"were sampled {'the same way' if no_repeat_ngram == eval_no_repeat_ngram else 'without'})"
+                        if eval_no_repeat_ngram else "")
+                     + ". Labels: P(y1 preferred over y0) = sigmoid(r(y1) - r(y0)), r = reward_scale x score (see "
+                     "labels); the margins use the same r.",
         },
         labels={"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": NATS_PER_SD, "seed": LABEL_SEED},
     )
-    settings = EvalSettings(max_new_tokens=eval_tokens, batch_size=EVAL_BATCH, trim_capped=True, trim_rule=trim_rule,
-                            no_repeat_ngram=no_repeat_ngram)
     stage_times = run_sweep(root, spec, model, tokenizer, dataset, list(grid or DEMO_GRID), cfg, prompts["eval"],
-                            settings, log=log, labels_from=DEMO_LABELS)
+                            settings, log=log, labels_from=DEMO_LABELS, force_eval=reevaluated)
     times.update(stage_times)
 
     del model  # the sweep injected LoRA layers into it: what follows starts from a clean base
@@ -263,16 +274,27 @@ def _recorded_sampling(root: Path, key: str, absent, check) -> int:
     return value
 
 
-def reset_stale_evaluation(root: Path, prompts: list[str], log=print) -> bool:
-    """When the demo's held-out set changed since root was evaluated (it grew from 144 to 288 prompts), record
-    the new set: every stored evaluation then reads as stale (family.load_family), and the build evaluates every
-    point again, in one pass. True if it did."""
+def reset_stale_evaluation(root: Path, prompts: list[str], log=print, settings=None) -> bool:
+    """True when root's points must all be evaluated again, in one pass: the demo's held-out set changed since
+    root was evaluated (it grew from 144 to 288 prompts; the new set is recorded, so every stored evaluation
+    reads as stale: family.load_family), or a point was evaluated with other settings (an EvalSettings: the
+    rule against loops came after the shipped evaluation). Stored evaluations stay until replaced."""
     stored = fam.read_eval_prompts(root)
-    if stored is None or stored == prompts:
+    if stored is None:
         return False
-    log(f"[evaluate] the held-out prompts changed ({len(stored)} -> {len(prompts)}): every point is evaluated again")
-    fam.write_data_file(root, "eval_prompts.json", {"prompts": prompts})
-    return True
+    if stored != prompts:
+        log(f"[evaluate] the held-out prompts changed ({len(stored)} -> {len(prompts)}): every point is evaluated "
+            "again")
+        fam.write_data_file(root, "eval_prompts.json", {"prompts": prompts})
+        return True
+    for p in fam.load_family(root).points if settings is not None else []:
+        recorded = p.eval.get("settings") if p.eval else None
+        differ = isinstance(recorded, dict) and settings.differs_from(recorded)
+        if differ:
+            what = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in differ.items())
+            log(f"[evaluate] {p.id} was evaluated with other settings ({what}): every point is evaluated again")
+            return True
+    return False
 
 
 def check_same_recipe(spec: fam.FamilySpec, samples_per_prompt: int, matched: dict | None, seed: int | None,

@@ -212,9 +212,10 @@ def train_point(root: Path, spec: fam.FamilySpec, model, train_examples, weights
 def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset,
               grid: list[tuple[float, ...]], cfg: TrainConfig, eval_prompts: list[str] | None,
               eval_settings: EvalSettings | None = None, margin_cfg: TrainConfig | None = None,
-              log=print, labels_from: str | None = None) -> dict:
+              log=print, labels_from: str | None = None, force_eval: bool = False) -> dict:
     """Train (and evaluate) the whole family; finished adapters are skipped. Returns stage wall times.
-    labels_from: the labels the interior weightings train on (weights.loss_plan; EVERY: every objective's)."""
+    labels_from: the labels the interior weightings train on (weights.loss_plan; EVERY: every objective's).
+    force_eval: evaluate every point again, not only those without an evaluation."""
     root = Path(root)
     spec.notes.setdefault("tokenizer", tokenizer_fingerprint(tokenizer))
     spec.notes.setdefault("train_config", cfg.to_json())  # the recipe new points inherit (family.family_recipe)
@@ -273,7 +274,7 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
     # 4. Evaluation of everything not yet evaluated.
     if eval_prompts and is_main_process():
         t = time.perf_counter()
-        if evaluate_missing(root, model, tokenizer, eval_prompts, eval_settings or EvalSettings(), log):
+        if evaluate_missing(root, model, tokenizer, eval_prompts, eval_settings or EvalSettings(), log, force_eval):
             times["evaluate"] = time.perf_counter() - t  # a resumed run that evaluated nothing keeps the old time
     return times
 
