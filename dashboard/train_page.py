@@ -21,9 +21,10 @@ def render_form(root, family) -> None:
     recipe = fam.family_recipe(family)
     with st.form("new_weighting"):
         st.subheader("New weighting")
-        st.caption(common.literal(f"Weights are scaled to sum to 1. The target objective ({spec.target}) must get a "
-                                  "weight > 0 (MODPO divides by it), unless all the weight goes to one other "
-                                  "objective: that point is DPO on its own labels."))
+        st.caption(common.literal(f"Weights are scaled to sum to 1. MODPO divides by the weight of the objective whose "
+                                  f"labels train the point: the target ({spec.target}), or where it gets no weight, "
+                                  "the objective with the most (all the weight on one objective is DPO on its labels; "
+                                  "the target's reward must then be known, as with Bradley-Terry labels)."))
         cols = st.columns(len(spec.objectives))
         default = suggest_weighting([[p.weights[o] for o in spec.objective_names] for p in family.points
                                      if p.weights and p.kind == "modpo"], len(spec.objectives), spec.target_index)

@@ -369,8 +369,8 @@ def train_on_votes(a) -> int | None:
 def cmd_train(a) -> int:
     from .data import load_jsonl
     from .models import attach_adapters, load_base, peft_name
-    from .sweep import evaluate_missing, margin_specs, pairs_for_weighting, train_point
-    from .weights import loss_plan, weights_id
+    from .sweep import evaluate_missing, pairs_for_weighting, pairs_plan, train_point
+    from .weights import weights_id
 
     labels_from = getattr(a, "labels_from", None)
     if labels_from is not None and a.data is not None:
@@ -386,8 +386,8 @@ def cmd_train(a) -> int:
     family = fam.load_family(root)
     spec = family.spec
     weights = a.weights
-    objective, ordered = loss_plan(spec.objective_names, spec.target, weights, labels_from)  # validate first
-    margins = margin_specs(spec, objective) if objective != spec.target and len(ordered) > 1 else margin_specs(spec)
+    plan = pairs_plan(spec, weights, labels_from)  # validate first: the weights, and the margins they need
+    objective, margins = plan.objective, plan.margins
     if a.beta is not None and a.beta != spec.beta:
         raise ValueError(f"--beta {a.beta:g}: this family's beta is {spec.beta:g}, and a point trained at another "
                          "beta solves another problem (not comparable); drop --beta, or start a new family with "

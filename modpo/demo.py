@@ -43,10 +43,11 @@ DEMO_TARGET = "relevance"
 # adapters to KL 5-12 and off-topic answers.
 NATS_PER_SD, LABEL_SEED = 3.0, 0
 # (relevance, sentiment, brevity): the three vertices (the relevance one is the DPO endpoint; the others
-# are DPO on their own labels, weights.loss_plan), the edge midpoints with relevance, the centre, and
-# three points leaning to each objective.
-DEMO_GRID = [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.34, 0.33, 0.33),
-             (0.6, 0.2, 0.2), (0.2, 0.6, 0.2), (0.2, 0.2, 0.6)]
+# are DPO on their own labels, weights.loss_plan), the three edge midpoints (the one without relevance trains
+# on sentiment's labels, relevance and brevity its margins: loss_plan), the centre, and three points leaning
+# to each objective.
+DEMO_GRID = [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.0, 0.5, 0.5),
+             (0.34, 0.33, 0.33), (0.6, 0.2, 0.2), (0.2, 0.6, 0.2), (0.2, 0.2, 0.6)]
 # The labels the interior weightings train on (weights.loss_plan): None, the target's (relevance's), with
 # sentiment and brevity as margins. EVERY (every objective's labels, each objective's loss weighted by its
 # weight squared: loss.modpo_mixture_loss) has the same optimum without dividing by w_relevance; measured on the
@@ -220,7 +221,7 @@ def build_demo(root: Path = Path("checkpoints/demo"), steps: int | None = None, 
     )
     stage_times = run_sweep(root, spec, model, tokenizer, dataset, list(grid or DEMO_GRID), cfg, prompts["eval"],
                             settings, log=log, labels_from=DEMO_LABELS, force_eval=reevaluated)
-    times.update(stage_times)
+    times.update(sweep_times(previous, stage_times, reevaluated))
 
     del model  # the sweep injected LoRA layers into it: what follows starts from a clean base
     if conditioned:
@@ -405,6 +406,15 @@ def write_front_png(root: Path) -> list[Path]:
                                  "one point"), parallel, width=900, height=480)
         written.append(parallel)
     return written
+
+
+def sweep_times(previous: dict, ran: dict, reevaluated: bool) -> dict:
+    """The sweep's stage times as a build from nothing would have spent them: a resumed build that evaluated only
+    its new points adds that time to the recorded evaluation of the others (reevaluated: it evaluated all)."""
+    out, before = dict(ran), previous.get("evaluate") if isinstance(previous, dict) else None
+    if not reevaluated and "evaluate" in ran and isinstance(before, (int, float)) and not isinstance(before, bool):
+        out["evaluate"] += before
+    return out
 
 
 def record_times(root: Path, spec: fam.FamilySpec, times: dict) -> None:

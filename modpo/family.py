@@ -174,6 +174,16 @@ class FamilySpec:
     def target_index(self) -> int:
         return self.objective_names.index(self.target)
 
+    def label_scale(self, objective: str) -> float | None:
+        """The reward scale of the Bradley-Terry model that drew objective's labels, when the family says."""
+        return (self.labels or {}).get("reward_scales", {}).get(objective)
+
+    def reward_known(self, objective: str) -> bool:
+        """Whether objective's true reward is known, so it can be a margin on another objective's labels: its
+        labels were drawn from a Bradley-Terry model of its scorer (labels.reward_scales)."""
+        scorer = next((o.scorer for o in self.objectives if o.name == objective), None)
+        return bool(scorer) and self.label_scale(objective) is not None
+
     def to_json(self) -> dict:
         return {
             **self.extra,

@@ -27,7 +27,7 @@ from pathlib import Path
 from . import family as fam
 from . import schema
 from .config import TrainConfig
-from .weights import loss_plan, weights_id
+from .weights import loss_plan, no_target_reward, weights_id
 
 _children: dict[int, subprocess.Popen] = {}  # jobs this process started, so it can reap them
 PARAM_FLAGS = {"learning_rate": "--lr", "lora_r": "--lora-r", "lora_alpha": "--lora-alpha",
@@ -52,7 +52,9 @@ def check_params(spec: fam.FamilySpec, params: dict, where: str = "job parameter
     schema.validate("status", {"schema_version": schema.SCHEMA_VERSION, "id": "check", "state": "queued",
                                "params": params}, where)
     try:
-        loss_plan(spec.objective_names, spec.target, params["weights"])
+        objective, ordered = loss_plan(spec.objective_names, spec.target, params["weights"])
+        if objective != spec.target and len(ordered) > 1 and not spec.reward_known(spec.target):
+            raise ValueError(no_target_reward(spec.target, objective))
         TrainConfig(**{k: params[k] for k in PARAM_FLAGS if k in params})
     except ValueError as e:
         raise fam.FamilyError(f"{where}: {e}") from None

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import family as fam
@@ -21,7 +22,7 @@ from .feedback import chosen_probability
 from .margins import MarginSpec, margin_summary, precompute_columns
 from .models import attach_adapters, library_versions, peft_name, record_base_model, tokenizer_fingerprint
 from .train import train_adapter
-from .weights import EVERY, loss_plan, reorder, weights_id
+from .weights import EVERY, loss_plan, no_target_reward, reorder, weights_id
 from .weights import target_first as _target_first  # noqa: F401 (re-exported)
 
 
@@ -49,14 +50,10 @@ def margin_specs(spec: fam.FamilySpec, labels_from: str | None = None) -> list[M
         if o.name == labelled:
             continue
         if o.name == spec.target:
-            scale = label_scale(spec, o.name)
-            if scale is None or not o.scorer:
-                raise ValueError(f"family {spec.name!r}: {labelled!r}'s labels can train a point only if the target "
-                                 f"{o.name!r} has a known reward to be its margin; this family's target labels were "
-                                 "not drawn from a Bradley-Terry model of a scorer (family.json labels.reward_scales), "
-                                 "so train on the target's labels (drop --labels-from)")
-            out.append(MarginSpec.from_json(o.name, {"kind": "explicit", "scorer": o.scorer, "scale": scale},
-                                            o.maximize))
+            if not spec.reward_known(o.name):
+                raise ValueError(f"family {spec.name!r}: {no_target_reward(spec.target, labelled)}")
+            out.append(MarginSpec.from_json(o.name, {"kind": "explicit", "scorer": o.scorer,
+                                                     "scale": spec.label_scale(o.name)}, o.maximize))
             continue
         if o.name not in spec.margins:
             raise ValueError(f"family {spec.name!r} has no margin for objective {o.name!r}; "
@@ -65,21 +62,41 @@ def margin_specs(spec: fam.FamilySpec, labels_from: str | None = None) -> list[M
     return out
 
 
+@dataclass(frozen=True)
+class PairsPlan:
+    """Which stored pairs a weighting trains on: loss_plan's objective and weights, then the objective whose labels
+    the pairs carry, their margin columns, and where they are cached (data/pairs-<store or labelled>)."""
+    objective: str
+    ordered: list[float]
+    labelled: str
+    margins: list[MarginSpec]
+    store: str | None = None
+
+
+def pairs_plan(spec: fam.FamilySpec, weights, labels_from: str | None = None) -> PairsPlan:
+    """The target's pairs with every margin; for a vertex of another objective its own labels without margins;
+    for another objective's labels with margins (labels_from, or no weight on the target) those labels with every
+    other objective's margin, stored apart so its plain DPO pairs stay cached too; for EVERY the target's
+    pairs with every objective's reward. The one home of this choice: the sweep and `train` both ask it."""
+    objective, ordered = loss_plan(spec.objective_names, spec.target, weights, labels_from)
+    if objective == spec.target:
+        return PairsPlan(objective, ordered, objective, margin_specs(spec))
+    if objective == EVERY:
+        return PairsPlan(objective, ordered, spec.target, margin_specs(spec, EVERY), f"{EVERY}-margins")
+    if len(ordered) == 1:
+        return PairsPlan(objective, ordered, objective, [])
+    return PairsPlan(objective, ordered, objective, margin_specs(spec, objective), f"{objective}-margins")
+
+
 def pairs_for_weighting(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset, weights,
                         max_length: int, labels_from: str | None = None) -> list[dict]:
     """The stored pairs a weighting trains on (computed once and cached): the target's, with every
     margin, or for a vertex of another objective that objective's own labels without margins (loss_plan),
     or with labels_from another objective's labels with every other objective's margin (stored apart,
     as data/pairs-<objective>-margins, so its plain DPO pairs stay cached too)."""
-    objective, ordered = loss_plan(spec.objective_names, spec.target, weights, labels_from)
-    if objective == spec.target:
-        return prepare_pairs(root, spec, model, tokenizer, dataset, objective, margin_specs(spec), max_length)
-    if objective == EVERY:  # the target's pairs with every objective's reward, cached as data/pairs-all-margins
-        return prepare_pairs(root, spec, model, tokenizer, dataset, spec.target, margin_specs(spec, EVERY),
-                             max_length, store=f"{EVERY}-margins")
-    if len(ordered) == 1:
-        return prepare_pairs(root, spec, model, tokenizer, dataset, objective, [], max_length)
-    return margined_pairs(root, spec, model, tokenizer, dataset, objective, max_length)
+    plan = pairs_plan(spec, weights, labels_from)
+    return prepare_pairs(root, spec, model, tokenizer, dataset, plan.labelled, plan.margins, max_length,
+                         store=plan.store)
 
 
 def margined_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset, objective: str,
@@ -100,8 +117,8 @@ def pairs_key(spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str, 
 
 
 def label_scale(spec: fam.FamilySpec, objective: str) -> float | None:
-    """The reward scale of the Bradley-Terry model that drew objective's labels, when the family says."""
-    return spec.labels.get("reward_scales", {}).get(objective) if spec.labels else None
+    """The reward scale of the Bradley-Terry model that drew objective's labels (FamilySpec.label_scale)."""
+    return spec.label_scale(objective)
 
 
 def cached_pairs(root: Path, spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str,
@@ -244,19 +261,18 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
     endpoint = tuple(1.0 if o.name == spec.target else 0.0 for o in spec.objectives)
     todo = [w for w in [endpoint] + [tuple(w) for w in grid if tuple(w) != endpoint]
             if not fam.adapter_dir(root, weights_id(w)).exists()]
-    pairs = {}  # objective -> its stored pairs
-    for objective in dict.fromkeys(loss_plan(spec.objective_names, spec.target, w, labels_from)[0] for w in todo):
-        if objective == EVERY:  # the target's pairs with every objective's reward (pairs_for_weighting)
-            labelled, margins, store = spec.target, margin_specs(spec, EVERY), f"{EVERY}-margins"
-        else:
-            labelled, store = objective, None
-            margins = margin_specs(spec) if objective == spec.target else []
-        pairs[objective] = cached_pairs(root, spec, dataset, labelled, margins, cfg.max_length, store)
-        if pairs[objective] is None:
+    plans = {tuple(w): pairs_plan(spec, w, labels_from) for w in todo}
+    pairs = {}  # where the pairs are stored -> the pairs
+    for plan in plans.values():
+        where = plan.store or plan.labelled
+        if where in pairs:
+            continue
+        pairs[where] = cached_pairs(root, spec, dataset, plan.labelled, plan.margins, cfg.max_length, plan.store)
+        if pairs[where] is None:
             t = time.perf_counter()
-            pairs[objective] = prepare_pairs(root, spec, model, tokenizer, dataset, labelled, margins, cfg.max_length,
-                                             store=store)
-            times["precompute" if objective == spec.target else f"precompute {objective}"] = time.perf_counter() - t
+            pairs[where] = prepare_pairs(root, spec, model, tokenizer, dataset, plan.labelled, plan.margins,
+                                         cfg.max_length, store=plan.store)
+            times["precompute" if where == spec.target else f"precompute {where}"] = time.perf_counter() - t
     # 3. The DPO endpoint on the target, then the other weightings.
     for weights in [endpoint] + [tuple(w) for w in grid if tuple(w) != endpoint]:
         point_id = weights_id(weights)
@@ -264,8 +280,9 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
             log(f"[skip] {point_id} exists")
             continue
         t = time.perf_counter()
-        objective, _ = loss_plan(spec.objective_names, spec.target, weights, labels_from)
-        _, model = train_point(root, spec, model, pairs[objective], weights, cfg, point_id, labels_from=labels_from)
+        plan = plans[tuple(weights)]
+        _, model = train_point(root, spec, model, pairs[plan.store or plan.labelled], weights, cfg, point_id,
+                               labels_from=labels_from)
         model.delete_adapter(peft_name(point_id))
         times[f"train {point_id}"] = time.perf_counter() - t
         log(f"[done] {point_id} in {times[f'train {point_id}']:.0f}s")

@@ -108,13 +108,24 @@ def target_first(objective_names: list[str], target: str, weights: Sequence[floa
     return validate_weights(ordered)
 
 
+def no_target_reward(target: str, labelled: str) -> str:
+    """Why a point cannot train on labelled's labels: the target's reward, its margin there, is unknown."""
+    return (f"{labelled!r}'s labels can train a point only if the target {target!r} has a known reward to be its "
+            "margin; this family's target labels were not drawn from a Bradley-Terry model of a scorer (family.json "
+            f"labels.reward_scales), so train on the target's labels: give {target!r} a weight > 0 and drop "
+            "--labels-from")
+
+
 def loss_plan(objective_names: list[str], target: str, weights: Sequence[float],
               labels_from: str | None = None) -> tuple[str, list[float]]:
     """(objective whose labels train the point, the loss's weights) for a family-order weighting.
 
     A vertex e_j of another objective than the target is exactly DPO on D_j (DESIGN §1: w = e_k is DPO
     on D_k), so it trains on j's labels with weights (1,) and no margin; any other weighting is MODPO on
-    the target's labels, target first (target_first, which refuses a zero target weight).
+    the target's labels, target first (target_first, which refuses a zero target weight). A weighting that
+    gives the target no weight (the face opposite its vertex) trains, like a vertex, on another objective's
+    labels: those of the objective with the most weight (the first in family order on a tie), every other
+    objective a margin (the target's at weight 0; sweep.margin_specs still asks that its reward be known).
     labels_from: train an interior weighting on this objective's labels instead, with every other
     objective (the family's target included) as a margin, this objective's weight first. The optimum is
     the same, pi_ref * exp(w . r / beta), wherever the margins are the true rewards (a Bradley-Terry-
@@ -132,6 +143,9 @@ def loss_plan(objective_names: list[str], target: str, weights: Sequence[float],
         if len(w) == len(objective_names) and max(w, default=0) == 1.0:  # the target's vertex: DPO on its labels
             return target, target_first(objective_names, target, w)
         return EVERY, validate_simplex(w, objective_names)
+    if labels_from is None and target in objective_names and len(w) == len(objective_names) \
+            and w[objective_names.index(target)] == 0 and max(w) > 0:
+        labels_from = objective_names[w.index(max(w))]  # validated below, with every other weighting
     if labels_from is None or labels_from == target:
         return target, target_first(objective_names, target, w)
     if labels_from not in objective_names:

@@ -107,10 +107,8 @@ def test_the_two_ends_of_each_objective_differ_by_5_standard_errors(demo, object
 
 
 @pytest.mark.parametrize("objective", [pytest.param("relevance", marks=open_target(
-                                           "relevance's Spearman is 0.35: the interior points beat the DPO end")),
-                                       "sentiment",
-                                       pytest.param("brevity", marks=open_target(
-                                           "brevity's Spearman is 0.77 on 288 prompts"))])
+                                           "relevance's Spearman is 0.52: the interior points beat the DPO end")),
+                                       "sentiment", "brevity"])
 def test_each_score_rises_with_its_weight(demo, objective):
     rows = modpo_rows(demo[1])
     rho = spearmanr(rows[f"w_{objective}"], rows[objective])[0]
@@ -118,11 +116,20 @@ def test_each_score_rises_with_its_weight(demo, objective):
 
 
 def test_what_the_family_does_meet_now(demo):
-    """Measured floors of the shipped family where it is below the issue's targets: relevance and brevity
-    still rise with their weights (Spearman 0.35 and 0.77 against the 0.8 asked)."""
+    """The measured floor of the shipped family where it is below the issue's target: relevance still rises
+    with its weight (Spearman 0.52 against the 0.8 asked)."""
     rows = modpo_rows(demo[1])
-    assert spearmanr(rows["w_relevance"], rows["relevance"])[0] > 0.3
-    assert spearmanr(rows["w_brevity"], rows["brevity"])[0] > 0.7
+    assert spearmanr(rows["w_relevance"], rows["relevance"])[0] > 0.5
+
+
+def test_a_resumed_demo_records_the_evaluation_of_every_point_not_only_its_new_ones():
+    from modpo.demo import sweep_times
+    resumed = sweep_times({"evaluate": 5112.1, "load": 0.7}, {"evaluate": 196.6, "load": 1.2}, reevaluated=False)
+    assert resumed == {"evaluate": pytest.approx(5308.7), "load": 1.2}  # the load ran again: this run's time
+    assert sweep_times({"evaluate": 5112.1}, {"evaluate": 4000.0}, reevaluated=True) == {"evaluate": 4000.0}
+    assert sweep_times({"evaluate": 9.0}, {"train w-0.00-0.50-0.50": 2.0}, False) == {"train w-0.00-0.50-0.50": 2.0}
+    assert sweep_times({"evaluate": "rm -rf"}, {"evaluate": 3.0}, False) == {"evaluate": 3.0}  # a stranger's record
+    assert sweep_times([], {"evaluate": 3.0}, False) == {"evaluate": 3.0}
 
 
 def test_the_recorded_coherence_check_passes_for_every_point(demo):
@@ -237,26 +244,35 @@ def test_the_demo_ships_one_conditioned_adapter_evaluated_on_its_grid_and_audite
     rows, summary = conditioned_audit(family, table)
     covered = rows[rows["conditioned"] != "not covered"]
     assert len(covered) == 7 and set(rows[rows["conditioned"] == "not covered"]["exact"]) == {
-        "w-0.00-1.00-0.00", "w-0.00-0.00-1.00"}, "w_relevance = 0 is outside what it was trained for"
+        "w-0.00-1.00-0.00", "w-0.00-0.00-1.00", "w-0.00-0.50-0.50"}, "w_relevance = 0 is outside its training"
     assert covered[[f"{o}_se_apart" for o in OBJECTIVES]].notna().all().all()
     assert summary["hypervolume_conditioned"] > 0 and summary["conditioned_points"] == len(cond)
 
 
+@pytest.mark.xfail(strict=True, reason="issue 14: 0.93 x since the exact family gained (0, 0.5, 0.5), on the face "
+                                        "w_relevance = 0 the conditioned adapter (trained from 0.05) does not reach")
 def test_the_conditioned_front_has_at_least_95_percent_of_the_exact_familys_hypervolume(demo):
     """Issue 14's target on the shipped demo, with one reference point over both sets (front.conditioned_audit):
-    the 21 conditioned points against the 9 exact adapters, the two vertices it does not cover included.
-    0.999 x on the 288 held-out prompts (0.966 x answered without the rule against loops, before 2026-12-02), so
-    the ratio is noisy (README, issue 14's section)."""
+    the 21 conditioned points against the 10 exact adapters, the three on the face w_relevance = 0 it does not
+    cover included. 0.93 x on the 288 held-out prompts (0.999 x against the nine points before the sentiment-
+    brevity midpoint joined, 2026-12-02), and the ratio is noisy (the interval below)."""
     from modpo.front import conditioned_audit
     family, table = demo
     _, summary = conditioned_audit(family, table)
     assert summary["ratio"] >= 0.95, f"the conditioned points have {summary['ratio']:.2f} x the exact hypervolume"
 
 
+def test_the_conditioned_front_keeps_at_least_90_percent_of_the_exact_familys_hypervolume(demo):
+    """The measured floor under issue 14's 0.95 (0.93 x, above)."""
+    from modpo.front import conditioned_audit
+    family, table = demo
+    assert conditioned_audit(family, table)[1]["ratio"] >= 0.9
+
+
 def test_the_hypervolume_ratio_resampled_over_the_held_out_prompts_is_wide(demo):
-    """front.conditioned_hypervolume_interval: how sure the 0.999 x above is. Resampling the 288 prompts
-    (one draw for every point) gives 0.78-1.29 (90%): the conditioned front is about as large as the exact
-    family's, and the held-out set cannot tell them apart more closely."""
+    """front.conditioned_hypervolume_interval: how sure the 0.93 x above is. Resampling the 288 prompts
+    (one draw for every point) gives 0.73-1.19 (90%, median 0.97): the conditioned front is about as large as
+    the exact family's, and the held-out set cannot tell them apart more closely."""
     from modpo.front import conditioned_audit, conditioned_hypervolume_interval
     family, table = demo
     ratio = conditioned_audit(family, table)[1]["ratio"]

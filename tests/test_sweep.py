@@ -120,3 +120,53 @@ def test_a_sweeps_finished_points_read_trained_not_training(tiny_checkpoints):
     root = tiny_checkpoints / "tiny"
     statuses = [fam.read_status(root, d.name) for d in (root / "jobs").iterdir() if (d / "status.json").is_file()]
     assert statuses and all((s["state"], s["phase"]) == ("done", "trained") for s in statuses), statuses
+
+
+def test_a_weighting_without_the_target_trains_on_the_heaviest_objectives_labels(tmp_path, tiny):
+    """The face of the simplex opposite the target's vertex: (0, 0.6, 0.4) trains on brevity's labels (its
+    heaviest), the target and length its margins at their Bradley-Terry reward, stored apart from brevity's
+    plain pairs, through the same sweep as every other point; a family that does not know its target's
+    reward refuses such a weighting before anything trains."""
+    import json
+
+    from conftest import TINY_PROMPTS
+
+    from modpo.config import TrainConfig
+    from modpo.feedback import bradley_terry_labels, reward_scales, sample_preferences
+    from modpo.generate import GenerationSettings
+    from modpo.jobs import check_params
+    from modpo.sweep import pairs_plan, run_sweep
+    model, tokenizer = tiny
+    objectives = [fam.Objective("positivity", "maximize", "sentiment"), fam.Objective("brevity", "maximize", "brevity"),
+                  fam.Objective("wordiness", "maximize", "words")]
+    data = sample_preferences(model, tokenizer, TINY_PROMPTS, objectives, GenerationSettings(24, 1.0, 1.0, 0))
+    scales = reward_scales(data, objectives, 1.5)
+    data = bradley_terry_labels(data, scales, seed=0)
+    margins = {o: {"kind": "explicit", "scorer": s, "scale": scales[o]} for o, s in
+               (("brevity", "brevity"), ("wordiness", "words"))}
+    labels = {"kind": "bradley-terry", "reward_scales": scales, "nats_per_sd": 1.5, "seed": 0}
+    bt = fam.FamilySpec("bt3", "tiny", objectives, "positivity", 1.0, margins, labels=labels)
+    plan = pairs_plan(bt, [0.0, 0.6, 0.4])
+    assert (plan.objective, plan.ordered, plan.labelled, plan.store) == ("brevity", [0.6, 0.0, 0.4], "brevity",
+                                                                          "brevity-margins")
+    assert [(m.objective, m.scale) for m in plan.margins] == [("positivity", scales["positivity"]),
+                                                              ("wordiness", scales["wordiness"])]
+    root = tmp_path / "bt3"
+    cfg = TrainConfig(max_steps=2, lora_r=4, lora_alpha=8, learning_rate=5e-3, max_length=256, batch_size=4)
+    times = run_sweep(root, bt, model, tokenizer, data, [(0.0, 0.6, 0.4), (0.0, 1.0, 0.0)], cfg, None,
+                      log=lambda m: None)
+    assert {"precompute", "precompute brevity-margins", "precompute brevity"} <= set(times)
+    meta = json.loads((fam.adapter_dir(root, "w-0.00-0.60-0.40") / "meta.json").read_text())
+    assert meta["objective"] == "brevity" and meta["steps"] == 2
+    stored = fam.read_pairs(root, "brevity-margins")[1]
+    plain = fam.read_pairs(root, "brevity")[1]  # the vertex's DPO pairs: the same labels, no margin columns
+    assert len(stored) == meta["train_pairs"] == len(plain) and plain[0]["margin_chosen_rewards"] == []
+    row = data.rows[stored[0]["row"]]
+    chosen = row.responses.index(stored[0]["chosen"])
+    assert stored[0]["margin_chosen_rewards"] == pytest.approx(
+        [scales[o] * row.scores[o][chosen] for o in ("positivity", "wordiness")], rel=1e-5)
+    # without the target's reward there is no margin to give it: refused at launch, saying what to do
+    plain_spec = fam.FamilySpec("plain", "tiny", objectives, "positivity", 1.0, margins)
+    with pytest.raises(fam.FamilyError, match="target 'positivity' has a known reward.*give 'positivity' a weight > 0"):
+        check_params(plain_spec, {"weights": [0.0, 0.6, 0.4], "steps": 2})
+    assert check_params(bt, {"weights": [0.0, 0.6, 0.4], "steps": 2})["weights"] == [0.0, 0.6, 0.4]

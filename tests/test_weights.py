@@ -42,7 +42,17 @@ def test_loss_plan_trains_a_vertex_of_another_objective_as_dpo_on_its_labels():
     assert loss_plan(names, "relevance", [1, 0, 0]) == ("relevance", [1.0, 0.0, 0.0])  # MODPO's own endpoint
     assert loss_plan(names, "sentiment", [0.2, 0.5, 0.3]) == ("sentiment", [0.5, 0.2, 0.3])
     with pytest.raises(ValueError, match="target objective 'relevance' must get a weight > 0.*DPO on that"):
-        loss_plan(names, "relevance", [0.0, 0.5, 0.5])
+        loss_plan(names, "relevance", [0.0, 0.5, 0.5], "relevance")  # asked for the target's labels
+
+
+def test_loss_plan_trains_the_face_without_the_target_on_the_heaviest_objectives_labels():
+    from modpo.weights import loss_plan
+    names = ["relevance", "sentiment", "brevity"]
+    assert loss_plan(names, "relevance", [0.0, 0.5, 0.5]) == ("sentiment", [0.5, 0.0, 0.5])  # a tie: family order
+    assert loss_plan(names, "relevance", [0.0, 0.3, 0.7]) == ("brevity", [0.7, 0.0, 0.3])
+    assert loss_plan(names, "brevity", [0.6, 0.4, 0.0]) == ("relevance", [0.6, 0.4, 0.0])
+    with pytest.raises(ValueError, match="sum to 1"):
+        loss_plan(names, "relevance", [0.0, 0.5, 0.6])
 
 
 def test_loss_plan_refuses_a_negative_weight_that_sums_with_the_others_to_one():
