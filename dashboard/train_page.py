@@ -21,10 +21,18 @@ def render_form(root, family) -> None:
     recipe = fam.family_recipe(family)
     with st.form("new_weighting"):
         st.subheader("New weighting")
+        try:
+            rule = fam.family_labels_from(spec)
+        except fam.FamilyError as e:
+            rule = None
+            st.error(common.literal(str(e)))
+        whose = {None: f"the target's ({spec.target}), or where it gets no weight the objective with the most",
+                 "largest": "the objective with the most weight (this family's rule)",
+                 "all": "every objective's at once (this family's rule)"}.get(rule, f"{rule}'s (this family's rule)")
         st.caption(common.literal(f"Weights are scaled to sum to 1. MODPO divides by the weight of the objective whose "
-                                  f"labels train the point: the target ({spec.target}), or where it gets no weight, "
-                                  "the objective with the most (all the weight on one objective is DPO on its labels; "
-                                  "the target's reward must then be known, as with Bradley-Terry labels)."))
+                                  f"labels train the point: {whose}. All the weight on one objective is DPO on its "
+                                  "labels; another objective's labels need the target's reward known, as with "
+                                  "Bradley-Terry labels."))
         cols = st.columns(len(spec.objectives))
         default = suggest_weighting([[p.weights[o] for o in spec.objective_names] for p in family.points
                                      if p.weights and p.kind == "modpo"], len(spec.objectives), spec.target_index)

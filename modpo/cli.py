@@ -386,6 +386,7 @@ def cmd_train(a) -> int:
     family = fam.load_family(root)
     spec = family.spec
     weights = a.weights
+    labels_from = labels_from or fam.family_labels_from(spec)  # unasked, trained like the family's points
     plan = pairs_plan(spec, weights, labels_from)  # validate first: the weights, and the margins they need
     objective, margins = plan.objective, plan.margins
     if a.beta is not None and a.beta != spec.beta:
@@ -670,7 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "target's, every other objective a margin (the target's being its Bradley-Terry reward): the same "
                    "optimum, divided by OBJECTIVE's weight instead of the target's (README, the demo family); "
                    "'all': every objective's labels, each objective's loss weighted by its weight squared (the same "
-                   "optimum, no divisor, each objective pulling in proportion to its weight)")
+                   "optimum, no divisor, each objective pulling in proportion to its weight); 'largest': the labels "
+                   "of the objective with the most weight (the demo's recipe)")
     p.add_argument("--job-id", help="write progress to jobs/<job-id>/status.json (the dashboard sets this)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation after training")
     add_train_options(p)

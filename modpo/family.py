@@ -29,7 +29,7 @@ from typing import Any
 
 from . import schema
 from .schema import ADAPTER_KINDS, DIRECTIONS, JOB_STATES, SCHEMA_VERSION, FamilyError  # noqa: F401 (re-exported)
-from .weights import check_beta
+from .weights import EVERY, LARGEST, check_beta
 
 _ID = re.compile(schema.ID_PATTERN)
 
@@ -264,6 +264,17 @@ def family_recipe(family: "Family") -> dict:
         if p.kind == "modpo" and isinstance(p.meta.get("config"), dict):
             return dict(p.meta["config"])
     return {}
+
+
+def family_labels_from(spec: FamilySpec) -> str | None:
+    """Whose labels the family's weightings trained on (notes.labels_from, recorded by the sweep: loss_plan's
+    labels_from), so a new point is trained like them; None: the target's. Checked: a stranger's family.json."""
+    rule = spec.notes.get("labels_from")
+    allowed = [*spec.objective_names, EVERY, LARGEST]
+    if rule is not None and (not isinstance(rule, str) or rule not in allowed):
+        raise FamilyError(f"family.json notes.labels_from must be one of {allowed} (whose labels train a weighting), "
+                          f"got {rule!r}; fix it or remove the key (the target's labels)")
+    return rule
 
 
 # ---- points: adapters and the base model ---------------------------------------------------------

@@ -52,7 +52,8 @@ def check_params(spec: fam.FamilySpec, params: dict, where: str = "job parameter
     schema.validate("status", {"schema_version": schema.SCHEMA_VERSION, "id": "check", "state": "queued",
                                "params": params}, where)
     try:
-        objective, ordered = loss_plan(spec.objective_names, spec.target, params["weights"])
+        objective, ordered = loss_plan(spec.objective_names, spec.target, params["weights"],
+                                       fam.family_labels_from(spec))
         if objective != spec.target and len(ordered) > 1 and not spec.reward_known(spec.target):
             raise ValueError(no_target_reward(spec.target, objective))
         TrainConfig(**{k: params[k] for k in PARAM_FLAGS if k in params})

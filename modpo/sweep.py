@@ -90,10 +90,7 @@ def pairs_plan(spec: fam.FamilySpec, weights, labels_from: str | None = None) ->
 
 def pairs_for_weighting(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: PreferenceDataset, weights,
                         max_length: int, labels_from: str | None = None) -> list[dict]:
-    """The stored pairs a weighting trains on (computed once and cached): the target's, with every
-    margin, or for a vertex of another objective that objective's own labels without margins (loss_plan),
-    or with labels_from another objective's labels with every other objective's margin (stored apart,
-    as data/pairs-<objective>-margins, so its plain DPO pairs stay cached too)."""
+    """The stored pairs a weighting trains on (pairs_plan says which), computed once and cached."""
     plan = pairs_plan(spec, weights, labels_from)
     return prepare_pairs(root, spec, model, tokenizer, dataset, plan.labelled, plan.margins, max_length,
                          store=plan.store)
@@ -236,6 +233,8 @@ def run_sweep(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: Prefe
     root = Path(root)
     spec.notes.setdefault("tokenizer", tokenizer_fingerprint(tokenizer))
     spec.notes.setdefault("train_config", cfg.to_json())  # the recipe new points inherit (family.family_recipe)
+    if labels_from is not None:  # new points follow it too (family.family_labels_from)
+        spec.notes["labels_from"] = labels_from
     fam.write_family(root, spec)
     if not fam.preferences_file(root).exists():
         write_jsonl(dataset, fam.preferences_file(root))

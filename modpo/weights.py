@@ -9,6 +9,7 @@ import math
 from typing import Sequence
 
 EVERY = "all"  # labels_from: every objective's labels at once, each weighted by its weight squared (loss_plan)
+LARGEST = "largest"  # labels_from: each weighting on its heaviest objective's labels (the first on a tie; loss_plan)
 
 
 def check_beta(beta) -> float:
@@ -130,6 +131,9 @@ def loss_plan(objective_names: list[str], target: str, weights: Sequence[float],
     objective (the family's target included) as a margin, this objective's weight first. The optimum is
     the same, pi_ref * exp(w . r / beta), wherever the margins are the true rewards (a Bradley-Terry-
     labelled family); the divisor w_labels_from changes, and with it the optimization.
+    labels_from LARGEST ("largest"): each weighting on the labels of the objective with the most weight (the
+    first in family order on a tie), so the divisor is at least 1/n; what a weighting without the target does
+    anyway.
     labels_from EVERY ("all"): every objective's labels, each loss weighted by its weight squared
     (loss.modpo_mixture_loss); returns (EVERY, the weights in family order).
     """
@@ -143,9 +147,14 @@ def loss_plan(objective_names: list[str], target: str, weights: Sequence[float],
         if len(w) == len(objective_names) and max(w, default=0) == 1.0:  # the target's vertex: DPO on its labels
             return target, target_first(objective_names, target, w)
         return EVERY, validate_simplex(w, objective_names)
-    if labels_from is None and target in objective_names and len(w) == len(objective_names) \
-            and w[objective_names.index(target)] == 0 and max(w) > 0:
+    if labels_from == LARGEST and LARGEST in objective_names:
+        raise ValueError(f"an objective is named {LARGEST!r}, so labels_from {LARGEST!r} is ambiguous; rename it")
+    no_target = labels_from is None and target in objective_names and len(w) == len(objective_names) \
+        and w[objective_names.index(target)] == 0
+    if (labels_from == LARGEST or no_target) and len(w) == len(objective_names) and max(w, default=0) > 0:
         labels_from = objective_names[w.index(max(w))]  # validated below, with every other weighting
+    elif labels_from == LARGEST:
+        labels_from = target  # a malformed weighting: target_first says what is wrong
     if labels_from is None or labels_from == target:
         return target, target_first(objective_names, target, w)
     if labels_from not in objective_names:

@@ -170,3 +170,15 @@ def test_a_weighting_without_the_target_trains_on_the_heaviest_objectives_labels
     with pytest.raises(fam.FamilyError, match="target 'positivity' has a known reward.*give 'positivity' a weight > 0"):
         check_params(plain_spec, {"weights": [0.0, 0.6, 0.4], "steps": 2})
     assert check_params(bt, {"weights": [0.0, 0.6, 0.4], "steps": 2})["weights"] == [0.0, 0.6, 0.4]
+    # a family built on its heaviest objective's labels records the rule, and a new point follows it unasked
+    from modpo.cli import main
+    recorded = fam.read_family(root)
+    recorded.notes["labels_from"] = "largest"
+    fam.write_family(root, recorded)
+    assert main(["train", "--family", str(root), "--weights", "0.2,0.2,0.6", "--steps", "1", "--no-eval"]) == 0
+    assert json.loads((fam.adapter_dir(root, "w-0.20-0.20-0.60") / "meta.json").read_text())["objective"] == "wordiness"
+    recorded.notes["labels_from"] = "rm -rf /"
+    fam.write_family(root, recorded)
+    with pytest.raises(fam.FamilyError, match=r"notes.labels_from must be one of \['positivity', 'brevity', "
+                                              r"'wordiness', 'all', 'largest'\].*got 'rm -rf /'"):
+        check_params(fam.read_family(root), {"weights": [0.2, 0.2, 0.6], "steps": 2})

@@ -53,6 +53,16 @@ def test_loss_plan_trains_the_face_without_the_target_on_the_heaviest_objectives
     assert loss_plan(names, "brevity", [0.6, 0.4, 0.0]) == ("relevance", [0.6, 0.4, 0.0])
     with pytest.raises(ValueError, match="sum to 1"):
         loss_plan(names, "relevance", [0.0, 0.5, 0.6])
+    # "largest": every weighting that way, the target's own labels where it holds the most weight
+    assert loss_plan(names, "relevance", [0.2, 0.6, 0.2], "largest") == ("sentiment", [0.6, 0.2, 0.2])
+    assert loss_plan(names, "relevance", [0.2, 0.2, 0.6], "largest") == ("brevity", [0.6, 0.2, 0.2])
+    assert loss_plan(names, "relevance", [0.34, 0.33, 0.33], "largest") == ("relevance", [0.34, 0.33, 0.33])
+    assert loss_plan(names, "relevance", [0.5, 0.5, 0.0], "largest") == ("relevance", [0.5, 0.5, 0.0])  # a tie
+    assert loss_plan(names, "relevance", [0, 1, 0], "largest") == ("sentiment", [1.0])
+    with pytest.raises(ValueError, match="weights has 2 entries but the family has 3"):
+        loss_plan(names, "relevance", [0.5, 0.5], "largest")
+    with pytest.raises(ValueError, match="an objective is named 'largest'"):
+        loss_plan(["largest", "brevity"], "brevity", [0.5, 0.5], "largest")
 
 
 def test_loss_plan_refuses_a_negative_weight_that_sums_with_the_others_to_one():
