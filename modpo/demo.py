@@ -49,9 +49,9 @@ NATS_PER_SD, LABEL_SEED = 3.0, 0
 DEMO_GRID = [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.0, 0.5, 0.5),
              (0.34, 0.33, 0.33), (0.6, 0.2, 0.2), (0.2, 0.6, 0.2), (0.2, 0.2, 0.6)]
 # The labels the interior weightings train on (weights.loss_plan): LARGEST, each weighting on its heaviest
-# objective's labels (relevance's on a tie), the others its margins: the same optimum, and a divisor of at most 1/0.34
-# where the target's labels divide by w_relevance, 5 at (0.2, 0.6, 0.2) and (0.2, 0.2, 0.6), which then gained
-# more relevance than the relevance vertex (README "The demo family": the divisor, and the labels of the
+# objective's labels (relevance's on a tie), the others its margins: the same optimum, the loss divided by a weight
+# of at least 0.34, where the target's labels divide by w_relevance, 0.2 at (0.2, 0.6, 0.2) and (0.2, 0.2, 0.6): they
+# gained more relevance than the relevance vertex (README "The demo family": the divisor, and the labels of the
 # heaviest objective). None (the target's) and EVERY (every objective's labels, each loss weighted by its
 # weight squared: loss.modpo_mixture_loss, relevance Spearman 0.94, brevity 0.52) were measured too.
 DEMO_LABELS: str | None = LARGEST

@@ -132,8 +132,8 @@ def loss_plan(objective_names: list[str], target: str, weights: Sequence[float],
     the same, pi_ref * exp(w . r / beta), wherever the margins are the true rewards (a Bradley-Terry-
     labelled family); the divisor w_labels_from changes, and with it the optimization.
     labels_from LARGEST ("largest"): each weighting on the labels of the objective with the most weight (the
-    first in family order on a tie), so the divisor is at least 1/n; what a weighting without the target does
-    anyway.
+    first in family order on a tie), so the loss divides by a weight of at least 1/n; what a weighting without
+    the target does anyway.
     labels_from EVERY ("all"): every objective's labels, each loss weighted by its weight squared
     (loss.modpo_mixture_loss); returns (EVERY, the weights in family order).
     """
