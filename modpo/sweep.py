@@ -110,12 +110,7 @@ def pairs_key(spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str, 
     labels = hashlib.sha256(json.dumps([r.preferences.get(objective) for r in dataset.rows]).encode()).hexdigest()
     return {"objective": objective, "max_length": max_length, "beta": spec.beta,
             "margins": [vars(m) for m in margins], "n_rows": len(dataset.rows), "labels": labels[:16],
-            "label_scale": label_scale(spec, objective)}
-
-
-def label_scale(spec: fam.FamilySpec, objective: str) -> float | None:
-    """The reward scale of the Bradley-Terry model that drew objective's labels (FamilySpec.label_scale)."""
-    return spec.label_scale(objective)
+            "label_scale": spec.label_scale(objective)}
 
 
 def cached_pairs(root: Path, spec: fam.FamilySpec, dataset: PreferenceDataset, objective: str,
@@ -151,7 +146,7 @@ def prepare_pairs(root: Path, spec: fam.FamilySpec, model, tokenizer, dataset: P
         ex.update(prompt=p.prompt, chosen=p.chosen, rejected=p.rejected)
     examples = precompute_columns(model, examples, tokenizer.pad_token_id, margins, spec.beta, batch_size, progress,
                                   known_reference=stored_reference(root, spec, max_length))
-    scale = label_scale(spec, objective)
+    scale = spec.label_scale(objective)
     if scale is not None:  # Bradley-Terry labels of a known reward: train on the expected loss over the draw
         for ex in examples:
             ex["chosen_probs"] = chosen_probability(dataset.rows[ex["row"]], objective, scale)
@@ -397,7 +392,7 @@ def evaluate_missing(root: Path, model, tokenizer, prompts: list[str], settings:
     results = evaluate_points(model, tokenizer, spec, prompts, {p.id: policy_of(p) for p in todo}, settings,
                               on_progress)
     for p in todo:  # p.path is base/ or adapters/<checked id> as load_family found it under root; atomic write
-        fam.write_eval(p.path, results[p.id])
+        fam.write_eval(p.path, results[p.id])  # p.path: a checked id load_family found under root; atomic
     fam.write_data_file(root, "eval_prompts.json", {"prompts": prompts})
     return [p.id for p in todo]
 
